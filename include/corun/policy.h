@@ -1,0 +1,58 @@
+// Policies as values: every overlap knob corun knows, parsed from and printed to the strings used
+// on the command line and in JSON ("shape:2+priority", "smtarget:116", "greenctx:16", ...).
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "corun/status.h"
+
+namespace corun {
+
+enum class ShapeMode { kNone, kCap, kPadBytes, kAuto };
+
+struct Policy {
+  bool sequential = false;     // compute, then communication, on one stream
+  bool comm_priority = false;  // communication stream at the device's highest priority
+  ShapeMode shape = ShapeMode::kNone;
+  int shape_cap = 0;           // kCap: resident compute blocks per SM
+  size_t shape_pad = 0;        // kPadBytes: explicit pad per block
+  int smtarget = 0;            // cuBLAS(Lt) SM-count target; 0 = off
+  bool smtarget_auto = false;  // SMs minus the CTAs NCCL launches
+  int ncclctas = 0;            // ncclConfig_t maxCTAs (+ CTAPolicy efficiency); 0 = off
+  int greenctx = 0;            // SMs set aside for communication by a green-context split
+  bool maxconn1 = false;       // CUDA_DEVICE_MAX_CONNECTIONS=1 (needs its own process)
+
+  // Canonical name: "sequential", "overlap", or knobs joined by '+' in a fixed order, priority last.
+  std::string Name() const;
+  bool uses_two_streams() const { return !sequential; }
+  bool operator==(const Policy& o) const { return Name() == o.Name(); }
+};
+
+// Parses one policy ("shape:2+priority"). Errors name the bad term.
+Status ParsePolicy(const std::string& text, Policy* out);
+
+// One entry of a --policies list: a policy, or a set to be expanded per workload.
+struct PolicyItem {
+  enum Kind { kPolicy, kAll, kTuned } kind = kPolicy;
+  Policy policy;
+};
+Status ParsePolicyList(const std::string& text, std::vector<PolicyItem>* out);
+
+// What the planner needs to expand "all" for one workload.
+struct PlanInputs {
+  bool own_gemm = true;        // our tiled GEMM (shape applies) vs cuBLASLt (smtarget applies)
+  int natural_blocks = 0;      // resident compute blocks/SM without a pad
+  bool auto_cap_possible = false;
+  int num_sms = 0;
+  int nccl_ctas = 0;           // CTAs NCCL launches for this collective (probed; 0 = unknown)
+  int greenctx_granularity = 8;
+  bool single_process = true;  // maxconn1 needs to re-launch the benchmark as a child
+  int max_shape_caps = 4;      // how many explicit caps to try
+};
+std::vector<Policy> ExpandAll(const PlanInputs& in);
+
+// Why a policy does not apply to a workload (empty: it applies).
+std::string PolicyNotApplicable(const Policy& p, const PlanInputs& in);
+
+}  // namespace corun

@@ -1,0 +1,2 @@
+#pragma once
+#define CORUN_VERSION "0.1.0"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# One GPU session's work: configure + build, the GPU test tiers, then benchmarks; logs and JSON
+# go to OUT. Usage: scripts/device_session.sh OUT [smoke|full|bench] [extra corun bench flags...]
+#   smoke: build, every test tier, corun info, a short bench on small sizes (all policies)
+#   full:  build, every test tier, corun info, the default bench suite
+#   bench: build, then only the default bench suite
+# Header-only dependencies that the GPU image lacks can be carried in .deps/root (extracted
+# Debian packages); NCCL is found through NCCL_HOME, the CUDA toolkit, or python3's wheel.
+set -uo pipefail
+OUT=${1:?usage: device_session.sh OUT [smoke|full|bench] [bench flags...]}
+MODE=${2:-smoke}
+shift 2 || shift $#
+mkdir -p "$OUT"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD_DIR:-$ROOT/build-gpu}
+NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr ' ' '_' | tr -cd 'A-Za-z0-9_-')
+TAG="$(date -u +%Y-%m-%d)_${CARD:-gpu}_${NGPU}gpu"
+
+{
+  echo "# date: $(date -u +%FT%TZ)"
+  nvidia-smi --query-gpu=index,name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv
+  nvidia-smi topo -m 2>/dev/null | head -12
+  nvcc --version | tail -1
+  cmake --version | head -1
+  env | grep -E '^(NCCL|TORCH_SYMM|NVSHMEM|CUDA_)' | sort
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+PREFIX=""
+[ -d "$ROOT/.deps/root/usr" ] && PREFIX="-DCMAKE_PREFIX_PATH=$ROOT/.deps/root/usr"
+t0=$(date +%s)
+if ! { cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release $PREFIX &&
+       cmake --build "$BUILD" -j"$(nproc)"; } > "$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"
+  echo "BUILD FAILED"
+  exit 1
+fi
+echo "# build: $(( $(date +%s) - t0 )) s"
+CORUN="$BUILD/corun"
+rc=0
+
+if [ "$MODE" != bench ]; then
+  (cd "$BUILD" &&
+   ctest -L cpu --output-on-failure -E OccupancyFixture &&
+   CORUN_FIXTURE_OUT="$OUT/occupancy_sm$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .).json" \
+     ctest -L gpu --output-on-failure --timeout 300 &&
+   ctest -L multigpu --output-on-failure --timeout 300 -V) > "$OUT/tests.log" 2>&1 || rc=1
+  grep -E "tests passed|Failed|FAILED|\[ info \]" "$OUT/tests.log"
+  "$CORUN" info --json > "$OUT/info.json" 2>&1 || rc=1
+  "$CORUN" info
+fi
+
+case "$MODE" in
+  smoke)
+    "$CORUN" bench --gemm 2048x2048x2048,4096x8192x2048 -b 64M --sustain 0.3 -n 5 -w 1 --watchdog 120 \
+      --json "$OUT/bench_smoke_$TAG.json" "$@" 2>&1 | tee "$OUT/bench.log" || rc=1
+    ;;
+  full|bench)
+    "$CORUN" bench --watchdog 300 --json "$OUT/bench_$TAG.json" "$@" 2>&1 | tee "$OUT/bench.log" || rc=1
+    ;;
+esac
+echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
+exit $rc

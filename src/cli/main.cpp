@@ -1,0 +1,101 @@
+// corun: the command. Subcommands: bench (policies side by side), info (what the GPUs offer).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "../bench/bench.h"
+#include "corun/parse.h"
+#include "corun/version.h"
+
+namespace corun {
+int RunInfo(bool json);
+}
+
+namespace {
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t pos = s.find(',', start);
+    if (pos == std::string::npos) pos = s.size();
+    if (pos > start) out.push_back(s.substr(start, pos - start));
+    start = pos + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"corun: computation-communication overlap for multi-GPU work (occupancy shaping + priority)"};
+  app.set_version_flag("--version", std::string("corun ") + CORUN_VERSION);
+  app.require_subcommand(1);
+
+  corun::BenchOptions o;
+  std::string minb = "896M", maxb, stepbytes, computes = "tiled64x64x64,cublaslt",
+              gemms = "8192x8192x8192,8192x57344x8192", colls = "allreduce";
+  double factor = 2.0;
+  bool no_probe = false;
+  auto* bench = app.add_subcommand("bench",
+                                   "Run compute + communication workloads under every policy side by side, "
+                                   "check every result, print a table (and --json)");
+  bench->add_option("-b,--minbytes", minb, "smallest collective size (nccl-tests convention)")->capture_default_str();
+  bench->add_option("-e,--maxbytes", maxb, "largest collective size (default: = -b)");
+  bench->add_option("-f,--stepfactor", factor, "multiplicative step between sizes")->capture_default_str();
+  bench->add_option("-i,--stepbytes", stepbytes, "additive step between sizes (instead of -f)");
+  bench->add_option("-n,--iters", o.reps, "timed repetitions per (workload, policy)")->capture_default_str();
+  bench->add_option("-w,--warmup_iters", o.warmup, "warm-up repetitions")->capture_default_str();
+  bench->add_option("-g,--ngpus", o.ngpus, "GPUs in single-process mode (0: all visible)")->capture_default_str();
+  bench->add_option("-d,--datatype", o.dtype, "collective data type: bf16, fp32")->capture_default_str();
+  bench->add_option("-o,--collectives", colls, "allreduce,allgather,reducescatter,alltoall")->capture_default_str();
+  bench->add_option("--compute", computes, "compute kernels: tiled64x64x32, tiled64x64x64, cublaslt")->capture_default_str();
+  bench->add_option("--gemm", gemms, "GEMM shapes MxNxK, comma-separated")->capture_default_str();
+  bench->add_option("--gemms", o.gemms_per_step, "GEMMs per step")->capture_default_str();
+  bench->add_option("-p,--policies", o.policies,
+                    "comma-separated: all, sequential, overlap, priority, shape:K|NK|auto[+priority], "
+                    "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  bench->add_option("--sustain", o.sustain_s, "seconds each (workload, policy) runs before timing")->capture_default_str();
+  bench->add_option("--watchdog", o.watchdog_s, "abort NCCL and exit 3 after this many seconds without progress (0: off)")
+      ->capture_default_str();
+  bench->add_option("--samples", o.gemm_samples, "GEMM outputs checked against the host reference per run")
+      ->capture_default_str();
+  bench->add_option("--max-caps", o.max_shape_caps, "explicit shape:K caps 'all' tries (K = 1..N)")->capture_default_str();
+  bench->add_flag("--no-probe", no_probe, "do not learn the NCCL kernel's footprint from a captured call");
+  bench->add_option("--json", o.json_path, "write the results as JSON")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  bench->add_flag("--child-maxconn1", o.child_maxconn1, "internal")->group("");
+
+  bool info_json = false;
+  auto* info = app.add_subcommand("info", "Print GPUs, SM limits, stream-priority range, NCCL/CUDA versions and the "
+                                          "occupancy of corun's kernels");
+  info->add_flag("--json", info_json, "JSON instead of text");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (*info) return corun::RunInfo(info_json);
+
+  // bench
+  for (int i = 2; i < argc; ++i) o.argv.push_back(argv[i]);
+  for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
+  o.probe_comm = !no_probe;
+  o.computes = SplitList(computes);
+  o.collectives = SplitList(colls);
+  corun::Status s = corun::ParseGemmList(gemms, &o.gemms);
+  uint64_t b = 0, e = 0, inc = 0;
+  if (s.ok()) s = corun::ParseSize(minb, &b);
+  if (s.ok()) s = maxb.empty() ? (e = b, corun::Status::Ok()) : corun::ParseSize(maxb, &e);
+  if (s.ok() && !stepbytes.empty()) s = corun::ParseSize(stepbytes, &inc);
+  if (s.ok()) s = corun::SizeSweep(b, e, factor, inc, 1024, &o.sizes);
+  if (!s.ok()) {
+    std::fprintf(stderr, "corun bench: %s\n", s.message().c_str());
+    return 2;
+  }
+  return corun::RunBench(o);
+}

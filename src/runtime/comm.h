@@ -1,0 +1,64 @@
+// NCCL communicators: creation with the CTA knobs (ncclConfig_t maxCTAs + CTAPolicy), the
+// collectives corun measures, and a registry the watchdog aborts when something hangs.
+#pragma once
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <string>
+
+#include "corun/occupancy.h"
+#include "corun/status.h"
+#include "data.h"
+
+namespace corun {
+
+enum class Collective { kAllReduce, kAllGather, kReduceScatter, kAllToAll };
+const char* CollectiveName(Collective c);
+bool ParseCollective(const std::string& s, Collective* c);
+
+// Element counts per rank for a nccl-tests-style size (`bytes` as nccl-tests reports it).
+struct CollectiveShape {
+  uint64_t count = 0;       // the "count" of the NCCL call (per-rank chunk for gather/scatter/a2a)
+  uint64_t send_elems = 0;  // send buffer length
+  uint64_t recv_elems = 0;  // recv buffer length
+  double busbw_factor = 1;  // busbw = algbw * factor
+  VerifyMode verify = VerifyMode::kSumAll;
+  uint64_t fill_first = 0;  // index of the send buffer's first element in the global pattern
+};
+CollectiveShape ShapeOf(Collective c, uint64_t bytes, DType t, int nranks);
+
+struct CommConfig {
+  int max_ctas = 0;  // 0 = NCCL's choice; else maxCTAs with CTAPolicy efficiency
+  bool operator<(const CommConfig& o) const { return max_ctas < o.max_ctas; }
+};
+
+class Comm {
+ public:
+  Comm() = default;
+  ~Comm();
+  Comm(const Comm&) = delete;
+  Comm& operator=(const Comm&) = delete;
+  Status Init(const ncclUniqueId& id, int nranks, int rank, const CommConfig& cfg);
+  Status Run(Collective c, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
+  // Small collectives used by the harness itself.
+  Status Barrier(cudaStream_t s, int flag_in, int* flag_max);  // also an agreement: max of flags
+  Status MaxFloats(float* dev_buf, size_t n, cudaStream_t s);
+  Status SumInt64(int64_t* dev_buf, size_t n, cudaStream_t s);
+  // Launch footprint of the collective's kernel, learned by capturing one call into a graph
+  // (then replayed once, so every rank's communicator stays in step).
+  Status ProbeKernel(Collective c, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s,
+                     KernelFootprint* fp, int* ctas, std::string* kernel_name);
+  int rank() const { return rank_; }
+  int nranks() const { return nranks_; }
+  ncclComm_t get() const { return comm_; }
+
+ private:
+  ncclComm_t comm_ = nullptr;
+  int rank_ = 0, nranks_ = 0;
+  int* scratch_ = nullptr;  // device int for Barrier
+};
+
+// Every live communicator, for the watchdog.
+void AbortAllComms();
+
+}  // namespace corun

@@ -1,0 +1,121 @@
+#include <gtest/gtest.h>
+
+#include "corun/policy.h"
+
+using namespace corun;
+
+namespace {
+Policy P(const std::string& s) {
+  Policy p;
+  Status st = ParsePolicy(s, &p);
+  EXPECT_TRUE(st.ok()) << s << ": " << st.message();
+  return p;
+}
+std::string Err(const std::string& s) {
+  Policy p;
+  Status st = ParsePolicy(s, &p);
+  EXPECT_FALSE(st.ok()) << s << " should not parse";
+  return st.message();
+}
+}  // namespace
+
+TEST(Policy, RoundTripsCanonicalNames) {
+  for (const char* s : {"sequential", "overlap", "priority", "shape:2", "shape:2+priority", "shape:96K",
+                        "shape:auto", "shape:auto+priority", "smtarget:116", "smtarget:auto", "ncclctas:8",
+                        "greenctx:16", "maxconn1", "shape:3+ncclctas:8+priority", "shape:1000B"}) {
+    EXPECT_EQ(P(s).Name(), s);
+  }
+}
+
+TEST(Policy, NormalisesOrderAndOverlap) {
+  EXPECT_EQ(P("priority+shape:2").Name(), "shape:2+priority");
+  EXPECT_EQ(P("overlap+priority").Name(), "priority");
+  EXPECT_EQ(P("shape:2048B").Name(), "shape:2K");
+  EXPECT_EQ(P("overlap").Name(), "overlap");
+}
+
+TEST(Policy, Fields) {
+  Policy p = P("shape:3+priority");
+  EXPECT_EQ(p.shape, ShapeMode::kCap);
+  EXPECT_EQ(p.shape_cap, 3);
+  EXPECT_TRUE(p.comm_priority);
+  EXPECT_TRUE(p.uses_two_streams());
+  EXPECT_FALSE(P("sequential").uses_two_streams());
+  EXPECT_EQ(P("shape:96K").shape_pad, 96u * 1024);
+  EXPECT_EQ(P("ncclctas:8").ncclctas, 8);
+  EXPECT_EQ(P("greenctx:16").greenctx, 16);
+  EXPECT_TRUE(P("smtarget:auto").smtarget_auto);
+  EXPECT_TRUE(P("maxconn1").maxconn1);
+}
+
+TEST(Policy, ErrorsNameTheBadTerm) {
+  EXPECT_NE(Err("shape:0").find("'shape:0'"), std::string::npos);
+  EXPECT_NE(Err("shape:33").find("K = 1..32"), std::string::npos);
+  EXPECT_NE(Err("shape:228K").find("227"), std::string::npos);
+  EXPECT_NE(Err("smtarget:0").find("smtarget:0"), std::string::npos);
+  EXPECT_NE(Err("ncclctas:65").find("1..64"), std::string::npos);
+  EXPECT_NE(Err("greenctx:x").find("greenctx:x"), std::string::npos);
+  EXPECT_NE(Err("fast").find("'fast' is not a policy term"), std::string::npos);
+  EXPECT_NE(Err("sequential+priority").find("one stream"), std::string::npos);
+  EXPECT_NE(Err("shape:2+shape:3").find("repeats"), std::string::npos);
+  Err("");
+  Err("priority+");
+  Err("shape:");
+  Err("shape:-1");
+  Err("priority:1");
+}
+
+TEST(Policy, Lists) {
+  std::vector<PolicyItem> items;
+  ASSERT_TRUE(ParsePolicyList("sequential,all,shape:2+priority,tuned", &items).ok());
+  ASSERT_EQ(items.size(), 4u);
+  EXPECT_EQ(items[1].kind, PolicyItem::kAll);
+  EXPECT_EQ(items[2].policy.Name(), "shape:2+priority");
+  EXPECT_EQ(items[3].kind, PolicyItem::kTuned);
+  EXPECT_FALSE(ParsePolicyList("overlap,,priority", &items).ok());
+  EXPECT_FALSE(ParsePolicyList("overlap,bogus", &items).ok());
+}
+
+TEST(Policy, ExpandAllForOwnGemm) {
+  PlanInputs in;
+  in.own_gemm = true;
+  in.natural_blocks = 6;
+  in.auto_cap_possible = true;
+  in.num_sms = 132;
+  in.nccl_ctas = 24;
+  std::vector<std::string> names;
+  for (const Policy& p : ExpandAll(in)) names.push_back(p.Name());
+  const std::vector<std::string> want = {"sequential", "overlap", "priority", "shape:1", "shape:1+priority",
+                                         "shape:2", "shape:2+priority", "shape:3", "shape:3+priority",
+                                         "shape:4", "shape:4+priority", "shape:auto", "shape:auto+priority",
+                                         "ncclctas:12", "greenctx:24", "maxconn1"};
+  EXPECT_EQ(names, want);
+}
+
+TEST(Policy, ExpandAllForCublasAndMultiProcess) {
+  PlanInputs in;
+  in.own_gemm = false;
+  in.num_sms = 132;
+  in.nccl_ctas = 20;
+  in.single_process = false;
+  std::vector<std::string> names;
+  for (const Policy& p : ExpandAll(in)) names.push_back(p.Name());
+  const std::vector<std::string> want = {"sequential", "overlap", "priority", "smtarget:auto",
+                                         "smtarget:auto+priority", "ncclctas:10", "greenctx:24"};
+  EXPECT_EQ(names, want);
+}
+
+TEST(Policy, NotApplicableReasons) {
+  PlanInputs own;
+  own.own_gemm = true;
+  own.num_sms = 132;
+  EXPECT_NE(PolicyNotApplicable(P("smtarget:100"), own), "");
+  EXPECT_NE(PolicyNotApplicable(P("shape:auto"), own), "");  // no comm footprint known
+  EXPECT_EQ(PolicyNotApplicable(P("shape:2"), own), "");
+  EXPECT_NE(PolicyNotApplicable(P("greenctx:132"), own), "");
+  PlanInputs lt = own;
+  lt.own_gemm = false;
+  EXPECT_NE(PolicyNotApplicable(P("shape:2"), lt), "");
+  EXPECT_NE(PolicyNotApplicable(P("smtarget:200"), lt), "");
+  EXPECT_EQ(PolicyNotApplicable(P("smtarget:100"), lt), "");
+}
