@@ -1,5 +1,5 @@
 # Finds NCCL. Search order: NCCL_HOME (CMake or environment variable), the CUDA toolkit's
-# folders, then the pip wheel nvidia-nccl next to python3 (which ships only libnccl.so.2).
+# folders, then the pip wheel nvidia-nccl next to python3 (which ships only libnccl.so.2), then /usr.
 # Defines NCCL::nccl, NCCL_INCLUDE_DIR, NCCL_LIBRARY, NCCL_VERSION.
 set(_nccl_roots)
 if(NCCL_HOME)
@@ -17,7 +17,7 @@ if(CUDAToolkit_INCLUDE_DIRS)
     list(APPEND _nccl_roots "${_p}")
   endforeach()
 endif()
-list(APPEND _nccl_roots /usr/local/cuda /usr)
+list(APPEND _nccl_roots /usr/local/cuda)
 find_program(_nccl_python NAMES python3 python)
 if(_nccl_python)
   execute_process(
@@ -27,6 +27,8 @@ if(_nccl_python)
     list(APPEND _nccl_roots "${_nccl_wheel}")
   endif()
 endif()
+# Last, the system prefix (a distribution's libnccl-dev).
+list(APPEND _nccl_roots /usr)
 list(REMOVE_DUPLICATES _nccl_roots)
 
 # One root at a time, in order, so that NCCL_HOME wins over what the toolkit carries.

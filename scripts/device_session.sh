@@ -37,6 +37,8 @@ if ! { cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release $PREFIX 
   exit 1
 fi
 echo "# build: $(( $(date +%s) - t0 )) s"
+grep -E "Found NCCL|Found CUDAToolkit" "$OUT/build.log"
+rm -f "$OUT/build.log"  # kept only when the build fails
 CORUN="$BUILD/corun"
 rc=0
 
@@ -60,5 +62,21 @@ case "$MODE" in
     "$CORUN" bench --watchdog 300 --json "$OUT/bench_$TAG.json" "$@" 2>&1 | tee "$OUT/bench.log" || rc=1
     ;;
 esac
+# Process models: one process per GPU under mpirun and under torchrun (short, checked runs).
+if [ "$MODE" = full ] && [ "$NGPU" -ge 2 ]; then
+  SMALL=(--compute tiled64x64x64,cublaslt --gemm 4096x4096x4096 -b 256M -p sequential,overlap,priority,shape:2+priority,ncclctas:8
+         --sustain 0.2 -n 3 -w 1 --watchdog 120)
+  {
+    echo "## mpirun -np $NGPU"
+    mpirun --allow-run-as-root --oversubscribe -np "$NGPU" "$CORUN" bench "${SMALL[@]}" --json "$OUT/mpirun_$TAG.json"
+    echo "## exit $?"
+    echo "## torchrun --nproc_per_node=$NGPU"
+    torchrun --standalone --nproc_per_node="$NGPU" --no-python "$CORUN" bench "${SMALL[@]}"
+    echo "## exit $?"
+  } > "$OUT/procs.log" 2>&1 || rc=1
+  grep -E "^## |Out of bounds|process|error" "$OUT/procs.log" | head -20
+  grep -q "## exit 0" "$OUT/procs.log" || rc=1
+  [ "$(grep -c '## exit 0' "$OUT/procs.log")" -eq 2 ] || rc=1
+fi
 echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
 exit $rc

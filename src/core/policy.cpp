@@ -156,6 +156,8 @@ std::string PolicyNotApplicable(const Policy& p, const PlanInputs& in) {
     return "shape:auto: no cap leaves room for a communication CTA beside the compute blocks";
   if ((p.smtarget > 0 || p.smtarget_auto) && in.own_gemm)
     return "smtarget applies to cuBLAS/cuBLASLt GEMMs only";
+  if (p.smtarget_auto && in.nccl_ctas <= 0)
+    return "smtarget:auto needs the number of CTAs NCCL launches (the kernel probe found none)";
   if (p.smtarget > in.num_sms && in.num_sms > 0)
     return "smtarget:" + std::to_string(p.smtarget) + " exceeds the " + std::to_string(in.num_sms) + " SMs";
   if (p.greenctx > 0 && in.num_sms > 0 && p.greenctx >= in.num_sms)

@@ -118,4 +118,7 @@ TEST(Policy, NotApplicableReasons) {
   EXPECT_NE(PolicyNotApplicable(P("shape:2"), lt), "");
   EXPECT_NE(PolicyNotApplicable(P("smtarget:200"), lt), "");
   EXPECT_EQ(PolicyNotApplicable(P("smtarget:100"), lt), "");
+  EXPECT_NE(PolicyNotApplicable(P("smtarget:auto"), lt), "");  // CTA count unknown
+  lt.nccl_ctas = 24;
+  EXPECT_EQ(PolicyNotApplicable(P("smtarget:auto"), lt), "");
 }

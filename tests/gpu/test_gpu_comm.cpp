@@ -31,8 +31,14 @@ void RankRound(const ncclUniqueId& id, int nranks, int rank, DType t, CommConfig
     ASSERT_TRUE(FillCollective(send, t, sh.send_elems, rank, 0, 99, st).ok());
     ASSERT_EQ(cudaMemsetAsync(recv, 0xFF, sh.recv_elems * DTypeSize(t), st), cudaSuccess);
     if (col == Collective::kAllReduce && fp) {
+      // One rank: NCCL copies with no kernel; the captured call is still replayed.
       Status p = c.ProbeKernel(col, send, recv, sh.count, t, st, fp, ctas, nullptr);
-      ASSERT_TRUE(p.ok()) << p.ToString(true);
+      if (nranks == 1 && !p.ok()) {
+        EXPECT_NE(p.message().find("no kernel node"), std::string::npos) << p.ToString(true);
+        *ctas = -1;
+      } else {
+        ASSERT_TRUE(p.ok()) << p.ToString(true);
+      }
     } else {
       ASSERT_TRUE(c.Run(col, send, recv, sh.count, t, st).ok());
     }
@@ -73,6 +79,7 @@ void World(int n, DType t, CommConfig cfg) {
   for (int r = 0; r < n; ++r) {
     ASSERT_EQ(wrong[r].size(), 4u) << "rank " << r;
     for (size_t i = 0; i < wrong[r].size(); ++i) EXPECT_EQ(wrong[r][i], 0) << "rank " << r << " collective " << i;
+    if (ctas[r] == -1) continue;  // single rank without a kernel
     EXPECT_GT(fps[r].threads, 0);
     EXPECT_GT(ctas[r], 0);
     if (cfg.max_ctas > 0 && n > 1) EXPECT_LE(ctas[r], cfg.max_ctas);
