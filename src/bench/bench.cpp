@@ -36,6 +36,7 @@
 #include "../runtime/nvml.h"
 #include "../runtime/watchdog.h"
 #include "child.h"
+#include "probe.h"
 
 namespace corun {
 namespace {
@@ -89,6 +90,10 @@ struct Shared {
   std::atomic<int> failed{0};
   int total_runs = 0;
   int done_runs = 0;
+  // Single-process mode with several GPUs: NCCL cannot be graph-captured there (the capture
+  // poisons the communicator), so the kernel footprints come from child processes.
+  bool external_probes = false;
+  std::map<std::string, ProbedKernel> probes;
 };
 
 struct PolicyCtx {
@@ -266,7 +271,15 @@ Status Rank::RunWorkload(size_t wi, const Workload& w) {
   comm_fp_known_ = false;
   comm_ctas_ = 0;
   comm_kernel_.clear();
-  if (o_.probe_comm) {
+  if (sh_.external_probes) {
+    auto it = sh_.probes.find(ProbeKey(w.coll, w.bytes, DTypeName(dtype_)));
+    if (it != sh_.probes.end()) {
+      comm_fp_known_ = true;
+      comm_fp_ = it->second.fp;
+      comm_ctas_ = it->second.ctas;
+      comm_kernel_ = it->second.kernel;
+    }
+  } else if (o_.probe_comm) {
     Status ps = base_.ProbeKernel(w.coll, send_, recv_, cshape_.count, dtype_, comm_lo_, &comm_fp_, &comm_ctas_,
                                   &comm_kernel_);
     int any_fail = 0;
@@ -434,7 +447,9 @@ Status Rank::SetupPolicy(const Workload& w, const Policy& p, PolicyCtx* c) {
     KernelFootprint fp;
     int ctas = 0;
     std::string name;
-    if (c->comm->ProbeKernel(w.coll, send_, recv_, cshape_.count, dtype_, comm_lo_, &fp, &ctas, &name).ok())
+    c->comm_ctas = 0;  // unknown unless probed below
+    if (!sh_.external_probes && o_.probe_comm &&
+        c->comm->ProbeKernel(w.coll, send_, recv_, cshape_.count, dtype_, comm_lo_, &fp, &ctas, &name).ok())
       c->comm_ctas = ctas;
   }
   if (p.greenctx > 0) {
@@ -693,6 +708,16 @@ int RunBench(const BenchOptions& o) {
     for (int i = 0; i < n; ++i) devices.push_back(i);
   }
   const int my_first_rank = sh.pm.multi_process() ? sh.pm.rank : 0;
+  if (!o.probe_only.empty()) return RunProbeOnly(o, sh.pm, devices[0]);
+  if (!sh.pm.multi_process() && sh.nranks > 1 && o.probe_comm) {
+    std::string why;
+    sh.external_probes = true;
+    if (!ProbeInChildren(o, sh.nranks, &sh.probes, &why))
+      sh.meta.notes.push_back("communication kernel probe (child processes) failed: " + why);
+    else
+      sh.meta.notes.push_back("communication kernels probed in " + std::to_string(sh.nranks) +
+                              " child processes (graph capture is unsafe with several GPUs in one process)");
+  }
   s = ExchangeUniqueId(sh.pm, &sh.id, 120);
   if (!s.ok()) {
     std::fprintf(stderr, "corun bench: %s\n", s.ToString(true).c_str());

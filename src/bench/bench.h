@@ -29,6 +29,7 @@ struct BenchOptions {
   std::string command_line;
   std::vector<std::string> argv;  // for re-launching a child (maxconn1)
   bool child_maxconn1 = false;    // internal: this process is the maxconn1 child
+  std::string probe_only;         // internal: probe NCCL kernels, write them to this file, exit
 };
 
 // Checks the options before any GPU work; the message names the bad input.

@@ -24,7 +24,7 @@ bool RunMaxConn1Child(const BenchOptions& o, std::vector<RunRecord>* out, std::s
   const std::string json = tmpl;
   std::vector<std::string> args = {"/proc/self/exe", "bench"};
   for (const auto& a : o.argv) args.push_back(a);
-  for (const char* a : {"--policies", "maxconn1", "--json", json.c_str(), "--child-maxconn1"}) args.push_back(a);
+  for (const char* a : {"--policies", "maxconn1", "--json", json.c_str(), "--child-maxconn1", "--no-probe"}) args.push_back(a);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

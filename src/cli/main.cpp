@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   bench->add_flag("--no-probe", no_probe, "do not learn the NCCL kernel's footprint from a captured call");
   bench->add_option("--json", o.json_path, "write the results as JSON")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   bench->add_flag("--child-maxconn1", o.child_maxconn1, "internal")->group("");
+  bench->add_option("--probe-only", o.probe_only, "internal")->group("");
 
   bool info_json = false;
   auto* info = app.add_subcommand("info", "Print GPUs, SM limits, stream-priority range, NCCL/CUDA versions and the "

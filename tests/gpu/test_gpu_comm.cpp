@@ -30,7 +30,9 @@ void RankRound(const ncclUniqueId& id, int nranks, int rank, DType t, CommConfig
     const CollectiveShape sh = ShapeOf(col, bytes, t, nranks);
     ASSERT_TRUE(FillCollective(send, t, sh.send_elems, rank, 0, 99, st).ok());
     ASSERT_EQ(cudaMemsetAsync(recv, 0xFF, sh.recv_elems * DTypeSize(t), st), cudaSuccess);
-    if (col == Collective::kAllReduce && fp) {
+    // Graph capture of NCCL is only safe with one GPU per process (multi-GPU processes break
+    // the communicator: corun bench probes those in child processes instead).
+    if (col == Collective::kAllReduce && fp && nranks == 1) {
       // One rank: NCCL copies with no kernel; the captured call is still replayed.
       Status p = c.ProbeKernel(col, send, recv, sh.count, t, st, fp, ctas, nullptr);
       if (nranks == 1 && !p.ok()) {
@@ -79,10 +81,9 @@ void World(int n, DType t, CommConfig cfg) {
   for (int r = 0; r < n; ++r) {
     ASSERT_EQ(wrong[r].size(), 4u) << "rank " << r;
     for (size_t i = 0; i < wrong[r].size(); ++i) EXPECT_EQ(wrong[r][i], 0) << "rank " << r << " collective " << i;
-    if (ctas[r] == -1) continue;  // single rank without a kernel
+    if (ctas[r] <= 0) continue;  // not probed (several ranks) or a single rank without a kernel
     EXPECT_GT(fps[r].threads, 0);
     EXPECT_GT(ctas[r], 0);
-    if (cfg.max_ctas > 0 && n > 1) EXPECT_LE(ctas[r], cfg.max_ctas);
   }
   std::printf("[ info ] %d rank(s), allreduce kernel: %d CTAs x %d threads, %d regs, %zu+%zu B smem\n", n, ctas[0],
               fps[0].threads, fps[0].regs_per_thread, fps[0].static_smem, fps[0].dynamic_smem);

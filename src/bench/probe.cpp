@@ -1,0 +1,174 @@
+#include "probe.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "../runtime/checks.h"
+#include "../runtime/data.h"
+
+extern char** environ;
+
+namespace corun {
+
+std::string ProbeKey(Collective c, uint64_t bytes, const std::string& dtype) {
+  return std::string(CollectiveName(c)) + "/" + std::to_string(bytes) + "/" + dtype;
+}
+
+namespace {
+
+Status ProbeAll(const BenchOptions& o, const ProcessModel& pm, int device, nlohmann::json* out) {
+  CUDACHECK(cudaSetDevice(device));
+  ncclUniqueId id;
+  CORUN_CHECK(ExchangeUniqueId(pm, &id, 60));
+  Comm comm;
+  CORUN_CHECK(comm.Init(id, pm.world, pm.rank, CommConfig{}));
+  DType t;
+  ParseDType(o.dtype, &t);
+  cudaStream_t s;
+  CUDACHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  std::set<std::string> done;
+  for (const std::string& cn : o.collectives) {
+    Collective c;
+    ParseCollective(cn, &c);
+    for (uint64_t bytes : o.sizes) {
+      const std::string key = ProbeKey(c, bytes, DTypeName(t));
+      if (!done.insert(key).second) continue;
+      const CollectiveShape sh = ShapeOf(c, bytes, t, pm.world);
+      void *send = nullptr, *recv = nullptr;
+      CUDACHECK(cudaMalloc(&send, std::max<uint64_t>(sh.send_elems * DTypeSize(t), 16)));
+      CUDACHECK(cudaMalloc(&recv, std::max<uint64_t>(sh.recv_elems * DTypeSize(t), 16)));
+      CORUN_CHECK(FillCollective(send, t, sh.send_elems, pm.rank, 0, 1, s));
+      KernelFootprint fp;
+      int ctas = 0;
+      std::string name;
+      Status ps = comm.ProbeKernel(c, send, recv, sh.count, t, s, &fp, &ctas, &name);
+      cudaFree(send);
+      cudaFree(recv);
+      if (!ps.ok()) return ps.At(__FILE__, __LINE__);
+      (*out)[key] = {{"ctas", ctas}, {"threads", fp.threads}, {"regs", fp.regs_per_thread},
+                     {"static_smem", fp.static_smem}, {"dynamic_smem", fp.dynamic_smem}, {"kernel", name}};
+    }
+  }
+  CUDACHECK(cudaStreamDestroy(s));
+  return Status::Ok();
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0) ::close(fd);
+  return port;
+}
+
+}  // namespace
+
+int RunProbeOnly(const BenchOptions& o, const ProcessModel& pm, int device) {
+  nlohmann::json j = nlohmann::json::object();
+  Status s = ProbeAll(o, pm, device, &j);
+  if (!s.ok()) {
+    std::fprintf(stderr, "corun probe: rank %d: %s\n", pm.rank, s.ToString(true).c_str());
+    return 1;
+  }
+  if (pm.rank == 0) {
+    std::ofstream f(o.probe_only);
+    f << j.dump() << "\n";
+    if (!f) return 1;
+  }
+  return 0;
+}
+
+bool ProbeInChildren(const BenchOptions& o, int nranks, std::map<std::string, ProbedKernel>* out, std::string* why) {
+  char tmpl[] = "/tmp/corun-probe-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  if (fd < 0) {
+    *why = "cannot create a temporary file";
+    return false;
+  }
+  close(fd);
+  const std::string file = tmpl;
+  const int port = FreePort();
+  std::vector<pid_t> pids;
+  for (int r = 0; r < nranks; ++r) {
+    std::vector<std::string> args = {"/proc/self/exe", "bench"};
+    for (const auto& a : o.argv) args.push_back(a);
+    args.push_back("--probe-only");
+    args.push_back(file);
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+      const std::string v(*e);
+      // The launcher variables of an outer job must not leak into the probe's own world.
+      bool drop = false;
+      for (const char* k : {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "MASTER_ADDR=", "MASTER_PORT=", "CORUN_BOOTSTRAP_PORT=",
+                            "OMPI_COMM_WORLD_", "PMI_"})
+        if (v.rfind(k, 0) == 0) drop = true;
+      if (!drop) env.push_back(v);
+    }
+    env.push_back("RANK=" + std::to_string(r));
+    env.push_back("WORLD_SIZE=" + std::to_string(nranks));
+    env.push_back("LOCAL_RANK=" + std::to_string(r));
+    env.push_back("MASTER_ADDR=127.0.0.1");
+    env.push_back("CORUN_BOOTSTRAP_PORT=" + std::to_string(port));
+    std::vector<char*> argv, envp;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    pid_t pid = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv.data(), envp.data()) == 0) pids.push_back(pid);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  bool ok = static_cast<int>(pids.size()) == nranks;
+  for (pid_t pid : pids) {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) ok = false;
+  }
+  std::ifstream f(file);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  unlink(file.c_str());
+  if (!ok) {
+    *why = "a probe process failed";
+    return false;
+  }
+  try {
+    const nlohmann::json j = nlohmann::json::parse(ss.str());
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      ProbedKernel k;
+      k.ctas = it->at("ctas").get<int>();
+      k.fp.threads = it->at("threads").get<int>();
+      k.fp.regs_per_thread = it->at("regs").get<int>();
+      k.fp.static_smem = it->at("static_smem").get<size_t>();
+      k.fp.dynamic_smem = it->at("dynamic_smem").get<size_t>();
+      k.kernel = it->at("kernel").get<std::string>();
+      (*out)[it.key()] = k;
+    }
+  } catch (const std::exception& e) {
+    *why = std::string("unreadable probe output: ") + e.what();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace corun
