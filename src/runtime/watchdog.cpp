@@ -13,9 +13,10 @@ Watchdog& Watchdog::Get() {
   return w;
 }
 
-void Watchdog::Start(int timeout_s) {
+void Watchdog::Start(int timeout_s, int grace_s) {
   if (timeout_s <= 0 || thread_.joinable()) return;
   timeout_s_ = timeout_s;
+  grace_s_ = grace_s;
   last_ = std::chrono::steady_clock::now();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -53,7 +54,7 @@ void Watchdog::Loop() {
       l.unlock();
       // Abort can itself block on a wedged GPU: give it a bounded time, then leave regardless.
       std::thread([] { AbortAllComms(); }).detach();
-      std::this_thread::sleep_for(std::chrono::seconds(10));
+      std::this_thread::sleep_for(std::chrono::seconds(grace_s_));
       _exit(kExitHang);
     }
   }

@@ -15,7 +15,8 @@ constexpr int kExitHang = 3;
 class Watchdog {
  public:
   static Watchdog& Get();
-  void Start(int timeout_s);  // 0 disables
+  // 0 disables; grace_s: how long NCCL's abort may take before the process ends regardless.
+  void Start(int timeout_s, int grace_s = 10);
   void Stop();
   // What is running now (shown if it hangs); also counts as progress.
   void Phase(const std::string& what);
@@ -29,6 +30,7 @@ class Watchdog {
   std::string phase_ = "start-up";
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
   int timeout_s_ = 0;
+  int grace_s_ = 10;
   bool stop_ = false;
   std::thread thread_;
 };
