@@ -10,6 +10,7 @@
 
 namespace corun {
 int RunInfo(bool json);
+int RunLauncher(int argc, char** argv, int dash);
 }
 
 namespace {
@@ -29,9 +30,17 @@ std::vector<std::string> SplitList(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // "corun [options] -- CMD": the launcher, unless a subcommand comes first.
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "bench" || a == "info" || a == "tune") break;
+    if (a == "--") return corun::RunLauncher(argc, argv, i);
+  }
   CLI::App app{"corun: computation-communication overlap for multi-GPU work (occupancy shaping + priority)"};
   app.set_version_flag("--version", std::string("corun ") + CORUN_VERSION);
   app.require_subcommand(1);
+  app.footer("Wrap a program: corun [-p POLICY] [-v] [--dry-run] [--report FILE] -- CMD [ARGS...]\n"
+             "  (corun -p priority -- torchrun --nproc_per_node=8 train.py; see 'corun --policy x -- true' for errors)");
 
   corun::BenchOptions o;
   std::string minb = "896M", maxb, stepbytes, computes = "tiled64x64x64,cublaslt",

@@ -1,0 +1,70 @@
+// What the interposer does with one kernel launch of an unmodified program: the rules, host-only
+// so that CI tests every one of them. The interposer gathers the facts, these rules decide.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "corun/occupancy.h"
+#include "corun/policy.h"
+#include "corun/status.h"
+
+namespace corun {
+
+// Why a compute launch was left as it was. kCount ends the list (array sizes).
+enum class SkipReason {
+  kNoShape,       // the policy shapes nothing
+  kAtCap,         // already at or below the cap: no pad needed
+  kCooperative,   // cooperative launch: fewer resident blocks could deadlock it
+  kCluster,       // cluster launch (attribute or compiled-in cluster size)
+  kResident,      // fully resident now, would not be with the pad (grid-barrier kernels)
+  kOptIn,         // the pad would exceed the per-block shared-memory opt-in limit
+  kDenied,        // on the deny list, or not on the allow list
+  kUnknown,       // the function's attributes could not be read
+  kCount
+};
+const char* SkipReasonName(SkipReason r);
+
+struct InterposeConfig {
+  Policy policy;
+  std::vector<std::string> comm_patterns{"ncclDevKernel", "ncclKernel"};
+  std::vector<std::string> allow;  // if non-empty: only these (substrings) are shaped
+  std::vector<std::string> deny;   // never shaped
+  int nccl_ctas_hint = 0;          // for smtarget:auto before the first NCCL launch is seen
+};
+
+// Reads CORUN_POLICY, CORUN_COMM_PATTERNS, CORUN_ALLOW, CORUN_DENY, CORUN_NCCL_CTAS from `get`.
+Status ConfigFromEnv(const char* (*get)(const char*), InterposeConfig* cfg);
+
+std::vector<std::string> SplitPatterns(const std::string& s);
+bool MatchesAny(const std::string& name, const std::vector<std::string>& patterns);
+
+struct LaunchFacts {
+  std::string name;          // matched against the patterns unless the two fields below are set
+  int is_comm = -1;          // cached classification (-1: match `name`)
+  int is_denied = -1;        // cached allow/deny verdict (-1: match `name`)
+  KernelFootprint fp;        // block threads, registers, static smem, dynamic smem of this launch
+  uint64_t grid_blocks = 0;
+  bool cooperative = false;
+  bool cluster = false;
+  bool attrs_known = true;
+};
+
+struct LaunchDecision {
+  bool comm = false;        // communication kernel
+  bool prioritise = false;  // give it the highest priority
+  size_t pad = 0;           // extra dynamic shared memory for a compute launch
+  bool shaped = false;
+  SkipReason skip = SkipReason::kNoShape;
+};
+
+LaunchDecision DecideLaunch(const InterposeConfig& cfg, const DeviceLimits& dev, const LaunchFacts& f);
+
+// The per-function verdicts, computed once per kernel by the interposer.
+bool IsComm(const InterposeConfig& cfg, const std::string& name);
+bool IsDenied(const InterposeConfig& cfg, const std::string& name);
+
+// The SM-count target the interposer sets on cuBLAS handles and matmul descriptors (0: none).
+int SmTargetFor(const Policy& p, int num_sms, int nccl_ctas);
+
+}  // namespace corun

@@ -1,0 +1,129 @@
+#include "corun/launch_rules.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace corun {
+
+const char* SkipReasonName(SkipReason r) {
+  switch (r) {
+    case SkipReason::kNoShape: return "no_shape";
+    case SkipReason::kAtCap: return "at_cap";
+    case SkipReason::kCooperative: return "cooperative";
+    case SkipReason::kCluster: return "cluster";
+    case SkipReason::kResident: return "fully_resident";
+    case SkipReason::kOptIn: return "over_optin";
+    case SkipReason::kDenied: return "denied";
+    case SkipReason::kUnknown: return "unknown_function";
+    default: return "?";
+  }
+}
+
+std::vector<std::string> SplitPatterns(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t pos = s.find(',', start);
+    if (pos == std::string::npos) pos = s.size();
+    if (pos > start) out.push_back(s.substr(start, pos - start));
+    start = pos + 1;
+  }
+  return out;
+}
+
+bool MatchesAny(const std::string& name, const std::vector<std::string>& patterns) {
+  for (const auto& p : patterns)
+    if (!p.empty() && name.find(p) != std::string::npos) return true;
+  return false;
+}
+
+Status ConfigFromEnv(const char* (*get)(const char*), InterposeConfig* cfg) {
+  if (const char* p = get("CORUN_POLICY")) {
+    if (*p) CORUN_CHECK(ParsePolicy(p, &cfg->policy));
+    if (cfg->policy.sequential) return Status::Error("policy 'sequential' cannot be applied to a program");
+    if (cfg->policy.greenctx) return Status::Error("greenctx needs the program's own streams: use corun bench");
+    if (cfg->policy.shape == ShapeMode::kAuto)
+      return Status::Error("shape:auto is for corun bench (it needs the NCCL kernel's footprint first); use shape:K");
+  }
+  if (const char* p = get("CORUN_COMM_PATTERNS"); p && *p) cfg->comm_patterns = SplitPatterns(p);
+  if (const char* p = get("CORUN_ALLOW"); p && *p) cfg->allow = SplitPatterns(p);
+  if (const char* p = get("CORUN_DENY"); p && *p) cfg->deny = SplitPatterns(p);
+  if (const char* p = get("CORUN_NCCL_CTAS"); p && *p) cfg->nccl_ctas_hint = std::atoi(p);
+  return Status::Ok();
+}
+
+bool IsComm(const InterposeConfig& cfg, const std::string& name) { return MatchesAny(name, cfg.comm_patterns); }
+
+bool IsDenied(const InterposeConfig& cfg, const std::string& name) {
+  return (!cfg.allow.empty() && !MatchesAny(name, cfg.allow)) || MatchesAny(name, cfg.deny);
+}
+
+LaunchDecision DecideLaunch(const InterposeConfig& cfg, const DeviceLimits& dev, const LaunchFacts& f) {
+  LaunchDecision d;
+  d.comm = f.is_comm >= 0 ? f.is_comm != 0 : IsComm(cfg, f.name);
+  if (d.comm) {
+    d.prioritise = cfg.policy.comm_priority;
+    return d;
+  }
+  const Policy& p = cfg.policy;
+  if (p.shape == ShapeMode::kNone) return d;
+  if (f.is_denied >= 0 ? f.is_denied != 0 : IsDenied(cfg, f.name)) {
+    d.skip = SkipReason::kDenied;
+    return d;
+  }
+  if (!f.attrs_known) {
+    d.skip = SkipReason::kUnknown;
+    return d;
+  }
+  if (f.cooperative) {
+    d.skip = SkipReason::kCooperative;
+    return d;
+  }
+  if (f.cluster) {
+    d.skip = SkipReason::kCluster;
+    return d;
+  }
+  const Occupancy now = ResidentBlocks(dev, f.fp);
+  size_t pad = 0;
+  int cap = 0;
+  if (p.shape == ShapeMode::kCap) {
+    cap = p.shape_cap;
+    auto need = PadForCap(dev, f.fp, cap);
+    if (!need) {
+      d.skip = SkipReason::kOptIn;
+      return d;
+    }
+    pad = *need;
+  } else {
+    pad = p.shape_pad;
+    if (f.fp.static_smem + f.fp.dynamic_smem + pad > dev.smem_per_block_optin) {
+      d.skip = SkipReason::kOptIn;
+      return d;
+    }
+    KernelFootprint padded = f.fp;
+    padded.dynamic_smem += pad;
+    cap = ResidentBlocks(dev, padded).blocks;
+  }
+  if (pad == 0 || cap >= now.blocks) {
+    d.skip = SkipReason::kAtCap;
+    return d;
+  }
+  // A grid that fits on the GPU at once may rely on it (grid barriers, persistent kernels):
+  // never let the pad push part of it into a second wave.
+  const uint64_t sms = static_cast<uint64_t>(std::max(dev.num_sms, 1));
+  if (f.grid_blocks <= static_cast<uint64_t>(now.blocks) * sms && f.grid_blocks > static_cast<uint64_t>(cap) * sms) {
+    d.skip = SkipReason::kResident;
+    return d;
+  }
+  d.pad = pad;
+  d.shaped = true;
+  return d;
+}
+
+int SmTargetFor(const Policy& p, int num_sms, int nccl_ctas) {
+  if (p.smtarget > 0) return std::min(p.smtarget, num_sms > 0 ? num_sms : p.smtarget);
+  if (p.smtarget_auto) return std::max(1, num_sms - (nccl_ctas > 0 ? nccl_ctas : 0));
+  return 0;
+}
+
+}  // namespace corun

@@ -1,0 +1,61 @@
+#include "hooks.h"
+
+#include <atomic>
+#include <cstring>
+
+// The wrappers (interpose.cpp), declared by their exported names.
+extern "C" {
+int cuGetProcAddress();
+int cuGetProcAddress_v2();
+int cuLaunchKernel();
+int cuLaunchKernel_ptsz();
+int cuLaunchKernelEx();
+int cuLaunchKernelEx_ptsz();
+int cublasCreate_v2();
+int cublasLtMatmulDescCreate();
+int cublasLtMatmulAlgoGetHeuristic();
+}
+
+namespace corun {
+
+#define CORUN_HOOK(id, name) {id, #name, reinterpret_cast<void*>(&::name)}
+const HookEntry kHooks[kHookCount] = {
+    CORUN_HOOK(kHookCuGetProcAddress, cuGetProcAddress),
+    CORUN_HOOK(kHookCuGetProcAddressV2, cuGetProcAddress_v2),
+    CORUN_HOOK(kHookCuLaunchKernel, cuLaunchKernel),
+    CORUN_HOOK(kHookCuLaunchKernelPtsz, cuLaunchKernel_ptsz),
+    CORUN_HOOK(kHookCuLaunchKernelEx, cuLaunchKernelEx),
+    CORUN_HOOK(kHookCuLaunchKernelExPtsz, cuLaunchKernelEx_ptsz),
+    CORUN_HOOK(kHookCublasCreateV2, cublasCreate_v2),
+    CORUN_HOOK(kHookCublasLtMatmulDescCreate, cublasLtMatmulDescCreate),
+    CORUN_HOOK(kHookCublasLtMatmulAlgoGetHeuristic, cublasLtMatmulAlgoGetHeuristic),
+};
+#undef CORUN_HOOK
+
+namespace {
+std::atomic<void*> g_real[kHookCount];
+}
+
+int HookIndexOf(const char* symbol) {
+  if (!symbol) return -1;
+  for (int i = 0; i < kHookCount; ++i)
+    if (std::strcmp(kHooks[i].symbol, symbol) == 0) return i;
+  return -1;
+}
+
+void SetReal(HookId id, void* fn) {
+  // Never record one of our own wrappers as the real function (that would recurse).
+  if (!fn || fn == kHooks[id].wrapper) return;
+  void* expected = nullptr;
+  g_real[id].compare_exchange_strong(expected, fn);
+}
+
+void* RealOf(HookId id) {
+  void* f = g_real[id].load(std::memory_order_acquire);
+  if (f) return f;
+  f = RealDlsym(reinterpret_cast<void*>(-1l) /* RTLD_NEXT */, kHooks[id].symbol);
+  SetReal(id, f);
+  return g_real[id].load(std::memory_order_acquire);
+}
+
+}  // namespace corun

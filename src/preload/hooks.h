@@ -1,0 +1,37 @@
+// The interposer's hook table, HAMi-core style: one enum, one table (hooks.cpp), and
+// scripts/check_hooks.py to check that they agree and that every wrapper exists.
+#pragma once
+
+namespace corun {
+
+enum HookId {
+  kHookCuGetProcAddress,
+  kHookCuGetProcAddressV2,
+  kHookCuLaunchKernel,
+  kHookCuLaunchKernelPtsz,
+  kHookCuLaunchKernelEx,
+  kHookCuLaunchKernelExPtsz,
+  kHookCublasCreateV2,
+  kHookCublasLtMatmulDescCreate,
+  kHookCublasLtMatmulAlgoGetHeuristic,
+  kHookCount
+};
+
+struct HookEntry {
+  HookId id;
+  const char* symbol;  // exported name
+  void* wrapper;       // our function of that name
+};
+
+extern const HookEntry kHooks[kHookCount];
+
+// -1 when `symbol` is not hooked.
+int HookIndexOf(const char* symbol);
+// The real function behind a hook: as handed out by dlsym / cuGetProcAddress, else the next
+// definition after this library.
+void* RealOf(HookId id);
+void SetReal(HookId id, void* fn);
+// dlsym that bypasses our own dlsym hook.
+void* RealDlsym(void* handle, const char* symbol);
+
+}  // namespace corun
