@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""A GPT-style model trained with PyTorch DDP on synthetic data: the unmodified workload that
+`corun --` is measured on. Run with torchrun; rank 0 writes a JSON summary.
+
+  torchrun --nproc_per_node=4 examples/ddp_gpt.py --steps 40 --warmup 10 --out run.json
+"""
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.proj = nn.Linear(d, d, bias=False)
+        self.ln2 = nn.LayerNorm(d)
+        self.up = nn.Linear(d, 4 * d, bias=False)
+        self.down = nn.Linear(4 * d, d, bias=False)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
+        return x + self.down(F.gelu(self.up(self.ln2(x))))
+
+
+class GPT(nn.Module):
+    def __init__(self, vocab, d, layers, heads):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.blocks = nn.ModuleList(Block(d, heads) for _ in range(layers))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+
+    def forward(self, idx):
+        x = self.emb(idx)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.head(self.ln(x))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--d", type=int, default=4096)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--heads", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=1024)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--bucket-mb", type=int, default=25)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--variant", default=os.environ.get("CORUN_POLICY", "stock"))
+    ap.add_argument("--out", help="JSON summary written by rank 0")
+    args = ap.parse_args()
+
+    dist.init_process_group("nccl")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    torch.cuda.set_device(local)
+    torch.manual_seed(args.seed)  # identical initial weights on every rank and every run
+    with torch.device("cuda"):  # initialise on the GPU: fast, and deterministic with the seed
+        model = GPT(args.vocab, args.d, args.layers, args.heads).to(torch.bfloat16)
+    ddp = DDP(model, device_ids=[local], bucket_cap_mb=args.bucket_mb)
+    opt = torch.optim.SGD(ddp.parameters(), lr=args.lr)
+    gen = torch.Generator(device="cuda").manual_seed(args.seed + 17 * rank)  # per-rank data shard
+
+    times, losses = [], []
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    for step in range(args.steps):
+        idx = torch.randint(0, args.vocab, (args.batch, args.seq + 1), device="cuda", generator=gen)
+        torch.cuda.synchronize()
+        start.record()
+        logits = ddp(idx[:, :-1])
+        loss = F.cross_entropy(logits.float().view(-1, args.vocab), idx[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        end.record()
+        end.synchronize()
+        # The step time of the job is the slowest rank's.
+        t = torch.tensor([start.elapsed_time(end)], device="cuda")
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        l = loss.detach().float()
+        dist.all_reduce(l, op=dist.ReduceOp.AVG)
+        times.append(t.item())
+        losses.append(l.item())
+    timed = times[args.warmup:]
+    summary = {
+        "variant": args.variant,
+        "world": world,
+        "card": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "nccl": ".".join(map(str, torch.cuda.nccl.version())),
+        "cuda": torch.version.cuda,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": {"d": args.d, "layers": args.layers, "seq": args.seq, "batch": args.batch, "vocab": args.vocab,
+                  "params": sum(p.numel() for p in model.parameters()), "dtype": "bf16", "bucket_mb": args.bucket_mb},
+        "steps": args.steps, "warmup": args.warmup,
+        "step_ms": {"median": statistics.median(timed), "min": min(timed), "max": max(timed), "all": timed},
+        "loss": losses,
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("CORUN_", "TORCH_NCCL", "NCCL_", "CUDA_DEVICE_MAX"))},
+    }
+    if rank == 0:
+        print(f"[{args.variant}] world {world}: step median {summary['step_ms']['median']:.2f} ms "
+              f"(min {summary['step_ms']['min']:.2f}, max {summary['step_ms']['max']:.2f}); "
+              f"loss {losses[0]:.4f} -> {losses[-1]:.4f}", flush=True)
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(summary, f, indent=1)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
