@@ -13,13 +13,16 @@ run() {  # name, then the command prefix
   local name=$1; shift
   echo "## $name" >&2
   "$@" torchrun --standalone --nproc_per_node="$N" "$HERE/ddp_gpt.py" --variant "$name" \
-      --out "$OUT/ddp_${N}gpu_${name//[:+]/_}.json" "${EXTRA[@]}" 2>&1 | grep -E "^\[|corun: pid|Error|error" | head -20
+      --out "$OUT/ddp_${N}gpu_${name//[:+]/_}.json" "${EXTRA[@]}" > "$OUT/log_${N}gpu_${name//[:+]/_}.txt" 2>&1
+  local st=$?
+  grep -E "^\[[a-z]|corun: pid" "$OUT/log_${N}gpu_${name//[:+]/_}.txt" | head -4
+  [ $st -eq 0 ] || { grep -E "Error|error" "$OUT/log_${N}gpu_${name//[:+]/_}.txt" | tail -3; return 1; }
 }
 EXTRA=("$@")
 rc=0
 run stock env || rc=1
 run torch_high_priority env TORCH_NCCL_HIGH_PRIORITY=1 || rc=1
-for p in ${CORUN_POLICIES:-priority shape:2+priority shape:4+priority smtarget:auto smtarget:auto+priority}; do
+for p in ${CORUN_POLICIES:-priority shape:2+priority shape:4+priority smtarget:auto smtarget:auto+priority ncclctas:16+priority}; do
   run "$p" "$CORUN" -p "$p" --report "$OUT/report_${N}gpu_${p//[:+]/_}_%p.json" -- || rc=1
 done
 python3 "$HERE/compare_ddp.py" "$OUT"/ddp_${N}gpu_*.json || rc=1

@@ -4,7 +4,8 @@
 #   smoke: build, every test tier, corun info, a short bench on small sizes (all policies)
 #   full:  build, every test tier, corun info, the default bench suite
 #   bench: build, then only the default bench suite
-#   preload: build, the gpu tier (interposer checks included), launch cost, the DDP matrix
+#   preload: build, the cpu and gpu tiers (interposer checks included), launch cost, the DDP matrix
+#   ddp: build, the DDP matrix only
 # Header-only dependencies that the GPU image lacks can be carried in .deps/root (extracted
 # Debian packages); NCCL is found through NCCL_HOME, the CUDA toolkit, or python3's wheel.
 set -uo pipefail
@@ -43,15 +44,18 @@ rm -f "$OUT/build.log"  # kept only when the build fails
 CORUN="$BUILD/corun"
 rc=0
 
-if [ "$MODE" = preload ]; then
-  (cd "$BUILD" && ctest -L gpu --output-on-failure --timeout 300 -V) > "$OUT/tests.log" 2>&1 || rc=1
-  grep -E "tests passed|Failed|FAILED|^[0-9]+: (ok|FAIL) |corun: pid" "$OUT/tests.log" | head -40
-  {
+if [ "$MODE" = preload ] || [ "$MODE" = ddp ]; then
+  [ "$MODE" = ddp ] || (cd "$BUILD" && ctest -L "cpu|gpu" --output-on-failure --timeout 300 -V) > "$OUT/tests.log" 2>&1 || rc=1
+  [ "$MODE" = ddp ] || grep -E "tests passed|Failed|FAILED|^[0-9]+: (ok|FAIL) |corun: pid" "$OUT/tests.log" | head -40
+  [ "$MODE" = ddp ] || {
     echo "{\"plain\": $("$BUILD/tests/launch_cost"),"
     echo " \"priority\": $("$CORUN" -p priority -- "$BUILD/tests/launch_cost" 2>/dev/null),"
-    echo " \"shape:2+priority\": $("$CORUN" -p shape:2+priority -- "$BUILD/tests/launch_cost" 2>/dev/null)}"
+    echo " \"shape:2+priority\": $("$CORUN" -p shape:2+priority -- "$BUILD/tests/launch_cost" 2>/dev/null),"
+    echo " \"hook_only_plain\": $("$BUILD/tests/hook_cost"),"
+    echo " \"hook_only_priority\": $(CORUN_QUIET=1 "$CORUN" -p priority -- "$BUILD/tests/hook_cost"),"
+    echo " \"hook_only_shape:2+priority\": $(CORUN_QUIET=1 "$CORUN" -p shape:2+priority -- "$BUILD/tests/hook_cost")}"
   } > "$OUT/launch_cost.json"
-  cat "$OUT/launch_cost.json"
+  [ "$MODE" = ddp ] || cat "$OUT/launch_cost.json"
   export PYTHONUNBUFFERED=1
   bash "$ROOT/examples/run_ddp_matrix.sh" "$OUT/ddp" "$CORUN" "$@" 2>&1 | tee "$OUT/ddp.log" || rc=1
   tar czf "$OUT/ddp_runs.tgz" -C "$OUT" ddp && rm -rf "$OUT/ddp"

@@ -1,7 +1,11 @@
 #include "hooks.h"
 
+#include <dlfcn.h>
+#include <link.h>
+
 #include <atomic>
 #include <cstring>
+#include <string>
 
 // The wrappers (interpose.cpp), declared by their exported names.
 extern "C" {
@@ -50,11 +54,39 @@ void SetReal(HookId id, void* fn) {
   g_real[id].compare_exchange_strong(expected, fn);
 }
 
+void* LoadedSym(const char* lib, const char* symbol) {
+  struct Search {
+    const char* lib;
+    std::string path;
+  } s{lib, {}};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        auto* s = static_cast<Search*>(data);
+        if (info->dlpi_name && std::strstr(info->dlpi_name, s->lib)) {
+          s->path = info->dlpi_name;
+          return 1;
+        }
+        return 0;
+      },
+      &s);
+  if (s.path.empty()) return nullptr;
+  void* h = dlopen(s.path.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+  return h ? RealDlsym(h, symbol) : nullptr;
+}
+
+void* NextSym(const char* lib, const char* symbol) {
+  void* f = RealDlsym(RTLD_NEXT, symbol);
+  return f ? f : LoadedSym(lib, symbol);
+}
+
 void* RealOf(HookId id) {
   void* f = g_real[id].load(std::memory_order_acquire);
   if (f) return f;
-  f = RealDlsym(reinterpret_cast<void*>(-1l) /* RTLD_NEXT */, kHooks[id].symbol);
-  SetReal(id, f);
+  const char* sym = kHooks[id].symbol;
+  const char* lib = std::strncmp(sym, "cublasLt", 8) == 0 ? "libcublasLt.so"
+                    : std::strncmp(sym, "cublas", 6) == 0  ? "libcublas.so"
+                                                           : "libcuda.so";
+  SetReal(id, NextSym(lib, sym));
   return g_real[id].load(std::memory_order_acquire);
 }
 

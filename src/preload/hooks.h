@@ -33,5 +33,10 @@ void* RealOf(HookId id);
 void SetReal(HookId id, void* fn);
 // dlsym that bypasses our own dlsym hook.
 void* RealDlsym(void* handle, const char* symbol);
+// `symbol` from an already loaded library whose file name contains `lib` — also one loaded with
+// RTLD_LOCAL (Python extensions load their CUDA libraries so), which RTLD_NEXT cannot see.
+void* LoadedSym(const char* lib, const char* symbol);
+// The next definition of a symbol after this library: RTLD_NEXT, else the loaded `lib`.
+void* NextSym(const char* lib, const char* symbol);
 
 }  // namespace corun

@@ -467,7 +467,7 @@ CORUN_EXPORT cublasStatus_t cublasCreate_v2(cublasHandle_t* handle) {
   if (r == CUBLAS_STATUS_SUCCESS && handle) {
     if (const int t = SmTarget()) {
       using SetFn = cublasStatus_t (*)(cublasHandle_t, int);
-      auto set = reinterpret_cast<SetFn>(RealDlsym(reinterpret_cast<void*>(-1l), "cublasSetSmCountTarget"));
+      auto set = reinterpret_cast<SetFn>(NextSym("libcublas.so", "cublasSetSmCountTarget"));
       if (set && set(*handle, t) == CUBLAS_STATUS_SUCCESS) g_sm_targets.fetch_add(1);
     }
   }
@@ -479,7 +479,7 @@ void SetDescTarget(cublasLtMatmulDesc_t desc) {
   const int32_t t = SmTarget();
   if (!t || !desc) return;
   using SetFn = cublasStatus_t (*)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void*, size_t);
-  static auto set = reinterpret_cast<SetFn>(RealDlsym(reinterpret_cast<void*>(-1l), "cublasLtMatmulDescSetAttribute"));
+  static auto set = reinterpret_cast<SetFn>(NextSym("libcublasLt.so", "cublasLtMatmulDescSetAttribute"));
   if (set && set(desc, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &t, sizeof(t)) == CUBLAS_STATUS_SUCCESS)
     g_sm_targets.fetch_add(1);
 }
