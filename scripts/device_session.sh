@@ -6,6 +6,7 @@
 #   bench: build, then only the default bench suite
 #   preload: build, the cpu and gpu tiers (interposer checks included), launch cost, the DDP matrix
 #   ddp: build, the DDP matrix only
+#   tune: build, corun tune --sweep on 6 workloads (own GEMM and cuBLAS x allreduce/allgather/alltoall)
 # Header-only dependencies that the GPU image lacks can be carried in .deps/root (extracted
 # Debian packages); NCCL is found through NCCL_HOME, the CUDA toolkit, or python3's wheel.
 set -uo pipefail
@@ -43,6 +44,17 @@ grep -E "Found NCCL|Found CUDAToolkit" "$OUT/build.log"
 rm -f "$OUT/build.log"  # kept only when the build fails
 CORUN="$BUILD/corun"
 rc=0
+
+if [ "$MODE" = tune ]; then
+  "$CORUN" tune --sweep --compute tiled64x64x64,cublaslt --gemm 8192x8192x8192 -o allreduce,allgather,alltoall \
+    --cache "$OUT/profiles.json" --watchdog 300 --json "$OUT/tune_$TAG.json" "$@" > "$OUT/tune.log" 2> "$OUT/tune_progress.log" || rc=1
+  grep -E "^# (tuned|sweep|workload)|Out of bounds|error" "$OUT/tune.log"
+  tail -3 "$OUT/tune_progress.log"
+  "$CORUN" bench -p tuned,overlap --compute tiled64x64x64 --gemm 8192x8192x8192 -o allreduce --sustain 0.5 \
+    --cache "$OUT/profiles.json" 2>/dev/null | grep -v "^corun" | tail -6 || rc=1
+  echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
+  exit $rc
+fi
 
 if [ "$MODE" = preload ] || [ "$MODE" = ddp ]; then
   [ "$MODE" = ddp ] || (cd "$BUILD" && ctest -L "cpu|gpu" --output-on-failure --timeout 300 -V) > "$OUT/tests.log" 2>&1 || rc=1

@@ -57,9 +57,23 @@ struct RunRecord {
   double tflops = 0;            // of the compute alone
   ClockSample clocks;
   int64_t wrong = 0;
+  std::vector<double> samples;  // step time of every timed repetition (ms, rank maximum)
 };
 
-std::string RecordsToJson(const Meta& meta, const std::vector<RunRecord>& runs, int indent = 1);
+// What corun tune chose for one workload, and how it compares with an exhaustive sweep.
+struct TuneSummary {
+  std::string workload;
+  std::string policy;
+  double t_ms = 0, overlap_ms = 0;
+  int trials = 0, budget = 0, sweep_trials = 0, candidates = 0;
+  std::string stop;
+  bool has_sweep = false;
+  std::string sweep_best_policy;
+  double sweep_best_ms = 0, tuned_in_sweep_ms = 0, overlap_in_sweep_ms = 0;
+};
+
+std::string RecordsToJson(const Meta& meta, const std::vector<RunRecord>& runs, int indent = 1,
+                          const std::vector<TuneSummary>& tunes = {});
 // Parses a document written by RecordsToJson (used by the maxconn1 child and by tests).
 bool RecordsFromJson(const std::string& text, Meta* meta, std::vector<RunRecord>* runs, std::string* err);
 

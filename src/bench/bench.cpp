@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -25,6 +26,8 @@
 #include "corun/gemm_check.h"
 #include "corun/occupancy.h"
 #include "corun/policy.h"
+#include "corun/profile.h"
+#include "corun/tune.h"
 #include "../runtime/bootstrap.h"
 #include "../runtime/checks.h"
 #include "../runtime/comm.h"
@@ -88,6 +91,9 @@ struct Shared {
   std::vector<size_t> deferred_maxconn1;  // workload indices needing the child
   Meta meta;
   std::atomic<int> failed{0};
+  ProfileCache cache;
+  std::string cache_path;
+  std::vector<TuneSummary> tunes;
   int total_runs = 0;
   int done_runs = 0;
   // Single-process mode with several GPUs: NCCL cannot be graph-captured there (the capture
@@ -117,7 +123,8 @@ class Rank {
   Status Setup();
   void Release();
   Status RunWorkload(size_t wi, const Workload& w);
-  Status RunPolicy(const Workload& w, const Policy& p, RunRecord* rec);
+  Status RunPolicy(const Workload& w, const Policy& p, RunRecord* rec, int reps);
+  Status TuneWorkload(const Workload& w, const RunRecord& proto, const std::function<void(RunRecord)>& emit);
   Status SetupPolicy(const Workload& w, const Policy& p, PolicyCtx* ctx);
   Status CommWithCtas(int ctas, Comm** out);
   Status BroadcastId(ncclUniqueId* id);
@@ -130,6 +137,9 @@ class Rank {
                       float* m_end);
   Status Verify(const Workload& w, const PolicyCtx& c, const Policy& p, int64_t* wrong, std::string* what);
   void Progress(const std::string& what);
+  ProfileKey ProfileKeyFor(const RunRecord& r) const {
+    return ProfileKey{sh_.meta.card, sh_.meta.sms, sh_.meta.gpus, sh_.meta.nccl, sh_.meta.cuda_runtime, WorkloadKey(r)};
+  }
 
   Shared& sh_;
   const BenchOptions& o_;
@@ -186,7 +196,7 @@ Status Rank::Setup() {
   CUDACHECK(cudaMalloc(&c_, c_elems * 2));
   CUDACHECK(cudaMalloc(&send_, std::max<uint64_t>(send_b, 16)));
   CUDACHECK(cudaMalloc(&recv_, std::max<uint64_t>(recv_bytes_, 16)));
-  CUDACHECK(cudaMalloc(&d_times_, sizeof(float) * 5 * std::max(o_.reps, 1)));
+  CUDACHECK(cudaMalloc(&d_times_, sizeof(float) * 5 * std::max({o_.reps, TuneOptions{}.max_reps, 1})));
   CUDACHECK(cudaMalloc(&d_counts_, sizeof(int64_t) * 2));
   CUDACHECK(cudaMalloc(&d_wrong_, sizeof(unsigned long long)));
   sampler_ = std::make_unique<ClockSampler>(std::vector<void*>{Nvml::Get().DeviceByPci(info_.pci)});
@@ -310,12 +320,35 @@ Status Rank::RunWorkload(size_t wi, const Workload& w) {
 
   std::vector<PolicyItem> items;
   CORUN_CHECK(ParsePolicyList(o_.policies, &items));
+  RunRecord proto;
+  proto.compute = w.compute;
+  proto.m = M;
+  proto.n = N;
+  proto.k = K;
+  proto.gemms = o_.gemms_per_step;
+  proto.collective = CollectiveName(w.coll);
+  proto.dtype = DTypeName(dtype_);
+  proto.bytes = w.bytes;
   std::vector<Policy> policies;
+  std::vector<RunRecord> pre;  // rows decided without running (a missing tuned profile)
   for (const PolicyItem& it : items) {
     if (it.kind == PolicyItem::kAll) {
       for (const Policy& p : ExpandAll(plan_)) policies.push_back(p);
     } else if (it.kind == PolicyItem::kPolicy) {
       policies.push_back(it.policy);
+    } else {
+      std::string stale;
+      const ProfileEntry* e = sh_.cache.Find(ProfileKeyFor(proto), &stale);
+      Policy tp;
+      if (e && ParsePolicy(e->policy, &tp).ok()) {
+        policies.push_back(tp);
+      } else {
+        RunRecord r = proto;
+        r.policy = "tuned";
+        r.status = "skipped";
+        r.note = !stale.empty() ? stale : "no tuned profile for this workload in " + sh_.cache_path + " (run corun tune)";
+        pre.push_back(r);
+      }
     }
   }
   // Drop repeats, keep order.
@@ -329,68 +362,154 @@ Status Rank::RunWorkload(size_t wi, const Workload& w) {
     sh_.total_runs += static_cast<int>(uniq.size());
   }
   bool printed_header = false;
-  for (const Policy& p : uniq) {
-    RunRecord rec;
-    rec.compute = w.compute;
-    rec.m = M;
-    rec.n = N;
-    rec.k = K;
-    rec.gemms = o_.gemms_per_step;
-    rec.collective = CollectiveName(w.coll);
-    rec.dtype = DTypeName(dtype_);
-    rec.bytes = w.bytes;
-    rec.policy = p.Name();
-    Progress(WorkloadKey(rec) + " : " + rec.policy);
-    if (p.maxconn1 && !o_.child_maxconn1) {
-      // Runs later in a child process with CUDA_DEVICE_MAX_CONNECTIONS=1.
-      std::string na = PolicyNotApplicable(p, plan_);
-      if (!na.empty()) {
-        rec.status = "skipped";
-        rec.note = na;
-      } else {
-        if (rank_ == 0) {
-          std::lock_guard<std::mutex> l(sh_.mu);
-          sh_.deferred_maxconn1.push_back(wi);
-        }
-        continue;
-      }
-    } else {
-      CORUN_CHECK(RunPolicy(w, p, &rec));
+  // Rank 0 prints each row as it completes, with its change against the baselines so far.
+  auto emit = [&](RunRecord rec) {
+    if (rank_ != 0) return;
+    if (!printed_header) {
+      PrintWorkloadLine(stdout, rec);
+      if (comm_fp_known_)
+        std::printf("# comm kernel %s: %d CTAs x %d threads, %d regs, %zu B static + %zu B dynamic smem\n",
+                    comm_kernel_.c_str(), comm_ctas_, comm_fp_.threads, comm_fp_.regs_per_thread,
+                    comm_fp_.static_smem, comm_fp_.dynamic_smem);
+      if (w.own)
+        std::printf("# compute kernel: %d threads, %d regs, %zu B smem/block -> %d blocks/SM (%s-limited)\n",
+                    comp_fp_.threads, comp_fp_.regs_per_thread, comp_fp_.static_smem + comp_fp_.dynamic_smem,
+                    plan_.natural_blocks, LimiterName(ResidentBlocks(info_.limits, comp_fp_).limiter));
+      PrintTableHeader(stdout);
+      printed_header = true;
     }
-    if (rank_ == 0) {
-      if (!printed_header) {
-        PrintWorkloadLine(stdout, rec);
-        if (comm_fp_known_)
-          std::printf("# comm kernel %s: %d CTAs x %d threads, %d regs, %zu B static + %zu B dynamic smem\n",
-                      comm_kernel_.c_str(), comm_ctas_, comm_fp_.threads, comm_fp_.regs_per_thread,
-                      comm_fp_.static_smem, comm_fp_.dynamic_smem);
-        if (w.own)
-          std::printf("# compute kernel: %d threads, %d regs, %zu B smem/block -> %d blocks/SM (%s-limited)\n",
-                      comp_fp_.threads, comp_fp_.regs_per_thread, comp_fp_.static_smem + comp_fp_.dynamic_smem,
-                      plan_.natural_blocks, LimiterName(ResidentBlocks(info_.limits, comp_fp_).limiter));
-        PrintTableHeader(stdout);
-        printed_header = true;
+    for (const RunRecord& b : recs) {
+      if (b.status != "ok" && b.status != "wrong") continue;
+      if (b.policy == "sequential") {
+        rec.vs_sequential = RelativeChange(rec.t_total.median, b.t_total.median);
+        rec.has_vs_sequential = rec.status == "ok" || rec.status == "wrong";
       }
-      // Changes against the baselines measured so far in this workload.
-      for (const RunRecord& b : recs) {
-        if (b.status != "ok" && b.status != "wrong") continue;
-        if (b.policy == "sequential") {
-          rec.vs_sequential = RelativeChange(rec.t_total.median, b.t_total.median);
-          rec.has_vs_sequential = rec.status == "ok" || rec.status == "wrong";
-        }
-        if (b.policy == "overlap") {
-          rec.vs_overlap = RelativeChange(rec.t_total.median, b.t_total.median);
-          rec.has_vs_overlap = rec.status == "ok" || rec.status == "wrong";
-        }
+      if (b.policy == "overlap") {
+        rec.vs_overlap = RelativeChange(rec.t_total.median, b.t_total.median);
+        rec.has_vs_overlap = rec.status == "ok" || rec.status == "wrong";
       }
-      PrintRow(stdout, rec);
-      std::fflush(stdout);
-      recs.push_back(rec);
+    }
+    PrintRow(stdout, rec);
+    std::fflush(stdout);
+    recs.push_back(rec);
+  };
+  for (const RunRecord& r : pre) emit(r);
+  if (o_.tune) {
+    CORUN_CHECK(TuneWorkload(w, proto, emit));
+  } else {
+    for (const Policy& p : uniq) {
+      RunRecord rec = proto;
+      rec.policy = p.Name();
+      Progress(WorkloadKey(rec) + " : " + rec.policy);
+      if (p.maxconn1 && !o_.child_maxconn1) {
+        // Runs later in a child process with CUDA_DEVICE_MAX_CONNECTIONS=1.
+        std::string na = PolicyNotApplicable(p, plan_);
+        if (!na.empty()) {
+          rec.status = "skipped";
+          rec.note = na;
+        } else {
+          if (rank_ == 0) {
+            std::lock_guard<std::mutex> l(sh_.mu);
+            sh_.deferred_maxconn1.push_back(wi);
+          }
+          continue;
+        }
+      } else {
+        CORUN_CHECK(RunPolicy(w, p, &rec, o_.reps));
+      }
+      emit(rec);
     }
   }
   if (rank_ == 0) {
     std::lock_guard<std::mutex> l(sh_.mu);
     for (auto& r : recs) sh_.records.push_back(r);
+  }
+  return Status::Ok();
+}
+
+// corun tune on one workload. Every rank runs its own Tuner: the timings it is fed are the rank
+// maxima (identical everywhere) and every status is agreed, so all ranks propose the same
+// candidates in the same order without further coordination.
+Status Rank::TuneWorkload(const Workload& w, const RunRecord& proto, const std::function<void(RunRecord)>& emit) {
+  SearchSpace sp;
+  sp.own_gemm = w.own;
+  sp.natural_blocks = plan_.natural_blocks;
+  if (w.own && comm_fp_known_)
+    if (auto k = AutoCap(info_.limits, comp_fp_, comm_fp_)) sp.auto_cap = *k;
+  sp.num_sms = info_.sms;
+  sp.nccl_ctas = comm_fp_known_ ? comm_ctas_ : 0;
+  const std::vector<Policy> full = FullSpace(sp);
+  const int sweep_trials = static_cast<int>(full.size()) * o_.reps;
+  TuneOptions topt;
+  topt.budget_trials = std::max(4, static_cast<int>(o_.tune_budget * sweep_trials));
+  Tuner tuner(sp, topt);
+  auto run = [&](const Policy& p, int reps, const std::string& tag, RunRecord* out) -> Status {
+    RunRecord rec = proto;
+    rec.policy = p.Name();
+    if (rank_ == 0) {
+      std::lock_guard<std::mutex> l(sh_.mu);
+      ++sh_.total_runs;  // the search decides as it goes: count as we go
+    }
+    Progress(WorkloadKey(rec) + " : " + tag + " " + rec.policy + " x" + std::to_string(reps));
+    CORUN_CHECK(RunPolicy(w, p, &rec, reps));
+    rec.note = tag + (rec.note.empty() ? "" : "; " + rec.note);
+    emit(rec);
+    *out = rec;
+    return Status::Ok();
+  };
+  for (std::vector<Request> batch = tuner.Next(); !batch.empty(); batch = tuner.Next()) {
+    for (const Request& r : batch) {
+      RunRecord rec;
+      CORUN_CHECK(run(r.policy, r.reps, "tune", &rec));
+      if (rec.status == "ok")
+        tuner.Report(r.policy, rec.samples);
+      else
+        tuner.Reject(r.policy, rec.note);
+    }
+  }
+  const Measured* best = tuner.Best();
+  const Measured* base = tuner.Baseline();
+  if (!best) CORUN_FAIL("corun tune: no candidate could run for " + WorkloadKey(proto));
+  TuneSummary ts;
+  ts.workload = WorkloadKey(proto);
+  ts.policy = best->policy.Name();
+  ts.t_ms = best->summary.median;
+  ts.overlap_ms = base ? base->summary.median : 0;
+  ts.trials = tuner.trials();
+  ts.budget = topt.budget_trials;
+  ts.sweep_trials = sweep_trials;
+  ts.candidates = static_cast<int>(tuner.All().size());
+  ts.stop = tuner.Why();
+  if (o_.tune_sweep) {
+    // The exhaustive sweep, in the same process: every candidate with -n repetitions.
+    double sweep_best = 0, tuned_in_sweep = 0, overlap_in_sweep = 0;
+    std::string sweep_best_policy;
+    for (const Policy& p : full) {
+      RunRecord rec;
+      CORUN_CHECK(run(p, o_.reps, "sweep", &rec));
+      if (rec.status != "ok") continue;
+      if (sweep_best_policy.empty() || rec.t_total.median < sweep_best) {
+        sweep_best = rec.t_total.median;
+        sweep_best_policy = rec.policy;
+      }
+      if (rec.policy == ts.policy) tuned_in_sweep = rec.t_total.median;
+      if (rec.policy == "overlap") overlap_in_sweep = rec.t_total.median;
+    }
+    ts.has_sweep = true;
+    ts.sweep_best_policy = sweep_best_policy;
+    ts.sweep_best_ms = sweep_best;
+    ts.tuned_in_sweep_ms = tuned_in_sweep;
+    ts.overlap_in_sweep_ms = overlap_in_sweep;
+  }
+  if (rank_ == 0) {
+    std::printf("# tuned: %s  %.3f ms (overlap %.3f ms); %d trials of a %d-trial budget (sweep: %d); %s\n",
+                ts.policy.c_str(), ts.t_ms, ts.overlap_ms, ts.trials, ts.budget, ts.sweep_trials, ts.stop.c_str());
+    if (ts.has_sweep)
+      std::printf("# sweep: best %s %.3f ms; tuned policy in the sweep %.3f ms (%+.1f%%); overlap %.3f ms\n",
+                  ts.sweep_best_policy.c_str(), ts.sweep_best_ms, ts.tuned_in_sweep_ms,
+                  100 * RelativeChange(ts.tuned_in_sweep_ms, ts.sweep_best_ms), ts.overlap_in_sweep_ms);
+    std::lock_guard<std::mutex> l(sh_.mu);
+    sh_.tunes.push_back(ts);
   }
   return Status::Ok();
 }
@@ -557,7 +676,7 @@ Status Rank::Verify(const Workload& w, const PolicyCtx& c, const Policy& p, int6
   return Status::Ok();
 }
 
-Status Rank::RunPolicy(const Workload& w, const Policy& p, RunRecord* rec) {
+Status Rank::RunPolicy(const Workload& w, const Policy& p, RunRecord* rec, int reps) {
   const std::string na = PolicyNotApplicable(p, plan_);
   if (!na.empty()) {
     rec->status = "skipped";
@@ -596,7 +715,7 @@ Status Rank::RunPolicy(const Workload& w, const Policy& p, RunRecord* rec) {
     CORUN_CHECK(Barrier(el < o_.sustain_s ? 1 : 0, &more));
     Watchdog::Get().Kick();
   }
-  const int R = o_.reps;
+  const int R = reps;
   std::vector<float> v(5 * R);
   sampler_->Start();
   for (int r = 0; r < R; ++r) {
@@ -618,6 +737,7 @@ Status Rank::RunPolicy(const Workload& w, const Policy& p, RunRecord* rec) {
   rec->t_comp = part(0);
   rec->t_comm = part(1);
   rec->t_total = part(2);
+  rec->samples.assign(v.begin() + 2 * R, v.begin() + 3 * R);
   rec->t_comp_end = part(3);
   rec->t_comm_end = part(4);
   rec->efficiency = OverlapEfficiency(rec->t_comp.median, rec->t_comm.median, rec->t_total.median);
@@ -669,8 +789,7 @@ Status ValidateBenchOptions(const BenchOptions& o) {
     if (b < 1024) CORUN_FAIL("collective size " + std::to_string(b) + " B is below 1 KiB");
   std::vector<PolicyItem> items;
   CORUN_CHECK(ParsePolicyList(o.policies, &items));
-  for (const auto& it : items)
-    if (it.kind == PolicyItem::kTuned) CORUN_FAIL("--policies tuned needs a profile from 'corun tune' (not built yet)");
+  if (o.tune_budget <= 0 || o.tune_budget > 1) CORUN_FAIL("--budget must be in (0, 1] (a fraction of the sweep's trials)");
   if (o.reps < 1 || o.reps > 100000) CORUN_FAIL("-n/--iters must be 1..100000");
   if (o.warmup < 0) CORUN_FAIL("-w/--warmup must be >= 0");
   if (o.gemms_per_step < 1 || o.gemms_per_step > 1000) CORUN_FAIL("--gemms must be 1..1000");
@@ -748,6 +867,11 @@ int RunBench(const BenchOptions& o) {
   m.reps = o.reps;
   m.command_line = o.command_line;
   if (!Nvml::Get().ok()) m.notes.push_back("NVML unavailable (" + Nvml::Get().why() + "): no clock/power columns");
+  sh.cache_path = o.cache_path.empty() ? DefaultProfilePath() : o.cache_path;
+  if (Status cs = sh.cache.Load(sh.cache_path); !cs.ok()) {
+    std::fprintf(stderr, "corun: warning: %s (ignored)\n", cs.message().c_str());
+    sh.cache = ProfileCache();
+  }
   const bool lead = my_first_rank == 0 && !o.child_maxconn1;
   if (lead) {
     std::printf("# corun bench: %d x %s (%d SMs), NCCL %s, CUDA runtime %s / driver %s, %s, %s\n", m.gpus,
@@ -814,9 +938,26 @@ int RunBench(const BenchOptions& o) {
     // The child reports its rows under the maxconn1 name.
     for (RunRecord& r : sh.records) r.policy = "maxconn1";
   }
+  if (o.tune && !sh.tunes.empty()) {
+    for (const TuneSummary& t : sh.tunes) {
+      ProfileEntry e;
+      e.key = ProfileKey{m.card, m.sms, m.gpus, m.nccl, m.cuda_runtime, t.workload};
+      e.policy = t.policy;
+      e.t_ms = t.t_ms;
+      e.overlap_ms = t.overlap_ms;
+      e.date = m.date;
+      sh.cache.Put(e);
+    }
+    if (Status cs = sh.cache.Save(sh.cache_path); !cs.ok()) {
+      std::fprintf(stderr, "corun tune: %s\n", cs.message().c_str());
+      code = 1;
+    } else {
+      std::printf("# %zu tuned profile(s) saved in %s\n", sh.tunes.size(), sh.cache_path.c_str());
+    }
+  }
   if (!o.json_path.empty()) {
     std::ofstream f(o.json_path);
-    f << RecordsToJson(sh.meta, sh.records) << "\n";
+    f << RecordsToJson(sh.meta, sh.records, 1, sh.tunes) << "\n";
     if (!f) {
       std::fprintf(stderr, "corun bench: cannot write %s\n", o.json_path.c_str());
       code = 1;

@@ -30,6 +30,11 @@ struct BenchOptions {
   std::vector<std::string> argv;  // for re-launching a child (maxconn1)
   bool child_maxconn1 = false;    // internal: this process is the maxconn1 child
   std::string probe_only;         // internal: probe NCCL kernels, write them to this file, exit
+  // corun tune
+  bool tune = false;
+  double tune_budget = 0.25;      // trial budget as a fraction of the exhaustive sweep's trials
+  bool tune_sweep = false;        // also run the exhaustive sweep and compare
+  std::string cache_path;         // profile cache (default: DefaultProfilePath())
 };
 
 // Checks the options before any GPU work; the message names the bad input.

@@ -13,9 +13,14 @@
 #include <vector>
 
 #include "corun/launch_rules.h"
+#include "corun/profile.h"
 #include "corun/policy.h"
 
 namespace corun {
+
+std::string AppWorkloadKey(int argc, char** argv, int first);
+Status AppProfileKey(const std::string& workload, ProfileKey* key);
+
 namespace {
 
 std::string SelfDir() {
@@ -81,6 +86,23 @@ int RunLauncher(int argc, char** argv, int dash) {
   if (dash + 1 >= argc) {
     std::fprintf(stderr, "corun: no command after '--'\n");
     return 2;
+  }
+  if (policy == "tuned") {
+    // The profile corun tune -- CMD stored for exactly this command, GPU and library versions.
+    ProfileCache cache;
+    ProfileKey key;
+    std::string stale;
+    const std::string path = DefaultProfilePath();
+    Status ks = AppProfileKey(AppWorkloadKey(argc, argv, dash + 1), &key);
+    if (ks.ok()) ks = cache.Load(path);
+    const ProfileEntry* e = ks.ok() ? cache.Find(key, &stale) : nullptr;
+    if (!e) {
+      std::fprintf(stderr, "corun: no tuned profile for this command in %s (%s)\n", path.c_str(),
+                   !ks.ok() ? ks.message().c_str() : !stale.empty() ? stale.c_str() : "run: corun tune -- CMD");
+      return 2;
+    }
+    policy = e->policy;
+    std::fprintf(stderr, "corun: tuned policy %s\n", policy.c_str());
   }
   Policy p;
   Status st = ParsePolicy(policy, &p);

@@ -11,6 +11,7 @@
 namespace corun {
 int RunInfo(bool json);
 int RunLauncher(int argc, char** argv, int dash);
+int RunTuneApp(int argc, char** argv, int dash);
 }
 
 namespace {
@@ -36,6 +37,10 @@ int main(int argc, char** argv) {
     if (a == "bench" || a == "info" || a == "tune") break;
     if (a == "--") return corun::RunLauncher(argc, argv, i);
   }
+  // "corun tune [options] -- CMD": tune an application.
+  if (argc > 1 && std::string(argv[1]) == "tune")
+    for (int i = 2; i < argc; ++i)
+      if (std::string(argv[i]) == "--") return corun::RunTuneApp(argc, argv, i);
   CLI::App app{"corun: computation-communication overlap for multi-GPU work (occupancy shaping + priority)"};
   app.set_version_flag("--version", std::string("corun ") + CORUN_VERSION);
   app.require_subcommand(1);
@@ -47,37 +52,54 @@ int main(int argc, char** argv) {
               gemms = "8192x8192x8192,8192x57344x8192", colls = "allreduce";
   double factor = 2.0;
   bool no_probe = false;
+  // The workload flags, shared by bench and tune (nccl-tests style where nccl-tests has them).
+  auto add_workload_flags = [&](CLI::App* sub) {
+    sub->add_option("-b,--minbytes", minb, "smallest collective size (nccl-tests convention)")->capture_default_str();
+    sub->add_option("-e,--maxbytes", maxb, "largest collective size (default: = -b)");
+    sub->add_option("-f,--stepfactor", factor, "multiplicative step between sizes")->capture_default_str();
+    sub->add_option("-i,--stepbytes", stepbytes, "additive step between sizes (instead of -f)");
+    sub->add_option("-n,--iters", o.reps, "timed repetitions per (workload, policy)")->capture_default_str();
+    sub->add_option("-w,--warmup_iters", o.warmup, "warm-up repetitions")->capture_default_str();
+    sub->add_option("-g,--ngpus", o.ngpus, "GPUs in single-process mode (0: all visible)")->capture_default_str();
+    sub->add_option("-d,--datatype", o.dtype, "collective data type: bf16, fp32")->capture_default_str();
+    sub->add_option("-o,--collectives", colls, "allreduce,allgather,reducescatter,alltoall")->capture_default_str();
+    sub->add_option("--compute", computes, "compute kernels: tiled64x64x32, tiled64x64x64, cublaslt")->capture_default_str();
+    sub->add_option("--gemm", gemms, "GEMM shapes MxNxK, comma-separated")->capture_default_str();
+    sub->add_option("--gemms", o.gemms_per_step, "GEMMs per step")->capture_default_str();
+    sub->add_option("--sustain", o.sustain_s, "seconds each (workload, policy) runs before timing")->capture_default_str();
+    sub->add_option("--watchdog", o.watchdog_s, "abort NCCL and exit 3 after this many seconds without progress (0: off)")
+        ->capture_default_str();
+    sub->add_option("--samples", o.gemm_samples, "GEMM outputs checked against the host reference per run")
+        ->capture_default_str();
+    sub->add_flag("--no-probe", no_probe, "do not learn the NCCL kernel's footprint from a captured call");
+    sub->add_option("--json", o.json_path, "write the results as JSON")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    sub->add_option("--cache", o.cache_path, "profile cache (default $CORUN_CACHE or ~/.cache/corun/profiles.json)");
+  };
   auto* bench = app.add_subcommand("bench",
                                    "Run compute + communication workloads under every policy side by side, "
                                    "check every result, print a table (and --json)");
-  bench->add_option("-b,--minbytes", minb, "smallest collective size (nccl-tests convention)")->capture_default_str();
-  bench->add_option("-e,--maxbytes", maxb, "largest collective size (default: = -b)");
-  bench->add_option("-f,--stepfactor", factor, "multiplicative step between sizes")->capture_default_str();
-  bench->add_option("-i,--stepbytes", stepbytes, "additive step between sizes (instead of -f)");
-  bench->add_option("-n,--iters", o.reps, "timed repetitions per (workload, policy)")->capture_default_str();
-  bench->add_option("-w,--warmup_iters", o.warmup, "warm-up repetitions")->capture_default_str();
-  bench->add_option("-g,--ngpus", o.ngpus, "GPUs in single-process mode (0: all visible)")->capture_default_str();
-  bench->add_option("-d,--datatype", o.dtype, "collective data type: bf16, fp32")->capture_default_str();
-  bench->add_option("-o,--collectives", colls, "allreduce,allgather,reducescatter,alltoall")->capture_default_str();
-  bench->add_option("--compute", computes, "compute kernels: tiled64x64x32, tiled64x64x64, cublaslt")->capture_default_str();
-  bench->add_option("--gemm", gemms, "GEMM shapes MxNxK, comma-separated")->capture_default_str();
-  bench->add_option("--gemms", o.gemms_per_step, "GEMMs per step")->capture_default_str();
+  add_workload_flags(bench);
   bench->add_option("-p,--policies", o.policies,
-                    "comma-separated: all, sequential, overlap, priority, shape:K|NK|auto[+priority], "
+                    "comma-separated: all, tuned, sequential, overlap, priority, shape:K|NK|auto[+priority], "
                     "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  bench->add_option("--sustain", o.sustain_s, "seconds each (workload, policy) runs before timing")->capture_default_str();
-  bench->add_option("--watchdog", o.watchdog_s, "abort NCCL and exit 3 after this many seconds without progress (0: off)")
-      ->capture_default_str();
-  bench->add_option("--samples", o.gemm_samples, "GEMM outputs checked against the host reference per run")
-      ->capture_default_str();
   bench->add_option("--max-caps", o.max_shape_caps, "explicit shape:K caps 'all' tries (K = 1..N)")->capture_default_str();
-  bench->add_flag("--no-probe", no_probe, "do not learn the NCCL kernel's footprint from a captured call");
-  bench->add_option("--json", o.json_path, "write the results as JSON")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   bench->add_flag("--child-maxconn1", o.child_maxconn1, "internal")->group("");
   bench->add_option("--probe-only", o.probe_only, "internal")->group("");
+  // Tune's own flags are accepted (and ignored) so that its helper processes can run as bench.
+  double ignored_budget = 0;
+  bool ignored_sweep = false;
+  bench->add_option("--budget", ignored_budget, "internal")->group("");
+  bench->add_flag("--sweep", ignored_sweep, "internal")->group("");
 
+  auto* tune = app.add_subcommand("tune",
+                                  "Find the best policy for each workload (model guess + local search), cache it "
+                                  "for --policies tuned; 'corun tune [opts] -- CMD' tunes an application");
+  add_workload_flags(tune);
+  tune->add_option("--budget", o.tune_budget, "trial budget as a fraction of an exhaustive sweep's trials")
+      ->capture_default_str();
+  tune->add_flag("--sweep", o.tune_sweep, "also run the exhaustive sweep in the same process and compare");
   bool info_json = false;
   auto* info = app.add_subcommand("info", "Print GPUs, SM limits, stream-priority range, NCCL/CUDA versions and the "
                                           "occupancy of corun's kernels");
@@ -91,7 +113,9 @@ int main(int argc, char** argv) {
 
   if (*info) return corun::RunInfo(info_json);
 
-  // bench
+  // bench / tune
+  o.tune = static_cast<bool>(*tune);
+  if (o.tune) o.policies = "overlap";  // unused by the search; keeps validation simple
   for (int i = 2; i < argc; ++i) o.argv.push_back(argv[i]);
   for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
   o.probe_comm = !no_probe;

@@ -30,7 +30,8 @@ std::string WorkloadKey(const RunRecord& r) {
          " x" + std::to_string(r.gemms) + " + " + r.collective + " " + r.dtype + " " + FormatSize(r.bytes);
 }
 
-std::string RecordsToJson(const Meta& m, const std::vector<RunRecord>& runs, int indent) {
+std::string RecordsToJson(const Meta& m, const std::vector<RunRecord>& runs, int indent,
+                          const std::vector<TuneSummary>& tunes) {
   json meta = {{"card", m.card},
                {"gpus", m.gpus},
                {"sms", m.sms},
@@ -81,6 +82,7 @@ std::string RecordsToJson(const Meta& m, const std::vector<RunRecord>& runs, int
         {"busbw_gbs", r.busbw},
         {"tflops", r.tflops},
         {"wrong", r.wrong},
+        {"t_total_samples", r.samples},
     };
     if (r.clocks.valid)
       j["clocks"] = {{"sm_mhz", SummaryJson(r.clocks.sm_mhz)},
@@ -88,7 +90,22 @@ std::string RecordsToJson(const Meta& m, const std::vector<RunRecord>& runs, int
                      {"throttle", r.clocks.throttle}};
     arr.push_back(std::move(j));
   }
-  return json{{"meta", meta}, {"runs", arr}}.dump(indent);
+  json doc{{"meta", meta}, {"runs", arr}};
+  if (!tunes.empty()) {
+    json t = json::array();
+    for (const TuneSummary& x : tunes) {
+      json j = {{"workload", x.workload}, {"policy", x.policy}, {"t_ms", x.t_ms}, {"overlap_ms", x.overlap_ms},
+                {"trials", x.trials}, {"budget", x.budget}, {"sweep_trials", x.sweep_trials},
+                {"candidates", x.candidates}, {"stop", x.stop}};
+      if (x.has_sweep)
+        j["sweep"] = {{"best_policy", x.sweep_best_policy}, {"best_ms", x.sweep_best_ms},
+                      {"tuned_ms", x.tuned_in_sweep_ms}, {"overlap_ms", x.overlap_in_sweep_ms},
+                      {"tuned_vs_best", x.sweep_best_ms > 0 ? (x.tuned_in_sweep_ms - x.sweep_best_ms) / x.sweep_best_ms : 0.0}};
+      t.push_back(j);
+    }
+    doc["tune"] = t;
+  }
+  return doc.dump(indent);
 }
 
 bool RecordsFromJson(const std::string& text, Meta* m, std::vector<RunRecord>* runs, std::string* err) {
@@ -134,6 +151,7 @@ bool RecordsFromJson(const std::string& text, Meta* m, std::vector<RunRecord>* r
       r.busbw = j.value("busbw_gbs", 0.0);
       r.tflops = j.value("tflops", 0.0);
       r.wrong = j.value("wrong", int64_t{0});
+      r.samples = j.value("t_total_samples", std::vector<double>{});
       if (j.contains("clocks")) {
         r.clocks.valid = true;
         r.clocks.sm_mhz = SummaryFrom(j["clocks"].value("sm_mhz", json()));

@@ -1,0 +1,273 @@
+#include "corun/tune.h"
+
+#include <algorithm>
+#include <set>
+
+namespace corun {
+namespace {
+
+Policy P(const std::string& s) {
+  Policy p;
+  ParsePolicy(s, &p);
+  return p;
+}
+
+int RoundUp(int v, int g) { return g > 0 ? (v + g - 1) / g * g : v; }
+
+// SM target the model suggests: all SMs but those NCCL's CTAs occupy.
+int SmGuess(const SearchSpace& s) {
+  const int ctas = s.nccl_ctas > 0 ? s.nccl_ctas : 24;
+  return std::max(s.greenctx_granularity, s.num_sms - ctas);
+}
+
+int GreenGuess(const SearchSpace& s) {
+  return RoundUp(s.nccl_ctas > 0 ? s.nccl_ctas : 24, s.greenctx_granularity);
+}
+
+void Add(std::vector<Policy>* out, const Policy& p) {
+  if (std::find(out->begin(), out->end(), p) == out->end()) out->push_back(p);
+}
+
+Policy WithPriority(Policy p, bool on) {
+  p.comm_priority = on;
+  return p;
+}
+
+int MaxCap(const SearchSpace& s) { return s.app ? 6 : std::max(1, s.natural_blocks - 1); }
+
+}  // namespace
+
+std::vector<Policy> FirstGuesses(const SearchSpace& s) {
+  std::vector<Policy> out;
+  Add(&out, P("overlap"));
+  Add(&out, P("priority"));
+  if (s.app) {
+    Add(&out, P("shape:4+priority"));
+    Add(&out, P("smtarget:auto+priority"));
+  } else if (s.own_gemm) {
+    // The cap that leaves room for one communication CTA; where none does (NCCL's CTAs need a
+    // nearly empty SM), two below the natural residency, which keeps most of the throughput.
+    const int k = s.auto_cap > 0 ? s.auto_cap : std::max(1, s.natural_blocks - 2);
+    if (k < s.natural_blocks) Add(&out, P("shape:" + std::to_string(k) + "+priority"));
+  } else {
+    Add(&out, P("smtarget:" + std::to_string(SmGuess(s))));
+    Add(&out, P("greenctx:" + std::to_string(GreenGuess(s))));
+  }
+  return out;
+}
+
+std::vector<Policy> Neighbours(const SearchSpace& s, const Policy& p) {
+  std::vector<Policy> out;
+  if (p.sequential || p.maxconn1) return out;
+  Add(&out, WithPriority(p, !p.comm_priority));
+  const int g = std::max(1, s.greenctx_granularity);
+  if (s.app || s.own_gemm) {
+    if (p.shape == ShapeMode::kCap) {
+      for (int d : {-1, +1}) {
+        const int k = p.shape_cap + d;
+        if (k >= 1 && k <= MaxCap(s)) {
+          Policy q = p;
+          q.shape_cap = k;
+          Add(&out, q);
+        }
+      }
+      Policy none = p;
+      none.shape = ShapeMode::kNone;
+      Add(&out, none);
+    } else if (p.shape == ShapeMode::kNone && p.greenctx == 0 && p.ncclctas == 0 && p.smtarget == 0 &&
+               !p.smtarget_auto) {
+      const int k = s.auto_cap > 0 ? s.auto_cap : std::max(1, (s.app ? 6 : s.natural_blocks) - 2);
+      Policy q = p;
+      q.shape = ShapeMode::kCap;
+      q.shape_cap = k;
+      if (k <= MaxCap(s)) Add(&out, q);
+    }
+  }
+  if (!s.app && !s.own_gemm) {
+    if (p.smtarget > 0) {
+      for (int d : {-g, +g}) {
+        const int n = p.smtarget + d;
+        if (n >= g && n <= s.num_sms) {
+          Policy q = p;
+          q.smtarget = n;
+          Add(&out, q);
+        }
+      }
+    } else if (p.greenctx == 0 && p.ncclctas == 0) {
+      Policy q = p;
+      q.smtarget = SmGuess(s);
+      Add(&out, q);
+    }
+  }
+  if (!s.app) {
+    if (p.greenctx > 0) {
+      for (int d : {-g, +g}) {
+        const int n = p.greenctx + d;
+        if (n >= g && n < s.num_sms) {
+          Policy q = p;
+          q.greenctx = n;
+          Add(&out, q);
+        }
+      }
+    } else if (p.shape == ShapeMode::kNone && p.smtarget == 0) {
+      Policy q = p;
+      q.greenctx = GreenGuess(s);
+      Add(&out, q);
+    }
+  }
+  if (p.ncclctas == 0 && p.shape == ShapeMode::kNone && p.greenctx == 0 && p.smtarget == 0 && !p.smtarget_auto) {
+    Policy q = p;
+    q.ncclctas = std::max(1, (s.nccl_ctas > 0 ? s.nccl_ctas : 24) / 2);
+    Add(&out, q);
+  }
+  if (s.app && p.shape == ShapeMode::kNone && !p.smtarget_auto && p.ncclctas == 0) {
+    Policy q = p;
+    q.smtarget_auto = true;
+    Add(&out, q);
+  }
+  return out;
+}
+
+std::vector<Policy> FullSpace(const SearchSpace& s) {
+  std::vector<Policy> out;
+  for (bool prio : {false, true}) {
+    Add(&out, WithPriority(P("overlap"), prio));
+    if (s.app || s.own_gemm)
+      for (int k = 1; k <= MaxCap(s); ++k) Add(&out, WithPriority(P("shape:" + std::to_string(k)), prio));
+    const int g = std::max(1, s.greenctx_granularity);
+    if (!s.app && !s.own_gemm)
+      for (int d = -2; d <= 2; ++d) {
+        const int n = SmGuess(s) + d * g;
+        if (n >= g && n <= s.num_sms) Add(&out, WithPriority(P("smtarget:" + std::to_string(n)), prio));
+      }
+    if (s.app) Add(&out, WithPriority(P("smtarget:auto"), prio));
+    if (!s.app)
+      for (int d = -1; d <= 1; ++d) {
+        const int n = GreenGuess(s) + d * g;
+        if (n >= g && n < s.num_sms) Add(&out, WithPriority(P("greenctx:" + std::to_string(n)), prio));
+      }
+    Add(&out, WithPriority(P("ncclctas:" + std::to_string(std::max(1, (s.nccl_ctas > 0 ? s.nccl_ctas : 24) / 2))), prio));
+  }
+  return out;
+}
+
+Tuner::Tuner(SearchSpace space, TuneOptions opt) : space_(space), opt_(opt) {}
+
+bool Tuner::Separated(const Measured& a, const Measured& b) const {
+  // Medians further apart than half the two repetitions' ranges together.
+  const double spread = 0.5 * ((a.summary.max - a.summary.min) + (b.summary.max - b.summary.min)) / 2;
+  return std::abs(a.summary.median - b.summary.median) > spread;
+}
+
+void Tuner::Report(const Policy& p, const std::vector<double>& samples) {
+  Measured& m = seen_[p.Name()];
+  m.policy = p;
+  m.samples.insert(m.samples.end(), samples.begin(), samples.end());
+  m.summary = Summarize(m.samples);
+  trials_ += static_cast<int>(samples.size());
+}
+
+void Tuner::Reject(const Policy& p, const std::string& why) { rejected_[p.Name()] = why; }
+
+const Measured* Tuner::Best() const {
+  const Measured* best = nullptr;
+  for (const auto& [name, m] : seen_)
+    if (!m.samples.empty() && (!best || m.summary.median < best->summary.median)) best = &m;
+  return best;
+}
+
+const Measured* Tuner::Baseline() const {
+  auto it = seen_.find("overlap");
+  return it == seen_.end() ? nullptr : &it->second;
+}
+
+std::vector<Measured> Tuner::All() const {
+  std::vector<Measured> v;
+  for (const auto& [name, m] : seen_) v.push_back(m);
+  std::sort(v.begin(), v.end(), [](const Measured& a, const Measured& b) { return a.summary.median < b.summary.median; });
+  return v;
+}
+
+std::vector<Request> Tuner::Next() {
+  std::vector<Request> req;
+  auto fresh = [&](const Policy& p) { return !seen_.count(p.Name()) && !rejected_.count(p.Name()); };
+  auto fit = [&](std::vector<Request>* r) {
+    // Keep within the trial budget: drop what does not fit.
+    if (opt_.budget_trials <= 0) return;
+    int left = opt_.budget_trials - trials_;
+    std::vector<Request> kept;
+    for (const Request& x : *r)
+      if (x.reps <= left) {
+        kept.push_back(x);
+        left -= x.reps;
+      }
+    if (kept.size() < r->size()) why_ = "trial budget reached";
+    *r = kept;
+  };
+  if (++rounds_ > opt_.max_rounds) {
+    why_ = "round limit reached";
+    return req;
+  }
+  if (phase_ == "seed") {
+    phase_ = "climb";
+    for (const Policy& p : FirstGuesses(space_))
+      if (fresh(p)) req.push_back({p, opt_.first_reps});
+    fit(&req);
+    if (!req.empty()) return req;
+  }
+  if (phase_ == "climb") {
+    // Local search from the two best candidates (a beam of two: the runner-up is often a
+    // different kind of knob whose neighbourhood holds the optimum).
+    const std::vector<Measured> all = All();
+    for (size_t i = 0; i < all.size() && i < 2; ++i) {
+      const std::string name = all[i].policy.Name();
+      if (explored_.count(name)) continue;
+      explored_.insert(name);
+      for (const Policy& p : Neighbours(space_, all[i].policy))
+        if (fresh(p) && std::none_of(req.begin(), req.end(), [&](const Request& r) { return r.policy == p; }))
+          req.push_back({p, opt_.first_reps});
+    }
+    fit(&req);
+    if (!req.empty()) return req;
+    if (!why_.empty()) return req;
+    phase_ = "refine";
+  }
+  // Refine: add repetitions to the best and the runner-up (and the baseline, which the result
+  // must not lose to) until they separate or reach the cap.
+  const std::vector<Measured> all = All();
+  if (all.size() < 2) {
+    why_ = "nothing to compare";
+    return req;
+  }
+  const Measured& a = all[0];
+  std::vector<const Measured*> rivals = {&all[1]};
+  if (const Measured* base = Baseline(); base && base->policy.Name() != a.policy.Name() &&
+                                         base->policy.Name() != all[1].policy.Name())
+    rivals.push_back(base);
+  std::set<std::string> want;
+  for (const Measured* r : rivals)
+    if (!Separated(a, *r)) {
+      if (static_cast<int>(a.samples.size()) < opt_.max_reps) want.insert(a.policy.Name());
+      if (static_cast<int>(r->samples.size()) < opt_.max_reps) want.insert(r->policy.Name());
+    }
+  for (const std::string& n : want) req.push_back({seen_.at(n).policy, opt_.more_reps});
+  fit(&req);
+  if (req.empty() && why_.empty()) why_ = want.empty() ? "best candidate separated from its rivals" : "repetition cap reached";
+  // A refinement can change the leader: climb again from a new one.
+  if (!req.empty()) phase_ = "climb";
+  return req;
+}
+
+const Measured* RunTuner(Tuner* t, const MeasureFn& measure) {
+  for (std::vector<Request> batch = t->Next(); !batch.empty(); batch = t->Next())
+    for (const Request& r : batch) {
+      std::vector<double> s;
+      if (measure(r.policy, r.reps, &s))
+        t->Report(r.policy, s);
+      else
+        t->Reject(r.policy, "could not run");
+    }
+  return t->Best();
+}
+
+}  // namespace corun
