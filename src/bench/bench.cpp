@@ -484,7 +484,9 @@ Status Rank::TuneWorkload(const Workload& w, const RunRecord& proto, const std::
     // The exhaustive sweep, in the same process: every candidate with -n repetitions.
     double sweep_best = 0, tuned_in_sweep = 0, overlap_in_sweep = 0;
     std::string sweep_best_policy;
-    for (const Policy& p : full) {
+    std::vector<Policy> sweep = full;
+    if (std::find(sweep.begin(), sweep.end(), best->policy) == sweep.end()) sweep.push_back(best->policy);
+    for (const Policy& p : sweep) {
       RunRecord rec;
       CORUN_CHECK(run(p, o_.reps, "sweep", &rec));
       if (rec.status != "ok") continue;

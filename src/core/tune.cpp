@@ -83,9 +83,11 @@ std::vector<Policy> Neighbours(const SearchSpace& s, const Policy& p) {
       if (k <= MaxCap(s)) Add(&out, q);
     }
   }
+  // SM targets and green splits step by one and two granules: wave quantisation makes the time
+  // jump between neighbouring SM counts, and a single step would stop at the first bump.
   if (!s.app && !s.own_gemm) {
     if (p.smtarget > 0) {
-      for (int d : {-g, +g}) {
+      for (int d : {-2 * g, -g, +g, +2 * g}) {
         const int n = p.smtarget + d;
         if (n >= g && n <= s.num_sms) {
           Policy q = p;
@@ -101,7 +103,7 @@ std::vector<Policy> Neighbours(const SearchSpace& s, const Policy& p) {
   }
   if (!s.app) {
     if (p.greenctx > 0) {
-      for (int d : {-g, +g}) {
+      for (int d : {-2 * g, -g, +g, +2 * g}) {
         const int n = p.greenctx + d;
         if (n >= g && n < s.num_sms) {
           Policy q = p;
@@ -125,7 +127,12 @@ std::vector<Policy> Neighbours(const SearchSpace& s, const Policy& p) {
     q.smtarget_auto = true;
     Add(&out, q);
   }
-  return out;
+  // Stay inside the space an exhaustive sweep covers, so the two can be compared.
+  const std::vector<Policy> full = FullSpace(s);
+  std::vector<Policy> kept;
+  for (const Policy& q : out)
+    if (std::find(full.begin(), full.end(), q) != full.end()) kept.push_back(q);
+  return kept;
 }
 
 std::vector<Policy> FullSpace(const SearchSpace& s) {
@@ -142,7 +149,7 @@ std::vector<Policy> FullSpace(const SearchSpace& s) {
       }
     if (s.app) Add(&out, WithPriority(P("smtarget:auto"), prio));
     if (!s.app)
-      for (int d = -1; d <= 1; ++d) {
+      for (int d = -2; d <= 2; ++d) {
         const int n = GreenGuess(s) + d * g;
         if (n >= g && n < s.num_sms) Add(&out, WithPriority(P("greenctx:" + std::to_string(n)), prio));
       }
@@ -216,10 +223,10 @@ std::vector<Request> Tuner::Next() {
     if (!req.empty()) return req;
   }
   if (phase_ == "climb") {
-    // Local search from the two best candidates (a beam of two: the runner-up is often a
-    // different kind of knob whose neighbourhood holds the optimum).
+    // Local search from the three best candidates (a beam: the runners-up are often another
+    // kind of knob whose neighbourhood holds the optimum).
     const std::vector<Measured> all = All();
-    for (size_t i = 0; i < all.size() && i < 2; ++i) {
+    for (size_t i = 0; i < all.size() && i < 3; ++i) {
       const std::string name = all[i].policy.Name();
       if (explored_.count(name)) continue;
       explored_.insert(name);
@@ -232,7 +239,7 @@ std::vector<Request> Tuner::Next() {
     if (!why_.empty()) return req;
     phase_ = "refine";
   }
-  // Refine: add repetitions to the best and the runner-up (and the baseline, which the result
+  // Refine: add repetitions to the best and the next two (and the baseline, which the result
   // must not lose to) until they separate or reach the cap.
   const std::vector<Measured> all = All();
   if (all.size() < 2) {
@@ -241,8 +248,10 @@ std::vector<Request> Tuner::Next() {
   }
   const Measured& a = all[0];
   std::vector<const Measured*> rivals = {&all[1]};
-  if (const Measured* base = Baseline(); base && base->policy.Name() != a.policy.Name() &&
-                                         base->policy.Name() != all[1].policy.Name())
+  if (all.size() > 2) rivals.push_back(&all[2]);
+  if (const Measured* base = Baseline();
+      base && std::none_of(rivals.begin(), rivals.end(), [&](const Measured* r) { return r == base; }) &&
+      base->policy.Name() != a.policy.Name())
     rivals.push_back(base);
   std::set<std::string> want;
   for (const Measured* r : rivals)
