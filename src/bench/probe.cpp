@@ -1,10 +1,7 @@
 #include "probe.h"
 
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,8 +12,7 @@
 
 #include "../runtime/checks.h"
 #include "../runtime/data.h"
-
-extern char** environ;
+#include "self_spawn.h"
 
 namespace corun {
 
@@ -107,43 +103,23 @@ bool ProbeInChildren(const BenchOptions& o, int nranks, std::map<std::string, Pr
   const int port = FreePort();
   std::vector<pid_t> pids;
   for (int r = 0; r < nranks; ++r) {
-    std::vector<std::string> args = {"/proc/self/exe", "bench"};
-    for (const auto& a : o.argv) args.push_back(a);
-    args.push_back("--probe-only");
-    args.push_back(file);
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) {
-      const std::string v(*e);
-      // The launcher variables of an outer job must not leak into the probe's own world.
-      bool drop = false;
-      for (const char* k : {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "MASTER_ADDR=", "MASTER_PORT=", "CORUN_BOOTSTRAP_PORT=",
-                            "OMPI_COMM_WORLD_", "PMI_"})
-        if (v.rfind(k, 0) == 0) drop = true;
-      if (!drop) env.push_back(v);
-    }
-    env.push_back("RANK=" + std::to_string(r));
-    env.push_back("WORLD_SIZE=" + std::to_string(nranks));
-    env.push_back("LOCAL_RANK=" + std::to_string(r));
-    env.push_back("MASTER_ADDR=127.0.0.1");
-    env.push_back("CORUN_BOOTSTRAP_PORT=" + std::to_string(port));
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    pid_t pid = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv.data(), envp.data()) == 0) pids.push_back(pid);
-    posix_spawn_file_actions_destroy(&fa);
+    SpawnSpec spec;
+    spec.args = {"bench"};
+    for (const auto& a : o.argv) spec.args.push_back(a);
+    spec.args.push_back("--probe-only");
+    spec.args.push_back(file);
+    // The launcher variables of an outer job must not leak into the probe's own world.
+    spec.drop_env = {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "MASTER_ADDR=", "MASTER_PORT=", "CORUN_BOOTSTRAP_PORT=",
+                     "OMPI_COMM_WORLD_", "PMI_"};
+    spec.add_env = {"RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(nranks),
+                    "LOCAL_RANK=" + std::to_string(r), "MASTER_ADDR=127.0.0.1",
+                    "CORUN_BOOTSTRAP_PORT=" + std::to_string(port)};
+    const pid_t pid = SpawnSelf(spec);
+    if (pid >= 0) pids.push_back(pid);
   }
   bool ok = static_cast<int>(pids.size()) == nranks;
-  for (pid_t pid : pids) {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) ok = false;
-  }
+  for (pid_t pid : pids)
+    if (WaitExit(pid) != 0) ok = false;
   std::ifstream f(file);
   std::stringstream ss;
   ss << f.rdbuf();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../bench/bench.h"
+#include "corun/launch_rules.h"
 #include "corun/parse.h"
 #include "corun/version.h"
 
@@ -14,21 +15,6 @@ int RunLauncher(int argc, char** argv, int dash);
 int RunTuneApp(int argc, char** argv, int dash);
 }
 
-namespace {
-
-std::vector<std::string> SplitList(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t pos = s.find(',', start);
-    if (pos == std::string::npos) pos = s.size();
-    if (pos > start) out.push_back(s.substr(start, pos - start));
-    start = pos + 1;
-  }
-  return out;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   // "corun [options] -- CMD": the launcher, unless a subcommand comes first.
@@ -119,8 +105,8 @@ int main(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) o.argv.push_back(argv[i]);
   for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
   o.probe_comm = !no_probe;
-  o.computes = SplitList(computes);
-  o.collectives = SplitList(colls);
+  o.computes = corun::SplitPatterns(computes);
+  o.collectives = corun::SplitPatterns(colls);
   corun::Status s = corun::ParseGemmList(gemms, &o.gemms);
   uint64_t b = 0, e = 0, inc = 0;
   if (s.ok()) s = corun::ParseSize(minb, &b);

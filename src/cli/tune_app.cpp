@@ -2,9 +2,6 @@
 // `corun -p POLICY -- CMD` (so the interposer applies it) and scores the run by its wall time or
 // by a number the program prints (--metric REGEX, first capture group; lower is better unless
 // --higher-is-better). The best policy goes to the profile cache; `corun -p tuned -- CMD` reads it.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -16,11 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "../bench/self_spawn.h"
 #include "../runtime/device.h"
 #include "corun/profile.h"
 #include "corun/tune.h"
-
-extern char** environ;
 
 namespace corun {
 
@@ -44,37 +40,25 @@ namespace {
 // One run of the application under a policy: its score, or false if it failed.
 bool RunOnce(const std::string& policy, int argc, char** argv, int first, const std::string& metric, bool higher,
              double* score, std::string* why) {
-  std::vector<std::string> args = {"/proc/self/exe", "-p", policy, "--"};
-  for (int i = first; i < argc; ++i) args.push_back(argv[i]);
-  std::vector<char*> av;
-  for (auto& a : args) av.push_back(a.data());
-  av.push_back(nullptr);
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  env.emplace_back("CORUN_QUIET=1");
-  std::vector<char*> ev;
-  for (auto& e : env) ev.push_back(e.data());
-  ev.push_back(nullptr);
+  SpawnSpec spec;
+  spec.args = {"-p", policy, "--"};
+  for (int i = first; i < argc; ++i) spec.args.push_back(argv[i]);
+  spec.add_env = {"CORUN_QUIET=1"};
   char tmpl[] = "/tmp/corun-tune-app-XXXXXX";
   const int fd = mkstemp(tmpl);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fd, STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&fa, fd, STDERR_FILENO);
+  spec.out_fd = fd;
+  spec.err_too = true;
   const auto t0 = std::chrono::steady_clock::now();
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, av.data(), ev.data());
-  posix_spawn_file_actions_destroy(&fa);
+  const pid_t pid = SpawnSelf(spec);
   close(fd);
-  int st = 0;
-  if (rc == 0) waitpid(pid, &st, 0);
+  const int code = WaitExit(pid);
   const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::ifstream f(tmpl);
   std::stringstream out;
   out << f.rdbuf();
   unlink(tmpl);
-  if (rc != 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-    *why = "exit status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  if (code != 0) {
+    *why = "exit status " + std::to_string(code);
     return false;
   }
   if (metric.empty()) {

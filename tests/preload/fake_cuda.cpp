@@ -2,6 +2,8 @@
 // the interposer and the test programs make, as an H100 would, and records every launch.
 #include <cuda.h>
 
+#include "fake_cuda.h"
+
 #include <atomic>
 #include <cstring>
 #include <mutex>
@@ -15,12 +17,6 @@ struct FakeFunc {
   std::atomic<int> setattr{0};
 };
 
-struct FakeLaunch {
-  char api[32];
-  char name[96];
-  unsigned grid, block, shmem;
-  int has_prio, prio, coop, nattrs;
-};
 
 namespace {
 std::mutex g_mu;

@@ -3,6 +3,8 @@
 // libcuda. Run twice by CTest: without the preload (every launch must arrive unchanged) and with
 // it under CORUN_POLICY=shape:2+priority, CORUN_DENY=denied_ (every rule must show).
 #include <cuda.h>
+
+#include "fake_cuda.h"
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
@@ -14,12 +16,6 @@
 
 #undef cuGetProcAddress
 
-struct FakeLaunch {
-  char api[32];
-  char name[96];
-  unsigned grid, block, shmem;
-  int has_prio, prio, coop, nattrs;
-};
 namespace {
 
 // The fake driver's test API, looked up at run time: on a machine whose real libcuda.so.1 is

@@ -1,0 +1,24 @@
+// Running corun itself as a helper process (the maxconn1 child, the NCCL probes, application
+// trials of corun tune): the same binary, the caller's environment with some variables replaced.
+#pragma once
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace corun {
+
+struct SpawnSpec {
+  std::vector<std::string> args;           // after argv[0]
+  std::vector<std::string> drop_env;       // variables whose "NAME=" (or prefix) is removed
+  std::vector<std::string> add_env;        // "NAME=value"
+  int out_fd = -1;                         // stdout (and stderr if err_too) to this fd; -1: stdout to /dev/null
+  bool err_too = false;
+};
+
+// Starts /proc/self/exe; returns its pid, or -1.
+pid_t SpawnSelf(const SpawnSpec& spec);
+// Waits for it: the exit code, or -1 for a signal or failure.
+int WaitExit(pid_t pid);
+
+}  // namespace corun
