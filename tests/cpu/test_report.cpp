@@ -107,3 +107,23 @@ TEST(Report, TableRowsAreReadable) {
     pos = nl + 1;
   }
 }
+
+TEST(Report, TuneSummariesInJson) {
+  TuneSummary t;
+  t.workload = "tiled64x64x64 8192x8192x8192 x1 + allreduce bf16 896M";
+  t.policy = "shape:4+priority";
+  t.t_ms = 7.4;
+  t.trials = 20;
+  t.budget = 50;
+  t.sweep_trials = 200;
+  t.has_sweep = true;
+  t.sweep_best_policy = "shape:4+priority";
+  t.sweep_best_ms = 7.3;
+  t.tuned_in_sweep_ms = 7.3;
+  const auto j = nlohmann::json::parse(RecordsToJson(Meta{}, {}, 1, {t}));
+  ASSERT_EQ(j["tune"].size(), 1u);
+  EXPECT_EQ(j["tune"][0]["policy"], "shape:4+priority");
+  EXPECT_EQ(j["tune"][0]["trials"], 20);
+  EXPECT_DOUBLE_EQ(j["tune"][0]["sweep"]["tuned_vs_best"].get<double>(), 0.0);
+  EXPECT_FALSE(nlohmann::json::parse(RecordsToJson(Meta{}, {})).contains("tune"));
+}

@@ -1,0 +1,18 @@
+#!/bin/sh
+# corun tune -- CMD end to end without a GPU: a command whose score depends on the policy it runs
+# under; the search must pick that policy, cache it, and `corun -p tuned` must apply it.
+CORUN=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+script='case "$CORUN_POLICY" in priority) echo "score 1.5";; *) echo "score 5";; esac'
+out=$("$CORUN" tune --runs 8 --metric 'score ([0-9.]+)' --cache "$dir/p.json" -- sh -c "$script" 2>"$dir/err") || {
+  echo "FAIL: corun tune exited $?"; cat "$dir/err"; exit 1; }
+echo "$out"
+echo "$out" | grep -q "^# tuned: priority " || { echo "FAIL: did not choose priority"; exit 1; }
+dry=$(CORUN_CACHE="$dir/p.json" "$CORUN" -p tuned --dry-run -- sh -c "$script" 2>&1) || { echo "FAIL: -p tuned: $dry"; exit 1; }
+echo "$dry" | grep -q "^CORUN_POLICY=priority$" || { echo "FAIL: -p tuned did not apply priority: $dry"; exit 1; }
+# Another command has no profile: one-line error, non-zero exit.
+if CORUN_CACHE="$dir/p.json" "$CORUN" -p tuned --dry-run -- sh -c "echo other" 2>/dev/null; then
+  echo "FAIL: a command without a profile was accepted"; exit 1
+fi
+echo "ok: tuned priority, cached, applied"
