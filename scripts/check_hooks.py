@@ -7,7 +7,7 @@ import sys
 src = sys.argv[1] if len(sys.argv) > 1 else "src/preload"
 enum = re.findall(r"^\s*(kHook\w+),", open(f"{src}/hooks.h").read(), re.M)
 enum = [e for e in enum if e != "kHookCount"]
-table = re.findall(r"CORUN_HOOK\((kHook\w+),\s*(\w+)\)", open(f"{src}/hooks.cpp").read())
+table = re.findall(r"CORUN_HOOK\((kHook\w+),\s*(\w+),\s*\"lib[\w.]+\.so\"\)", open(f"{src}/hooks.cpp").read())
 exported = set(re.findall(r"^CORUN_EXPORT\s+\w+\s+(\w+)\(", open(f"{src}/interpose.cpp").read(), re.M))
 errors = []
 if [t[0] for t in table] != enum:

@@ -2,6 +2,7 @@
 // so that CI tests every one of them. The interposer gathers the facts, these rules decide.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,14 @@ struct InterposeConfig {
   std::vector<std::string> deny;   // never shaped
   int nccl_ctas_hint = 0;          // for smtarget:auto before the first NCCL launch is seen
 };
+
+// Whether a policy can be applied to an unmodified program (the launcher checks before exec,
+// the library again when it loads).
+Status CheckInterposable(const Policy& p);
+
+// The pad a shape:K or shape:NK policy gives a kernel of footprint `k` (0 when it is already at
+// or below the cap); nullopt when the pad would exceed the per-block opt-in limit.
+std::optional<size_t> ShapePad(const Policy& p, const DeviceLimits& d, const KernelFootprint& k);
 
 // Reads CORUN_POLICY, CORUN_COMM_PATTERNS, CORUN_ALLOW, CORUN_DENY, CORUN_NCCL_CTAS from `get`.
 Status ConfigFromEnv(const char* (*get)(const char*), InterposeConfig* cfg);

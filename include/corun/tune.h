@@ -59,7 +59,7 @@ class Tuner {
   // Results of a request (samples are appended to the candidate's).
   void Report(const Policy& p, const std::vector<double>& samples);
   // A candidate that could not run (not applicable, failed): never proposed again.
-  void Reject(const Policy& p, const std::string& why);
+  void Reject(const Policy& p);
   const Measured* Best() const;
   const Measured* Baseline() const;  // overlap
   int trials() const { return trials_; }
@@ -71,7 +71,7 @@ class Tuner {
   SearchSpace space_;
   TuneOptions opt_;
   std::map<std::string, Measured> seen_;
-  std::map<std::string, std::string> rejected_;
+  std::set<std::string> rejected_;
   std::string phase_ = "seed";
   std::set<std::string> explored_;  // candidates whose neighbours were proposed
   int rounds_ = 0;

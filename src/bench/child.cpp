@@ -11,14 +11,11 @@
 namespace corun {
 
 bool RunMaxConn1Child(const BenchOptions& o, std::vector<RunRecord>* out, std::string* why) {
-  char tmpl[] = "/tmp/corun-maxconn1-XXXXXX";
-  const int fd = mkstemp(tmpl);
-  if (fd < 0) {
+  const std::string json = TempFile("corun-maxconn1");
+  if (json.empty()) {
     *why = "cannot create a temporary file";
     return false;
   }
-  close(fd);
-  const std::string json = tmpl;
   SpawnSpec spec;
   spec.args = {"bench"};
   for (const auto& a : o.argv) spec.args.push_back(a);

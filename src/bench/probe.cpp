@@ -92,14 +92,11 @@ int RunProbeOnly(const BenchOptions& o, const ProcessModel& pm, int device) {
 }
 
 bool ProbeInChildren(const BenchOptions& o, int nranks, std::map<std::string, ProbedKernel>* out, std::string* why) {
-  char tmpl[] = "/tmp/corun-probe-XXXXXX";
-  const int fd = mkstemp(tmpl);
-  if (fd < 0) {
+  const std::string file = TempFile("corun-probe");
+  if (file.empty()) {
     *why = "cannot create a temporary file";
     return false;
   }
-  close(fd);
-  const std::string file = tmpl;
   const int port = FreePort();
   std::vector<pid_t> pids;
   for (int r = 0; r < nranks; ++r) {

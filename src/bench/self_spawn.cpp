@@ -9,6 +9,14 @@ extern char** environ;
 
 namespace corun {
 
+std::string TempFile(const char* prefix) {
+  std::string tmpl = std::string("/tmp/") + prefix + "-XXXXXX";
+  const int fd = mkstemp(tmpl.data());
+  if (fd < 0) return "";
+  close(fd);
+  return tmpl;
+}
+
 pid_t SpawnSelf(const SpawnSpec& spec) {
   std::vector<std::string> args = {"/proc/self/exe"};
   args.insert(args.end(), spec.args.begin(), spec.args.end());

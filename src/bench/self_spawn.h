@@ -16,6 +16,9 @@ struct SpawnSpec {
   bool err_too = false;
 };
 
+// A new empty file under /tmp for a helper's output ("" if none could be made).
+std::string TempFile(const char* prefix);
+
 // Starts /proc/self/exe; returns its pid, or -1.
 pid_t SpawnSelf(const SpawnSpec& spec);
 // Waits for it: the exit code, or -1 for a signal or failure.

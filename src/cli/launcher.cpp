@@ -13,13 +13,11 @@
 #include <vector>
 
 #include "corun/launch_rules.h"
+#include "app_profile.h"
 #include "corun/profile.h"
 #include "corun/policy.h"
 
 namespace corun {
-
-std::string AppWorkloadKey(int argc, char** argv, int first);
-Status AppProfileKey(const std::string& workload, ProfileKey* key);
 
 namespace {
 
@@ -106,14 +104,8 @@ int RunLauncher(int argc, char** argv, int dash) {
   }
   Policy p;
   Status st = ParsePolicy(policy, &p);
-  if (st.ok()) {
-    // The same checks the library makes, so that a bad policy stops here, before the program runs.
-    InterposeConfig cfg;
-    static std::string env_policy;
-    env_policy = policy;
-    st = ConfigFromEnv([](const char* k) -> const char* { return std::string(k) == "CORUN_POLICY" ? env_policy.c_str() : nullptr; },
-                       &cfg);
-  }
+  // The same check the library makes when it loads: a bad policy stops here, before the program runs.
+  if (st.ok()) st = CheckInterposable(p);
   if (!st.ok()) {
     std::fprintf(stderr, "corun: %s\n", st.message().c_str());
     return 2;

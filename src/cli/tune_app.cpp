@@ -15,6 +15,7 @@
 
 #include "../bench/self_spawn.h"
 #include "../runtime/device.h"
+#include "app_profile.h"
 #include "corun/profile.h"
 #include "corun/tune.h"
 

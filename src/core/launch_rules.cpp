@@ -37,13 +37,27 @@ bool MatchesAny(const std::string& name, const std::vector<std::string>& pattern
   return false;
 }
 
+Status CheckInterposable(const Policy& p) {
+  if (p.sequential) return Status::Error("policy 'sequential' cannot be applied to a program");
+  if (p.greenctx) return Status::Error("greenctx needs the program's own streams: use corun bench");
+  if (p.shape == ShapeMode::kAuto)
+    return Status::Error("shape:auto is for corun bench (it needs the NCCL kernel's footprint first); use shape:K");
+  return Status::Ok();
+}
+
+std::optional<size_t> ShapePad(const Policy& p, const DeviceLimits& d, const KernelFootprint& k) {
+  if (p.shape == ShapeMode::kCap) return PadForCap(d, k, p.shape_cap);
+  if (p.shape == ShapeMode::kPadBytes) {
+    if (k.static_smem + k.dynamic_smem + p.shape_pad > d.smem_per_block_optin) return std::nullopt;
+    return p.shape_pad;
+  }
+  return size_t{0};
+}
+
 Status ConfigFromEnv(const char* (*get)(const char*), InterposeConfig* cfg) {
   if (const char* p = get("CORUN_POLICY")) {
     if (*p) CORUN_CHECK(ParsePolicy(p, &cfg->policy));
-    if (cfg->policy.sequential) return Status::Error("policy 'sequential' cannot be applied to a program");
-    if (cfg->policy.greenctx) return Status::Error("greenctx needs the program's own streams: use corun bench");
-    if (cfg->policy.shape == ShapeMode::kAuto)
-      return Status::Error("shape:auto is for corun bench (it needs the NCCL kernel's footprint first); use shape:K");
+    CORUN_CHECK(CheckInterposable(cfg->policy));
   }
   if (const char* p = get("CORUN_COMM_PATTERNS"); p && *p) cfg->comm_patterns = SplitPatterns(p);
   if (const char* p = get("CORUN_ALLOW"); p && *p) cfg->allow = SplitPatterns(p);
@@ -84,26 +98,15 @@ LaunchDecision DecideLaunch(const InterposeConfig& cfg, const DeviceLimits& dev,
     return d;
   }
   const Occupancy now = ResidentBlocks(dev, f.fp);
-  size_t pad = 0;
-  int cap = 0;
-  if (p.shape == ShapeMode::kCap) {
-    cap = p.shape_cap;
-    auto need = PadForCap(dev, f.fp, cap);
-    if (!need) {
-      d.skip = SkipReason::kOptIn;
-      return d;
-    }
-    pad = *need;
-  } else {
-    pad = p.shape_pad;
-    if (f.fp.static_smem + f.fp.dynamic_smem + pad > dev.smem_per_block_optin) {
-      d.skip = SkipReason::kOptIn;
-      return d;
-    }
-    KernelFootprint padded = f.fp;
-    padded.dynamic_smem += pad;
-    cap = ResidentBlocks(dev, padded).blocks;
+  const std::optional<size_t> need = ShapePad(p, dev, f.fp);
+  if (!need) {
+    d.skip = SkipReason::kOptIn;
+    return d;
   }
+  const size_t pad = *need;
+  KernelFootprint padded = f.fp;
+  padded.dynamic_smem += pad;
+  const int cap = ResidentBlocks(dev, padded).blocks;
   if (pad == 0 || cap >= now.blocks) {
     d.skip = SkipReason::kAtCap;
     return d;

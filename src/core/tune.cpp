@@ -174,7 +174,7 @@ void Tuner::Report(const Policy& p, const std::vector<double>& samples) {
   trials_ += static_cast<int>(samples.size());
 }
 
-void Tuner::Reject(const Policy& p, const std::string& why) { rejected_[p.Name()] = why; }
+void Tuner::Reject(const Policy& p) { rejected_.insert(p.Name()); }
 
 const Measured* Tuner::Best() const {
   const Measured* best = nullptr;
@@ -274,7 +274,7 @@ const Measured* RunTuner(Tuner* t, const MeasureFn& measure) {
       if (measure(r.policy, r.reps, &s))
         t->Report(r.policy, s);
       else
-        t->Reject(r.policy, "could not run");
+        t->Reject(r.policy);
     }
   return t->Best();
 }

@@ -22,17 +22,17 @@ int cublasLtMatmulAlgoGetHeuristic();
 
 namespace corun {
 
-#define CORUN_HOOK(id, name) {id, #name, reinterpret_cast<void*>(&::name)}
+#define CORUN_HOOK(id, name, lib) {id, #name, reinterpret_cast<void*>(&::name), lib}
 const HookEntry kHooks[kHookCount] = {
-    CORUN_HOOK(kHookCuGetProcAddress, cuGetProcAddress),
-    CORUN_HOOK(kHookCuGetProcAddressV2, cuGetProcAddress_v2),
-    CORUN_HOOK(kHookCuLaunchKernel, cuLaunchKernel),
-    CORUN_HOOK(kHookCuLaunchKernelPtsz, cuLaunchKernel_ptsz),
-    CORUN_HOOK(kHookCuLaunchKernelEx, cuLaunchKernelEx),
-    CORUN_HOOK(kHookCuLaunchKernelExPtsz, cuLaunchKernelEx_ptsz),
-    CORUN_HOOK(kHookCublasCreateV2, cublasCreate_v2),
-    CORUN_HOOK(kHookCublasLtMatmulDescCreate, cublasLtMatmulDescCreate),
-    CORUN_HOOK(kHookCublasLtMatmulAlgoGetHeuristic, cublasLtMatmulAlgoGetHeuristic),
+    CORUN_HOOK(kHookCuGetProcAddress, cuGetProcAddress, "libcuda.so"),
+    CORUN_HOOK(kHookCuGetProcAddressV2, cuGetProcAddress_v2, "libcuda.so"),
+    CORUN_HOOK(kHookCuLaunchKernel, cuLaunchKernel, "libcuda.so"),
+    CORUN_HOOK(kHookCuLaunchKernelPtsz, cuLaunchKernel_ptsz, "libcuda.so"),
+    CORUN_HOOK(kHookCuLaunchKernelEx, cuLaunchKernelEx, "libcuda.so"),
+    CORUN_HOOK(kHookCuLaunchKernelExPtsz, cuLaunchKernelEx_ptsz, "libcuda.so"),
+    CORUN_HOOK(kHookCublasCreateV2, cublasCreate_v2, "libcublas.so"),
+    CORUN_HOOK(kHookCublasLtMatmulDescCreate, cublasLtMatmulDescCreate, "libcublasLt.so"),
+    CORUN_HOOK(kHookCublasLtMatmulAlgoGetHeuristic, cublasLtMatmulAlgoGetHeuristic, "libcublasLt.so"),
 };
 #undef CORUN_HOOK
 
@@ -82,11 +82,7 @@ void* NextSym(const char* lib, const char* symbol) {
 void* RealOf(HookId id) {
   void* f = g_real[id].load(std::memory_order_acquire);
   if (f) return f;
-  const char* sym = kHooks[id].symbol;
-  const char* lib = std::strncmp(sym, "cublasLt", 8) == 0 ? "libcublasLt.so"
-                    : std::strncmp(sym, "cublas", 6) == 0  ? "libcublas.so"
-                                                           : "libcuda.so";
-  SetReal(id, NextSym(lib, sym));
+  SetReal(id, NextSym(kHooks[id].library, kHooks[id].symbol));
   return g_real[id].load(std::memory_order_acquire);
 }
 

@@ -19,8 +19,9 @@ enum HookId {
 
 struct HookEntry {
   HookId id;
-  const char* symbol;  // exported name
-  void* wrapper;       // our function of that name
+  const char* symbol;   // exported name
+  void* wrapper;        // our function of that name
+  const char* library;  // where the real one lives (searched when RTLD_NEXT cannot see it)
 };
 
 extern const HookEntry kHooks[kHookCount];

@@ -7,7 +7,6 @@
 #include <cublasLt.h>
 #include <cublas_api.h>
 #include <cuda.h>
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -46,7 +45,7 @@ struct State {
   CUresult (*func_set)(CUfunction, CUfunction_attribute, int) = nullptr;
   CUresult (*kern_set)(CUfunction_attribute, int, CUkernel, CUdevice) = nullptr;
   CUresult (*prio_range)(int*, int*) = nullptr;
-  bool driver_ready = false;
+  std::atomic<bool> driver_ready{false};
 };
 
 const char* GetEnv(const char* k) { return std::getenv(k); }
@@ -67,15 +66,15 @@ State& S() {
   return *s;
 }
 
-void* DriverSym(const char* name) {
-  static void* lib = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
-  return lib ? RealDlsym(lib, name) : RealDlsym(RTLD_NEXT, name);
-}
-
+// Resolves the driver functions the interposer needs. Until libcuda is loaded (a cuBLAS hook can
+// run first) nothing resolves, and the next call tries again.
 void EnsureDriver(State& s) {
-  if (s.driver_ready) return;
-  static std::once_flag once;
-  std::call_once(once, [&s] {
+  if (s.driver_ready.load(std::memory_order_acquire)) return;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> l(mu);
+  if (s.driver_ready.load(std::memory_order_relaxed)) return;
+  auto DriverSym = [](const char* name) { return NextSym("libcuda.so", name); };
+  {
     s.ctx_get_device = reinterpret_cast<decltype(s.ctx_get_device)>(DriverSym("cuCtxGetDevice"));
     s.dev_attr = reinterpret_cast<decltype(s.dev_attr)>(DriverSym("cuDeviceGetAttribute"));
     s.func_name = reinterpret_cast<decltype(s.func_name)>(DriverSym("cuFuncGetName"));
@@ -85,8 +84,8 @@ void EnsureDriver(State& s) {
     s.func_set = reinterpret_cast<decltype(s.func_set)>(DriverSym("cuFuncSetAttribute"));
     s.kern_set = reinterpret_cast<decltype(s.kern_set)>(DriverSym("cuKernelSetAttribute"));
     s.prio_range = reinterpret_cast<decltype(s.prio_range)>(DriverSym("cuCtxGetStreamPriorityRange"));
-    s.driver_ready = true;
-  });
+  }
+  s.driver_ready.store(s.ctx_get_device != nullptr && s.dev_attr != nullptr, std::memory_order_release);
 }
 
 // ---- counters ------------------------------------------------------------------------------
@@ -101,13 +100,19 @@ struct DevInfo {
   bool ok = false;
 };
 
+// Per-device facts, filled once per device; the launch path reads them without a lock.
+constexpr int kMaxDevices = 256;
+std::atomic<const DevInfo*> g_devices[kMaxDevices];
+
 const DevInfo& Device(State& s, CUdevice dev) {
+  static const DevInfo kNone;
+  if (dev < 0 || dev >= kMaxDevices) return kNone;
+  if (const DevInfo* d = g_devices[dev].load(std::memory_order_acquire)) return *d;
   static std::mutex mu;
-  static std::unordered_map<int, DevInfo> cache;
   std::lock_guard<std::mutex> l(mu);
-  auto it = cache.find(dev);
-  if (it != cache.end()) return it->second;
-  DevInfo d;
+  if (const DevInfo* d = g_devices[dev].load(std::memory_order_acquire)) return *d;
+  auto* info = new DevInfo;  // lives as long as the process
+  DevInfo& d = *info;
   auto attr = [&](CUdevice_attribute a) {
     int v = 0;
     if (s.dev_attr) s.dev_attr(&v, a, dev);
@@ -129,7 +134,8 @@ const DevInfo& Device(State& s, CUdevice dev) {
   d.ok = d.limits.num_sms > 0 && d.limits.max_threads_per_sm > 0 && d.limits.smem_per_sm > 0;
   int least = 0, greatest = 0;
   if (s.prio_range && s.prio_range(&least, &greatest) == CUDA_SUCCESS) d.prio_greatest = greatest;
-  return cache.emplace(dev, d).first->second;
+  g_devices[dev].store(info, std::memory_order_release);
+  return d;
 }
 
 struct FuncInfo {
@@ -186,15 +192,14 @@ const FuncInfo* Func(State& s, CUfunction f, CUdevice dev) {
   return &g_funcs.emplace(f, std::move(fi)).first->second;
 }
 
-// Raises the function's dynamic-shared-memory limit once, monotonically.
-bool RaiseDynSmem(State& s, CUfunction f, CUdevice dev, int bytes) {
+// Raises the function's dynamic-shared-memory limit once, monotonically (`fi` from Func()).
+bool RaiseDynSmem(State& s, CUfunction f, const FuncInfo* cfi, CUdevice dev, int bytes) {
   {
     std::shared_lock<std::shared_mutex> l(g_fmu);  // the common case: raised already
-    auto it = g_funcs.find(f);
-    if (it != g_funcs.end() && bytes <= it->second.max_dyn) return true;
+    if (bytes <= cfi->max_dyn) return true;
   }
   std::unique_lock<std::shared_mutex> l(g_fmu);
-  FuncInfo& fi = g_funcs[f];
+  FuncInfo& fi = const_cast<FuncInfo&>(*cfi);  // g_funcs owns it; written only under the lock
   if (bytes <= fi.max_dyn) return true;
   CUresult r = CUDA_ERROR_NOT_SUPPORTED;
   if (!fi.kernel_handle && s.func_set) r = s.func_set(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
@@ -257,7 +262,7 @@ bool Analyze(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, u
     return true;
   }
   if (plan->d.shaped) {
-    if (!RaiseDynSmem(s, f, dev, static_cast<int>(shmem + plan->d.pad))) {
+    if (!RaiseDynSmem(s, f, fi, dev, static_cast<int>(shmem + plan->d.pad))) {
       plan->d.shaped = false;
       plan->d.pad = 0;
       plan->d.skip = SkipReason::kUnknown;
@@ -361,8 +366,7 @@ int SmTarget() {
   EnsureDriver(s);
   CUdevice dev = 0;
   int sms = 0;
-  if (s.ctx_get_device && s.ctx_get_device(&dev) == CUDA_SUCCESS && s.dev_attr)
-    s.dev_attr(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev);
+  if (s.ctx_get_device && s.ctx_get_device(&dev) == CUDA_SUCCESS) sms = Device(s, dev).limits.num_sms;
   int ctas = g_nccl_ctas.load();
   if (ctas <= 0) ctas = s.cfg.nccl_ctas_hint;
   return SmTargetFor(s.cfg.policy, sms, ctas);
