@@ -6,7 +6,11 @@
 #   bench: build, then only the default bench suite
 #   preload: build, the cpu and gpu tiers (interposer checks included), launch cost, the DDP matrix
 #   ddp: build, the DDP matrix only
-#   tune: build, corun tune --sweep on 6 workloads (own GEMM and cuBLAS x allreduce/allgather/alltoall)
+#   tune: build, corun tune --sweep on own GEMM and cuBLAS x allreduce/allgather/alltoall
+#         (TUNE_COMPUTE=tiled64x64x64 or cublaslt takes half: the six do not fit one 10-minute call)
+#   tests: build, the cpu, gpu and multigpu tiers (interposer GPU checks included), launch cost
+#   app: build, corun tune -- CMD on the DDP example (scored by its printed step time), then
+#        corun -p tuned -- CMD
 # Header-only dependencies that the GPU image lacks can be carried in .deps/root (extracted
 # Debian packages); NCCL is found through NCCL_HOME, the CUDA toolkit, or python3's wheel.
 set -uo pipefail
@@ -46,12 +50,42 @@ CORUN="$BUILD/corun"
 rc=0
 
 if [ "$MODE" = tune ]; then
-  "$CORUN" tune --sweep --compute tiled64x64x64,cublaslt --gemm 8192x8192x8192 -o allreduce,allgather,alltoall \
-    --cache "$OUT/profiles.json" --watchdog 300 --json "$OUT/tune_$TAG.json" "$@" > "$OUT/tune.log" 2> "$OUT/tune_progress.log" || rc=1
-  grep -E "^# (tuned|sweep|workload)|Out of bounds|error" "$OUT/tune.log"
-  tail -3 "$OUT/tune_progress.log"
-  "$CORUN" bench -p tuned,overlap --compute tiled64x64x64 --gemm 8192x8192x8192 -o allreduce --sustain 0.5 \
-    --cache "$OUT/profiles.json" 2>/dev/null | grep -v "^corun" | tail -6 || rc=1
+  COMPUTE=${TUNE_COMPUTE:-tiled64x64x64,cublaslt}
+  SUFFIX=${COMPUTE//,/_}
+  "$CORUN" tune --sweep --compute "$COMPUTE" --gemm 8192x8192x8192 -o allreduce,allgather,alltoall \
+    --cache "$OUT/profiles_$SUFFIX.json" --watchdog 300 --json "$OUT/tune_${TAG}_$SUFFIX.json" "$@" \
+    > "$OUT/tune_$SUFFIX.log" 2> "$OUT/tune_progress_$SUFFIX.log" || rc=1
+  grep -E "^# (tuned|sweep|workload)|Out of bounds|error" "$OUT/tune_$SUFFIX.log"
+  tail -3 "$OUT/tune_progress_$SUFFIX.log"
+  # The cached policy is what `-p tuned` runs.
+  "$CORUN" bench -p tuned,overlap --compute "${COMPUTE%%,*}" --gemm 8192x8192x8192 -o allreduce --sustain 0.5 \
+    --cache "$OUT/profiles_$SUFFIX.json" 2>/dev/null | grep -v "^corun" | tail -4 || rc=1
+  echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
+  exit $rc
+fi
+
+if [ "$MODE" = app ]; then
+  # An unmodified PyTorch program: the search runs it under candidate policies through the
+  # interposer and reads its printed median step time.
+  APP=(torchrun --standalone --nproc_per_node="$NGPU" "$ROOT/examples/ddp_gpt.py" --steps 30 --warmup 10)
+  "$CORUN" tune --runs "${APP_RUNS:-10}" --metric 'step median ([0-9.]+) ms' --cache "$OUT/app_profiles.json" \
+    -- "${APP[@]}" > "$OUT/app_tune.log" 2>&1 || rc=1
+  cat "$OUT/app_tune.log" | grep -v "^\[W"
+  CORUN_CACHE="$OUT/app_profiles.json" "$CORUN" -p tuned -- "${APP[@]}" > "$OUT/app_tuned_run.log" 2>&1 || rc=1
+  grep -E "^\[|corun: pid" "$OUT/app_tuned_run.log" | head -4
+  echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
+  exit $rc
+fi
+
+if [ "$MODE" = tests ]; then
+  (cd "$BUILD" && ctest -L "cpu|gpu|multigpu" --output-on-failure --timeout 300) > "$OUT/tests.log" 2>&1 || rc=1
+  grep -E "tests passed|Failed|FAILED|\*\*\*" "$OUT/tests.log" | head -20
+  {
+    echo "{\"plain\": $("$BUILD/tests/launch_cost"),"
+    echo " \"priority\": $("$CORUN" -p priority -- "$BUILD/tests/launch_cost" 2>/dev/null),"
+    echo " \"shape:2+priority\": $("$CORUN" -p shape:2+priority -- "$BUILD/tests/launch_cost" 2>/dev/null)}"
+  } > "$OUT/launch_cost.json"
+  cat "$OUT/launch_cost.json"
   echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
   exit $rc
 fi
