@@ -83,4 +83,7 @@ void PrintWorkloadLine(FILE* f, const RunRecord& r);
 void PrintRow(FILE* f, const RunRecord& r);
 std::string WorkloadKey(const RunRecord& r);
 
+// The current UTC time as 2026-11-26T16:00:17Z (run metadata, profile entries).
+std::string NowIsoUtc();
+
 }  // namespace corun

@@ -38,11 +38,16 @@ struct TuneOptions {
   int more_reps = 3;      // added per refinement
   int max_reps = 15;      // per candidate
   int max_rounds = 20;
+  // Step times of one policy drift between separate runs (measured on H200: up to ~10%, more
+  // than the spread inside one run), so a candidate measured in a single run is given at least
+  // this relative spread: it is not declared separated from a close rival until it runs again.
+  double run_drift = 0.10;
 };
 
 struct Measured {
   Policy policy;
   std::vector<double> samples;  // step times, ms
+  int runs = 0;                 // separate measurements (requests) the samples came from
   Summary summary;
 };
 

@@ -74,13 +74,6 @@ std::vector<Workload> Workloads(const BenchOptions& o) {
   return out;
 }
 
-std::string NowIso() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 // State shared by the rank threads of this process.
 struct Shared {
   const BenchOptions* o = nullptr;
@@ -844,7 +837,7 @@ int RunBench(const BenchOptions& o) {
   m.cuda_runtime = CudaRuntimeVersion();
   m.cuda_driver = CudaDriverVersion();
   m.driver = Nvml::Get().DriverVersion();
-  m.date = NowIso();
+  m.date = NowIsoUtc();
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   m.host = host;

@@ -17,6 +17,7 @@
 #include "../runtime/device.h"
 #include "app_profile.h"
 #include "corun/profile.h"
+#include "corun/report.h"
 #include "corun/tune.h"
 
 namespace corun {
@@ -163,6 +164,7 @@ int RunTuneApp(int argc, char** argv, int dash) {
   e.key = key;
   e.policy = best->policy.Name();
   e.t_ms = higher ? -best->summary.median : best->summary.median;
+  e.date = NowIsoUtc();
   if (const Measured* b = t.Baseline()) e.overlap_ms = higher ? -b->summary.median : b->summary.median;
   cache.Put(e);
   if (Status s = cache.Save(path); !s.ok()) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <ctime>
+
 #include <nlohmann/json.hpp>
 
 #include "corun/parse.h"
@@ -192,6 +194,15 @@ void PrintRow(FILE* f, const RunRecord& r) {
              pct(r.has_vs_sequential, r.vs_sequential), pct(r.has_vs_overlap, r.vs_overlap), r.busbw,
              r.clocks.valid ? r.clocks.sm_mhz.median : 0.0, r.clocks.valid ? r.clocks.power_w.mean : 0.0,
              r.wrong, r.note.empty() ? "" : "  # " + r.note);
+}
+
+std::string NowIsoUtc() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace corun

@@ -161,15 +161,20 @@ std::vector<Policy> FullSpace(const SearchSpace& s) {
 Tuner::Tuner(SearchSpace space, TuneOptions opt) : space_(space), opt_(opt) {}
 
 bool Tuner::Separated(const Measured& a, const Measured& b) const {
-  // Medians further apart than half the two repetitions' ranges together.
-  const double spread = 0.5 * ((a.summary.max - a.summary.min) + (b.summary.max - b.summary.min)) / 2;
-  return std::abs(a.summary.median - b.summary.median) > spread;
+  // Medians further apart than half the two spreads together; the spread of a candidate seen in
+  // one run only is at least the drift between runs.
+  auto spread = [&](const Measured& m) {
+    const double range = m.summary.max - m.summary.min;
+    return m.runs >= 2 ? range : std::max(range, opt_.run_drift * m.summary.median);
+  };
+  return std::abs(a.summary.median - b.summary.median) > 0.25 * (spread(a) + spread(b));
 }
 
 void Tuner::Report(const Policy& p, const std::vector<double>& samples) {
   Measured& m = seen_[p.Name()];
   m.policy = p;
   m.samples.insert(m.samples.end(), samples.begin(), samples.end());
+  ++m.runs;
   m.summary = Summarize(m.samples);
   trials_ += static_cast<int>(samples.size());
 }

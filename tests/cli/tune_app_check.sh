@@ -9,6 +9,7 @@ out=$("$CORUN" tune --runs 8 --metric 'score ([0-9.]+)' --cache "$dir/p.json" --
   echo "FAIL: corun tune exited $?"; cat "$dir/err"; exit 1; }
 echo "$out"
 echo "$out" | grep -q "^# tuned: priority " || { echo "FAIL: did not choose priority"; exit 1; }
+grep -q '"date": "20' "$dir/p.json" || { echo "FAIL: the profile entry has no date"; cat "$dir/p.json"; exit 1; }
 dry=$(CORUN_CACHE="$dir/p.json" "$CORUN" -p tuned --dry-run -- sh -c "$script" 2>&1) || { echo "FAIL: -p tuned: $dry"; exit 1; }
 echo "$dry" | grep -q "^CORUN_POLICY=priority$" || { echo "FAIL: -p tuned did not apply priority: $dry"; exit 1; }
 # Another command has no profile: one-line error, non-zero exit.
