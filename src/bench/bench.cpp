@@ -2,9 +2,10 @@
 // this process under mpirun/torchrun) walks the same workloads and policies in the same order,
 // so every collective call, communicator creation and barrier matches across ranks.
 //
-// Per (workload, policy): set the policy up (agreed across ranks), warm up, run the step
-// sustained (power and clocks settle), then time `reps` repetitions, each of compute alone,
-// communication alone and both together, with a barrier before each; take the rank maximum
+// Per (workload, policy): set the policy up (agreed across ranks), warm up, run sustained (power
+// and clocks settle), then time `reps` repetitions, each of compute alone, communication alone
+// and both together, with a barrier before each (warm-up and the sustained phase run that same
+// cycle untimed); take the rank maximum
 // per repetition, the median and spread; run one more step on poisoned outputs and check it.
 #include "bench.h"
 
@@ -681,35 +682,34 @@ Status Rank::RunPolicy(const Workload& w, const Policy& p, RunRecord* rec, int r
   rec->compute_sms = ctx.compute_sms;
   rec->note = ctx.note;
 
+  // One repetition: compute alone, communication alone, both together, a barrier before each.
+  // Warm-up and the sustained phase run the same cycle as the timed repetitions: a phase of
+  // back-to-back together-steps draws more power than the cycle, and the first timed
+  // repetitions after it ran slower (own GEMM on 2x H200: the first 2.0% above the run's median
+  // on average, up to 7.8%), which biased short runs such as corun tune's.
+  auto cycle = [&](float* tc, float* tm, float* t, float* ce, float* me) -> Status {
+    CORUN_CHECK(Barrier());
+    CORUN_CHECK(TimeCompute(w, ctx, tc));
+    CORUN_CHECK(Barrier());
+    CORUN_CHECK(TimeComm(w, ctx, tm));
+    CORUN_CHECK(Barrier());
+    CORUN_CHECK(TimeTogether(w, ctx, p, t, ce, me));
+    Watchdog::Get().Kick();
+    return Status::Ok();
+  };
   float t, ce, me, tc, tm;
-  for (int i = 0; i < o_.warmup; ++i) {
-    CORUN_CHECK(Barrier());
-    CORUN_CHECK(TimeCompute(w, ctx, &tc));
-    CORUN_CHECK(Barrier());
-    CORUN_CHECK(TimeComm(w, ctx, &tm));
-    CORUN_CHECK(Barrier());
-    CORUN_CHECK(TimeTogether(w, ctx, p, &t, &ce, &me));
-  }
-  // Sustained: the GPU reaches its power/clock steady state, as in training.
+  for (int i = 0; i < o_.warmup; ++i) CORUN_CHECK(cycle(&tc, &tm, &t, &ce, &me));
+  // Sustained: the GPU reaches its power/clock steady state before timing.
   const auto t0 = std::chrono::steady_clock::now();
   for (int more = 1; more;) {
-    CORUN_CHECK(TimeTogether(w, ctx, p, &t, &ce, &me));
+    CORUN_CHECK(cycle(&tc, &tm, &t, &ce, &me));
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     CORUN_CHECK(Barrier(el < o_.sustain_s ? 1 : 0, &more));
-    Watchdog::Get().Kick();
   }
   const int R = reps;
   std::vector<float> v(5 * R);
   sampler_->Start();
-  for (int r = 0; r < R; ++r) {
-    CORUN_CHECK(Barrier());
-    CORUN_CHECK(TimeCompute(w, ctx, &v[0 * R + r]));
-    CORUN_CHECK(Barrier());
-    CORUN_CHECK(TimeComm(w, ctx, &v[1 * R + r]));
-    CORUN_CHECK(Barrier());
-    CORUN_CHECK(TimeTogether(w, ctx, p, &v[2 * R + r], &v[3 * R + r], &v[4 * R + r]));
-    Watchdog::Get().Kick();
-  }
+  for (int r = 0; r < R; ++r) CORUN_CHECK(cycle(&v[0 * R + r], &v[1 * R + r], &v[2 * R + r], &v[3 * R + r], &v[4 * R + r]));
   rec->clocks = sampler_->Stop();
   // The step of a repetition is as slow as its slowest rank.
   CUDACHECK(cudaMemcpyAsync(d_times_, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice, comm_lo_));
