@@ -9,6 +9,7 @@
 #   tune: build, corun tune --sweep on own GEMM and cuBLAS x allreduce/allgather/alltoall
 #         (TUNE_COMPUTE=tiled64x64x64 or cublaslt takes half: the six do not fit one 10-minute call)
 #   tests: build, the cpu, gpu and multigpu tiers (interposer GPU checks included), launch cost
+#   procs: build, a short bench of every policy (one process), then mpirun and torchrun runs
 #   app: build, corun tune -- CMD on the DDP example (scored by its printed step time), then
 #        corun -p tuned -- CMD
 # Header-only dependencies that the GPU image lacks can be carried in .deps/root (extracted
@@ -109,7 +110,7 @@ if [ "$MODE" = preload ] || [ "$MODE" = ddp ]; then
   exit $rc
 fi
 
-if [ "$MODE" != bench ]; then
+if [ "$MODE" = smoke ] || [ "$MODE" = full ]; then
   (cd "$BUILD" &&
    ctest -L cpu --output-on-failure -E OccupancyFixture &&
    CORUN_FIXTURE_OUT="$OUT/occupancy_sm$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .).json" \
@@ -125,12 +126,17 @@ case "$MODE" in
     "$CORUN" bench --gemm 2048x2048x2048,4096x8192x2048 -b 64M --sustain 0.3 -n 5 -w 1 --watchdog 120 \
       --json "$OUT/bench_smoke_$TAG.json" "$@" 2>&1 | tee "$OUT/bench.log" || rc=1
     ;;
+  procs)
+    "$CORUN" bench --compute tiled64x64x64,cublaslt --gemm 4096x4096x4096 -b 256M --sustain 0.2 -n 3 -w 1 --watchdog 120 \
+      --json "$OUT/bench_short_$TAG.json" "$@" > "$OUT/bench.log" 2>&1 || rc=1
+    grep -vE "^corun: \[" "$OUT/bench.log" | tail -45
+    ;;
   full|bench)
     "$CORUN" bench --watchdog 300 --json "$OUT/bench_$TAG.json" "$@" 2>&1 | tee "$OUT/bench.log" || rc=1
     ;;
 esac
 # Process models: one process per GPU under mpirun and under torchrun (short, checked runs).
-if [ "$MODE" = full ] && [ "$NGPU" -ge 2 ]; then
+if { [ "$MODE" = full ] || [ "$MODE" = procs ]; } && [ "$NGPU" -ge 2 ]; then
   SMALL=(--compute tiled64x64x64,cublaslt --gemm 4096x4096x4096 -b 256M -p sequential,overlap,priority,shape:2+priority,ncclctas:8
          --sustain 0.2 -n 3 -w 1 --watchdog 120)
   {
