@@ -95,14 +95,12 @@ std::string Top(const std::map<std::string, int>& chosen) {
   return s;
 }
 
-}  // namespace
-
-// Measured on 2x H200 (NCCL 2.28.9, CUDA 13.0): own GEMM and cuBLAS x allreduce, allgather,
-// alltoall, 8192^3 + 896 MiB. The targets of `corun tune`: within 3% of the best policy, never
-// slower than naive overlap, at most a quarter of the sweep's repetitions.
-TEST(TuneReplay, MeasuredH200Landscapes) {
-  const std::vector<Landscape> ls = Load("tune_landscapes_h200_2gpu.json");
-  ASSERT_EQ(ls.size(), 6u);
+// Every landscape of a fixture: within 3% of the best policy in 19 searches of 20 (the search
+// without its run-drift floor fell to 91% on two of them), never slower
+// than naive overlap, at most a quarter of the sweep's repetitions.
+void CheckLandscapes(const std::string& file, size_t count) {
+  const std::vector<Landscape> ls = Load(file);
+  ASSERT_EQ(ls.size(), count) << file;
   const int kRuns = 200;
   for (const Landscape& l : ls) {
     const Replay r = ReplayOn(l, kRuns);
@@ -111,8 +109,18 @@ TEST(TuneReplay, MeasuredH200Landscapes) {
                 100 * (r.worst_ratio - 1), r.trials_sum / std::max(1, r.runs), r.max_trials, r.budget, Top(r.chosen).c_str());
     EXPECT_EQ(r.runs, kRuns) << l.name;
     EXPECT_LE(r.max_trials, r.budget) << l.name;
-    EXPECT_GE(r.hits, kRuns * 9 / 10) << l.name;  // within 3% of the best in 9 searches of 10
+    EXPECT_GE(r.hits, kRuns * 19 / 20) << l.name;
     EXPECT_EQ(r.not_worse_than_overlap, r.runs) << l.name;
     EXPECT_LE(r.worst_ratio, 1.10) << l.name;
   }
 }
+
+}  // namespace
+
+// 2x H200, NCCL 2.28.9, CUDA 13.0; own GEMM and cuBLAS x allreduce, allgather, alltoall,
+// 8192^3 + 896 MiB. First: the search and bench of commit cd5bd2f (results/..._H200_2gpu_tune;
+// green splits of 40 and 48 SMs and part of the last sweep missing).
+TEST(TuneReplay, MeasuredH200LandscapesFirstRun) { CheckLandscapes("tune_landscapes_h200_2gpu.json", 6); }
+
+// Two later runs, each policy's warm-up in its timed cycle (results/..._H200_2gpu_tune_v3).
+TEST(TuneReplay, MeasuredH200LandscapesTwoRuns) { CheckLandscapes("tune_landscapes_h200_2gpu_v3.json", 12); }
