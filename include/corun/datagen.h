@@ -35,4 +35,37 @@ CORUN_HD float CollValue(uint64_t idx, int rank, uint32_t seed) {
   return static_cast<float>(static_cast<int>(HashIndex(idx * 64u + static_cast<uint64_t>(rank), seed) % 9u) - 4);
 }
 
+// What the output of a collective must hold, rank `me` of `nranks`, inputs from CollValue.
+enum class VerifyMode {
+  kSumAll,       // out[i] = sum_r CollValue(i, r)                        (allreduce)
+  kGather,       // out[r*count + i] = CollValue(i, r)                   (allgather)
+  kSumOwnChunk,  // out[i] = sum_r CollValue(me*count + i, r)            (reduce-scatter)
+  kAllToAll,     // out[r*count + i] = CollValue(me*count + i, r)        (alltoall)
+};
+
+// Output elements checked: count for the reductions to one chunk, count * nranks otherwise.
+CORUN_HD uint64_t CollOutputElems(VerifyMode mode, uint64_t count, int nranks) {
+  return (mode == VerifyMode::kSumAll || mode == VerifyMode::kSumOwnChunk) ? count : count * nranks;
+}
+
+// The exact value out[j] must hold.
+CORUN_HD float CollExpected(VerifyMode mode, uint64_t j, uint64_t count, int me, int nranks, uint32_t seed) {
+  float expect = 0;
+  switch (mode) {
+    case VerifyMode::kSumAll:
+      for (int r = 0; r < nranks; ++r) expect += CollValue(j, r, seed);
+      break;
+    case VerifyMode::kSumOwnChunk:
+      for (int r = 0; r < nranks; ++r) expect += CollValue(uint64_t(me) * count + j, r, seed);
+      break;
+    case VerifyMode::kGather:
+      expect = CollValue(j % count, int(j / count), seed);
+      break;
+    case VerifyMode::kAllToAll:
+      expect = CollValue(uint64_t(me) * count + j % count, int(j / count), seed);
+      break;
+  }
+  return expect;
+}
+
 }  // namespace corun

@@ -798,7 +798,7 @@ int RunBench(const BenchOptions& o) {
   std::vector<int> devices;
   if (sh.pm.multi_process()) {
     sh.nranks = sh.pm.world;
-    devices.push_back(sh.pm.local_rank % ndev);
+    devices.push_back(DeviceForLocalRank(sh.pm.local_rank, ndev));
   } else {
     const int n = o.ngpus > 0 ? o.ngpus : ndev;
     if (n > ndev) {

@@ -30,11 +30,22 @@ Status ReadAll(int fd, void* buf, size_t n) {
   char* p = static_cast<char*>(buf);
   while (n > 0) {
     ssize_t r = ::recv(fd, p, n, 0);
-    if (r <= 0) CORUN_FAIL("bootstrap: connection closed while reading the NCCL id");
+    if (r <= 0) CORUN_FAIL("bootstrap: connection closed while reading from rank 0");
     p += r;
     n -= static_cast<size_t>(r);
   }
   return Status::Ok();
+}
+
+bool SendAll(int fd, const void* buf, size_t n) {
+  const char* p = static_cast<const char*>(buf);
+  while (n > 0) {
+    ssize_t r = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
 }
 
 }  // namespace
@@ -69,13 +80,14 @@ Status DetectProcessModel(ProcessModel* pm) {
 }
 
 Status ExchangeUniqueId(const ProcessModel& pm, ncclUniqueId* id, int timeout_s) {
-  if (!pm.multi_process()) {
-    NCCLCHECK(ncclGetUniqueId(id));
-    return Status::Ok();
-  }
+  if (!pm.multi_process() || pm.rank == 0) NCCLCHECK(ncclGetUniqueId(id));
+  if (!pm.multi_process()) return Status::Ok();
+  return ExchangeBytes(pm, id, sizeof(*id), timeout_s);
+}
+
+Status ExchangeBytes(const ProcessModel& pm, void* buf, size_t n, int timeout_s) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   if (pm.rank == 0) {
-    NCCLCHECK(ncclGetUniqueId(id));
     int srv = ::socket(AF_INET, SOCK_STREAM, 0);
     if (srv < 0) CORUN_FAIL("bootstrap: socket() failed");
     int one = 1;
@@ -97,9 +109,9 @@ Status ExchangeUniqueId(const ProcessModel& pm, ncclUniqueId* id, int timeout_s)
       if (::select(srv + 1, &fds, nullptr, nullptr, &tv) > 0) {
         int c = ::accept(srv, nullptr, nullptr);
         if (c >= 0) {
-          ::send(c, id, sizeof(*id), MSG_NOSIGNAL);
+          const bool sent = SendAll(c, buf, n);
           ::close(c);
-          ++served;
+          if (sent) ++served;
         }
       }
       if (std::chrono::steady_clock::now() > deadline) {
@@ -119,7 +131,7 @@ Status ExchangeUniqueId(const ProcessModel& pm, ncclUniqueId* id, int timeout_s)
   while (true) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
-      Status s = ReadAll(fd, id, sizeof(*id));
+      Status s = ReadAll(fd, buf, n);
       ::close(fd);
       freeaddrinfo(res);
       return s;

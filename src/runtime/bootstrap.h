@@ -21,7 +21,17 @@ struct ProcessModel {
 // Reads the launcher's environment; an inconsistent one (rank >= world, ...) is an error.
 Status DetectProcessModel(ProcessModel* pm);
 
-// Rank 0 creates the id and serves it; the others connect (retrying until `timeout_s`).
+// The GPU of a process: its local rank among the visible GPUs (all of a node's GPUs visible:
+// local rank i drives GPU i; one GPU visible per process, as some launchers arrange: GPU 0).
+inline int DeviceForLocalRank(int local_rank, int visible_gpus) {
+  return visible_gpus > 0 ? local_rank % visible_gpus : 0;
+}
+
+// Rank 0 sends `n` bytes of `buf` to every other rank over a TCP rendezvous at pm.addr:pm.port;
+// the others connect (retrying until `timeout_s`) and receive them into `buf`.
+Status ExchangeBytes(const ProcessModel& pm, void* buf, size_t n, int timeout_s);
+
+// Rank 0 creates the id and serves it (ExchangeBytes); in one process, just creates it.
 Status ExchangeUniqueId(const ProcessModel& pm, ncclUniqueId* id, int timeout_s);
 
 }  // namespace corun

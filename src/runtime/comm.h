@@ -6,26 +6,12 @@
 
 #include <string>
 
+#include "corun/collective.h"
 #include "corun/occupancy.h"
 #include "corun/status.h"
 #include "data.h"
 
 namespace corun {
-
-enum class Collective { kAllReduce, kAllGather, kReduceScatter, kAllToAll };
-const char* CollectiveName(Collective c);
-bool ParseCollective(const std::string& s, Collective* c);
-
-// Element counts per rank for a nccl-tests-style size (`bytes` as nccl-tests reports it).
-struct CollectiveShape {
-  uint64_t count = 0;       // the "count" of the NCCL call (per-rank chunk for gather/scatter/a2a)
-  uint64_t send_elems = 0;  // send buffer length
-  uint64_t recv_elems = 0;  // recv buffer length
-  double busbw_factor = 1;  // busbw = algbw * factor
-  VerifyMode verify = VerifyMode::kSumAll;
-  uint64_t fill_first = 0;  // index of the send buffer's first element in the global pattern
-};
-CollectiveShape ShapeOf(Collective c, uint64_t bytes, DType t, int nranks);
 
 struct CommConfig {
   int max_ctas = 0;  // 0 = NCCL's choice; else maxCTAs with CTAPolicy efficiency

@@ -30,24 +30,10 @@ __global__ void FillCollKernel(T* p, uint64_t n, int rank, uint64_t first, uint3
 template <typename T>
 __global__ void VerifyKernel(const T* out, VerifyMode mode, uint64_t count, int me, int nranks, uint32_t seed,
                              unsigned long long* wrong) {
-  const uint64_t total = (mode == VerifyMode::kSumAll || mode == VerifyMode::kSumOwnChunk) ? count : count * nranks;
+  const uint64_t total = CollOutputElems(mode, count, nranks);
   unsigned long long bad = 0;
   for (uint64_t i = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x; i < total; i += uint64_t(gridDim.x) * blockDim.x) {
-    float expect = 0;
-    switch (mode) {
-      case VerifyMode::kSumAll:
-        for (int r = 0; r < nranks; ++r) expect += CollValue(i, r, seed);
-        break;
-      case VerifyMode::kSumOwnChunk:
-        for (int r = 0; r < nranks; ++r) expect += CollValue(uint64_t(me) * count + i, r, seed);
-        break;
-      case VerifyMode::kGather:
-        expect = CollValue(i % count, int(i / count), seed);
-        break;
-      case VerifyMode::kAllToAll:
-        expect = CollValue(uint64_t(me) * count + i % count, int(i / count), seed);
-        break;
-    }
+    const float expect = CollExpected(mode, i, count, me, nranks, seed);
     const float got = ToFloat(out[i]);
     if (!(got == expect)) ++bad;  // exact: every value involved is a small integer
   }
@@ -68,13 +54,6 @@ dim3 GridFor(uint64_t n) {
 
 }  // namespace
 
-const char* DTypeName(DType t) { return t == DType::kBf16 ? "bf16" : "fp32"; }
-bool ParseDType(const std::string& s, DType* t) {
-  if (s == "bf16" || s == "bfloat16") { *t = DType::kBf16; return true; }
-  if (s == "fp32" || s == "float" || s == "float32") { *t = DType::kFp32; return true; }
-  return false;
-}
-
 Status FillGemmInput(__nv_bfloat16* p, uint64_t n, uint32_t seed, cudaStream_t s) {
   FillGemmKernel<<<GridFor(n), 256, 0, s>>>(p, n, seed);
   CUDACHECK(cudaGetLastError());
@@ -92,7 +71,7 @@ Status FillCollective(void* p, DType t, uint64_t n, int rank, uint64_t first, ui
 
 Status VerifyCollective(const void* out, DType t, VerifyMode mode, uint64_t count, int me, int nranks,
                         uint32_t seed, unsigned long long* wrong, cudaStream_t s) {
-  const uint64_t total = (mode == VerifyMode::kSumAll || mode == VerifyMode::kSumOwnChunk) ? count : count * nranks;
+  const uint64_t total = CollOutputElems(mode, count, nranks);
   if (t == DType::kBf16)
     VerifyKernel<<<GridFor(total), 256, 0, s>>>(static_cast<const __nv_bfloat16*>(out), mode, count, me, nranks, seed, wrong);
   else

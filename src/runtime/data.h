@@ -7,27 +7,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "corun/collective.h"
 #include "corun/status.h"
 
 namespace corun {
-
-enum class DType { kBf16, kFp32 };
-inline size_t DTypeSize(DType t) { return t == DType::kBf16 ? 2 : 4; }
-const char* DTypeName(DType t);
-bool ParseDType(const std::string& s, DType* t);
 
 Status FillGemmInput(__nv_bfloat16* p, uint64_t n, uint32_t seed, cudaStream_t s);
 // Rank `rank`'s collective input: element i holds CollValue(first_index + i, rank).
 Status FillCollective(void* p, DType t, uint64_t n, int rank, uint64_t first_index, uint32_t seed, cudaStream_t s);
 
-// What the output of a collective must hold (see VerifyCollective).
-enum class VerifyMode {
-  kSumAll,       // out[i] = sum_r CollValue(i, r)                        (allreduce)
-  kGather,       // out[r*count + i] = CollValue(i, r)                   (allgather)
-  kSumOwnChunk,  // out[i] = sum_r CollValue(me*count + i, r)            (reduce-scatter)
-  kAllToAll,     // out[r*count + i] = CollValue(me*count + i, r)        (alltoall)
-};
-// Counts wrong elements (NaN included) into *wrong_dev (accumulates).
+// Counts elements that differ from CollExpected (NaN included) into *wrong_dev (accumulates).
 Status VerifyCollective(const void* out, DType t, VerifyMode mode, uint64_t count, int me, int nranks,
                         uint32_t seed, unsigned long long* wrong_dev, cudaStream_t s);
 
