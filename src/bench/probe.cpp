@@ -1,7 +1,5 @@
 #include "probe.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -10,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "../runtime/bootstrap.h"
 #include "../runtime/checks.h"
 #include "../runtime/data.h"
 #include "self_spawn.h"
@@ -59,21 +58,6 @@ Status ProbeAll(const BenchOptions& o, const ProcessModel& pm, int device, nlohm
   return Status::Ok();
 }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof(a);
-  int port = 0;
-  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  if (fd >= 0) ::close(fd);
-  return port;
-}
-
 }  // namespace
 
 int RunProbeOnly(const BenchOptions& o, const ProcessModel& pm, int device) {
@@ -97,7 +81,7 @@ bool ProbeInChildren(const BenchOptions& o, int nranks, std::map<std::string, Pr
     *why = "cannot create a temporary file";
     return false;
   }
-  const int port = FreePort();
+  const int port = FreeLocalPort();
   std::vector<pid_t> pids;
   for (int r = 0; r < nranks; ++r) {
     SpawnSpec spec;

@@ -79,6 +79,21 @@ Status DetectProcessModel(ProcessModel* pm) {
   return Status::Ok();
 }
 
+int FreeLocalPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0) ::close(fd);
+  return port;
+}
+
 Status ExchangeUniqueId(const ProcessModel& pm, ncclUniqueId* id, int timeout_s) {
   if (!pm.multi_process() || pm.rank == 0) NCCLCHECK(ncclGetUniqueId(id));
   if (!pm.multi_process()) return Status::Ok();

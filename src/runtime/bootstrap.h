@@ -27,6 +27,9 @@ inline int DeviceForLocalRank(int local_rank, int visible_gpus) {
   return visible_gpus > 0 ? local_rank % visible_gpus : 0;
 }
 
+// A TCP port on the loopback interface that was free a moment ago (0 if none was found).
+int FreeLocalPort();
+
 // Rank 0 sends `n` bytes of `buf` to every other rank over a TCP rendezvous at pm.addr:pm.port;
 // the others connect (retrying until `timeout_s`) and receive them into `buf`.
 Status ExchangeBytes(const ProcessModel& pm, void* buf, size_t n, int timeout_s);

@@ -1,9 +1,6 @@
 // The process layouts of an 8-GPU node without GPUs: every launcher's environment read for each of
 // 8 ranks, the rank -> GPU mapping, and the TCP rendezvous that hands rank 0's NCCL id to 7 others.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -28,19 +25,6 @@ class Env : public ::testing::Test {
   }
   void TearDown() override { SetUp(); }
 };
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof(a);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 }  // namespace
 
@@ -96,7 +80,7 @@ TEST_F(Env, TwoNodesOfEightAndBadLayouts) {
 }
 
 TEST(Bootstrap, RankZeroReachesSevenOthers) {
-  const int port = FreePort();
+  const int port = FreeLocalPort();
   std::vector<std::vector<unsigned char>> got(8, std::vector<unsigned char>(128, 0));
   for (int i = 0; i < 128; ++i) got[0][i] = static_cast<unsigned char>(i * 7 + 3);
   std::vector<Status> st(8, Status::Ok());
@@ -122,7 +106,7 @@ TEST(Bootstrap, AMissingRankIsReportedNotAwaitedForever) {
   pm.kind = "torchrun";
   pm.rank = 0;
   pm.world = 8;
-  pm.port = FreePort();
+  pm.port = FreeLocalPort();
   unsigned char id[128] = {1};
   const Status s = ExchangeBytes(pm, id, sizeof(id), 1);
   ASSERT_FALSE(s.ok());
