@@ -75,6 +75,11 @@ std::vector<Workload> Workloads(const BenchOptions& o) {
   return out;
 }
 
+// The profile-cache key of a bench workload on this run's machine and libraries.
+ProfileKey BenchProfileKey(const Meta& m, const std::string& workload) {
+  return ProfileKey{m.card, m.sms, m.gpus, m.nccl, m.cuda_runtime, workload};
+}
+
 // State shared by the rank threads of this process.
 struct Shared {
   const BenchOptions* o = nullptr;
@@ -131,9 +136,7 @@ class Rank {
                       float* m_end);
   Status Verify(const Workload& w, const PolicyCtx& c, const Policy& p, int64_t* wrong, std::string* what);
   void Progress(const std::string& what);
-  ProfileKey ProfileKeyFor(const RunRecord& r) const {
-    return ProfileKey{sh_.meta.card, sh_.meta.sms, sh_.meta.gpus, sh_.meta.nccl, sh_.meta.cuda_runtime, WorkloadKey(r)};
-  }
+  Status AgreeOnTuned(const RunRecord& proto, std::vector<Policy>* policies, std::vector<RunRecord>* pre);
 
   Shared& sh_;
   const BenchOptions& o_;
@@ -331,18 +334,7 @@ Status Rank::RunWorkload(size_t wi, const Workload& w) {
     } else if (it.kind == PolicyItem::kPolicy) {
       policies.push_back(it.policy);
     } else {
-      std::string stale;
-      const ProfileEntry* e = sh_.cache.Find(ProfileKeyFor(proto), &stale);
-      Policy tp;
-      if (e && ParsePolicy(e->policy, &tp).ok()) {
-        policies.push_back(tp);
-      } else {
-        RunRecord r = proto;
-        r.policy = "tuned";
-        r.status = "skipped";
-        r.note = !stale.empty() ? stale : "no tuned profile for this workload in " + sh_.cache_path + " (run corun tune)";
-        pre.push_back(r);
-      }
+      CORUN_CHECK(AgreeOnTuned(proto, &policies, &pre));
     }
   }
   // Drop repeats, keep order.
@@ -418,6 +410,35 @@ Status Rank::RunWorkload(size_t wi, const Workload& w) {
     std::lock_guard<std::mutex> l(sh_.mu);
     for (auto& r : recs) sh_.records.push_back(r);
   }
+  return Status::Ok();
+}
+
+// `--policies tuned`: the cached policy for this workload. Every rank reads its own process's
+// cache (another node may hold another file), so the ranks agree first: a profile that some rank
+// lacks or holds differently is applied nowhere — running different policies would hang the
+// collectives.
+Status Rank::AgreeOnTuned(const RunRecord& proto, std::vector<Policy>* policies, std::vector<RunRecord>* pre) {
+  std::string stale;
+  const ProfileEntry* e = sh_.cache.Find(BenchProfileKey(sh_.meta, WorkloadKey(proto)), &stale);
+  Policy tp;
+  const bool found = e && ParsePolicy(e->policy, &tp).ok();
+  const int mine = found ? static_cast<int>(std::hash<std::string>{}(tp.Name()) & 0x3fffffff) + 1 : 0;
+  int hi = 0, neg_lo = 0;
+  CORUN_CHECK(Barrier(mine, &hi));
+  CORUN_CHECK(Barrier(-mine, &neg_lo));
+  if (found && hi == mine && -neg_lo == mine) {
+    policies->push_back(tp);
+    return Status::Ok();
+  }
+  RunRecord r = proto;
+  r.policy = "tuned";
+  r.status = "skipped";
+  if (found || hi != 0)
+    r.note = "the tuned profile is missing or different on some rank (each reads " + sh_.cache_path +
+             " on its own node): applied nowhere";
+  else
+    r.note = !stale.empty() ? stale : "no tuned profile for this workload in " + sh_.cache_path + " (run corun tune)";
+  pre->push_back(r);
   return Status::Ok();
 }
 
@@ -500,10 +521,13 @@ Status Rank::TuneWorkload(const Workload& w, const RunRecord& proto, const std::
   if (rank_ == 0) {
     std::printf("# tuned: %s  %.3f ms (overlap %.3f ms); %d trials of a %d-trial budget (sweep: %d); %s\n",
                 ts.policy.c_str(), ts.t_ms, ts.overlap_ms, ts.trials, ts.budget, ts.sweep_trials, ts.stop.c_str());
-    if (ts.has_sweep)
+    if (ts.has_sweep && ts.tuned_in_sweep_ms > 0)
       std::printf("# sweep: best %s %.3f ms; tuned policy in the sweep %.3f ms (%+.1f%%); overlap %.3f ms\n",
                   ts.sweep_best_policy.c_str(), ts.sweep_best_ms, ts.tuned_in_sweep_ms,
                   100 * RelativeChange(ts.tuned_in_sweep_ms, ts.sweep_best_ms), ts.overlap_in_sweep_ms);
+    else if (ts.has_sweep)
+      std::printf("# sweep: best %s %.3f ms; the tuned policy did not run in the sweep; overlap %.3f ms\n",
+                  ts.sweep_best_policy.c_str(), ts.sweep_best_ms, ts.overlap_in_sweep_ms);
     std::lock_guard<std::mutex> l(sh_.mu);
     sh_.tunes.push_back(ts);
   }
@@ -923,7 +947,7 @@ int RunBench(const BenchOptions& o) {
   if (o.tune && !sh.tunes.empty()) {
     for (const TuneSummary& t : sh.tunes) {
       ProfileEntry e;
-      e.key = ProfileKey{m.card, m.sms, m.gpus, m.nccl, m.cuda_runtime, t.workload};
+      e.key = BenchProfileKey(m, t.workload);
       e.policy = t.policy;
       e.t_ms = t.t_ms;
       e.overlap_ms = t.overlap_ms;

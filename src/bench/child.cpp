@@ -5,8 +5,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 namespace corun {
 
@@ -32,13 +30,10 @@ bool RunMaxConn1Child(const BenchOptions& o, std::vector<RunRecord>* out, std::s
     return false;
   }
   const int code = WaitExit(pid);
-  std::ifstream f(json);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  unlink(json.c_str());
+  const std::string text = TakeFile(json);
   Meta meta;
   std::string err;
-  if (!RecordsFromJson(ss.str(), &meta, out, &err)) {
+  if (!RecordsFromJson(text, &meta, out, &err)) {
     *why = "child exited with status " + std::to_string(code) + " and no readable results (" + err + ")";
     return false;
   }

@@ -6,7 +6,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "../runtime/bootstrap.h"
 #include "../runtime/checks.h"
@@ -101,16 +100,13 @@ bool ProbeInChildren(const BenchOptions& o, int nranks, std::map<std::string, Pr
   bool ok = static_cast<int>(pids.size()) == nranks;
   for (pid_t pid : pids)
     if (WaitExit(pid) != 0) ok = false;
-  std::ifstream f(file);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  unlink(file.c_str());
+  const std::string text = TakeFile(file);
   if (!ok) {
     *why = "a probe process failed";
     return false;
   }
   try {
-    const nlohmann::json j = nlohmann::json::parse(ss.str());
+    const nlohmann::json j = nlohmann::json::parse(text);
     for (auto it = j.begin(); it != j.end(); ++it) {
       ProbedKernel k;
       k.ctas = it->at("ctas").get<int>();

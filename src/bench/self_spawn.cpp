@@ -5,6 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
+
 extern char** environ;
 
 namespace corun {
@@ -15,6 +18,14 @@ std::string TempFile(const char* prefix) {
   if (fd < 0) return "";
   close(fd);
   return tmpl;
+}
+
+std::string TakeFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  unlink(path.c_str());
+  return ss.str();
 }
 
 pid_t SpawnSelf(const SpawnSpec& spec) {

@@ -18,6 +18,8 @@ struct SpawnSpec {
 
 // A new empty file under /tmp for a helper's output ("" if none could be made).
 std::string TempFile(const char* prefix);
+// The whole content of a helper's output file, which is then removed.
+std::string TakeFile(const std::string& path);
 
 // Starts /proc/self/exe; returns its pid, or -1.
 pid_t SpawnSelf(const SpawnSpec& spec);

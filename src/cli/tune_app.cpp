@@ -2,14 +2,13 @@
 // `corun -p POLICY -- CMD` (so the interposer applies it) and scores the run by its wall time or
 // by a number the program prints (--metric REGEX, first capture group; lower is better unless
 // --higher-is-better). The best policy goes to the profile cache; `corun -p tuned -- CMD` reads it.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -50,8 +49,12 @@ bool RunOnce(const std::string& policy, int argc, char** argv, int first, const 
   spec.args = {"-p", policy, "--"};
   for (int i = first; i < argc; ++i) spec.args.push_back(argv[i]);
   spec.add_env = {"CORUN_QUIET=1"};
-  char tmpl[] = "/tmp/corun-tune-app-XXXXXX";
-  const int fd = mkstemp(tmpl);
+  const std::string file = TempFile("corun-tune-app");
+  const int fd = file.empty() ? -1 : open(file.c_str(), O_WRONLY | O_TRUNC);
+  if (fd < 0) {
+    *why = "cannot create a temporary file for the output";
+    return false;
+  }
   spec.out_fd = fd;
   spec.err_too = true;
   const auto t0 = std::chrono::steady_clock::now();
@@ -59,10 +62,7 @@ bool RunOnce(const std::string& policy, int argc, char** argv, int first, const 
   close(fd);
   const int code = WaitExit(pid);
   const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::ifstream f(tmpl);
-  std::stringstream out;
-  out << f.rdbuf();
-  unlink(tmpl);
+  const std::string text = TakeFile(file);
   if (code != 0) {
     *why = "exit status " + std::to_string(code);
     return false;
@@ -71,7 +71,6 @@ bool RunOnce(const std::string& policy, int argc, char** argv, int first, const 
     *score = wall_ms;
     return true;
   }
-  const std::string text = out.str();
   const std::regex re(metric);
   std::string last;
   for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it)

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "corun/parse.h"
+#include "corun/stats.h"
 
 namespace corun {
 using nlohmann::json;
@@ -102,7 +103,9 @@ std::string RecordsToJson(const Meta& m, const std::vector<RunRecord>& runs, int
       if (x.has_sweep)
         j["sweep"] = {{"best_policy", x.sweep_best_policy}, {"best_ms", x.sweep_best_ms},
                       {"tuned_ms", x.tuned_in_sweep_ms}, {"overlap_ms", x.overlap_in_sweep_ms},
-                      {"tuned_vs_best", x.sweep_best_ms > 0 ? (x.tuned_in_sweep_ms - x.sweep_best_ms) / x.sweep_best_ms : 0.0}};
+                      {"tuned_vs_best", x.tuned_in_sweep_ms > 0 && x.sweep_best_ms > 0
+                                            ? json(RelativeChange(x.tuned_in_sweep_ms, x.sweep_best_ms))
+                                            : json()}};  // null: the tuned policy did not run in the sweep
       t.push_back(j);
     }
     doc["tune"] = t;

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -140,83 +141,81 @@ const DevInfo& Device(State& s, CUdevice dev) {
 
 struct FuncInfo {
   std::string name;
-  int regs = 0, static_smem = 0, max_dyn = 0;
+  int regs = 0, static_smem = 0;
+  std::atomic<int> max_dyn{0};  // raised under g_fmu; read on every shaped launch without it
   bool cluster = false;
   bool known = false;
   bool kernel_handle = false;  // a CUkernel passed as CUfunction (library-managed kernels)
   bool comm = false, denied = false;
-  bool logged = false;
+  bool logged = false;         // under g_fmu
 };
 
+// Entries are never removed and live behind a pointer, so a FuncInfo* stays valid.
 std::shared_mutex g_fmu;
-std::unordered_map<CUfunction, FuncInfo> g_funcs;
+std::unordered_map<CUfunction, std::unique_ptr<FuncInfo>> g_funcs;
 
-FuncInfo QueryFunc(State& s, CUfunction f, CUdevice dev) {
-  FuncInfo fi;
+std::unique_ptr<FuncInfo> QueryFunc(State& s, CUfunction f, CUdevice dev) {
+  auto fi = std::make_unique<FuncInfo>();
   const char* name = nullptr;
   if (s.func_name && s.func_name(&name, f) == CUDA_SUCCESS && name) {
-    fi.name = name;
+    fi->name = name;
   } else if (s.kern_name && s.kern_name(&name, reinterpret_cast<CUkernel>(f)) == CUDA_SUCCESS && name) {
-    fi.name = name;
-    fi.kernel_handle = true;
+    fi->name = name;
+    fi->kernel_handle = true;
   }
   auto get = [&](CUfunction_attribute a, int* v) {
-    if (!fi.kernel_handle && s.func_attr && s.func_attr(v, a, f) == CUDA_SUCCESS) return true;
+    if (!fi->kernel_handle && s.func_attr && s.func_attr(v, a, f) == CUDA_SUCCESS) return true;
     if (s.kern_attr && s.kern_attr(v, a, reinterpret_cast<CUkernel>(f), dev) == CUDA_SUCCESS) {
-      fi.kernel_handle = true;
+      fi->kernel_handle = true;
       return true;
     }
     return false;
   };
-  int must = 0, width = 0;
-  fi.known = get(CU_FUNC_ATTRIBUTE_NUM_REGS, &fi.regs) && get(CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, &fi.static_smem) &&
-             get(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, &fi.max_dyn);
+  int must = 0, width = 0, max_dyn = 0;
+  fi->known = get(CU_FUNC_ATTRIBUTE_NUM_REGS, &fi->regs) && get(CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, &fi->static_smem) &&
+              get(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, &max_dyn);
+  fi->max_dyn.store(max_dyn, std::memory_order_relaxed);
   get(CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET, &must);
   get(CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH, &width);
-  fi.cluster = must != 0 || width > 0;
-  if (fi.name.empty()) fi.name = "?";
-  fi.comm = IsComm(s.cfg, fi.name);
-  fi.denied = IsDenied(s.cfg, fi.name);
+  fi->cluster = must != 0 || width > 0;
+  if (fi->name.empty()) fi->name = "?";
+  fi->comm = IsComm(s.cfg, fi->name);
+  fi->denied = IsDenied(s.cfg, fi->name);
   return fi;
 }
 
-// Elements of an unordered_map keep their address: the pointer stays valid.
-const FuncInfo* Func(State& s, CUfunction f, CUdevice dev) {
+FuncInfo* Func(State& s, CUfunction f, CUdevice dev) {
   {
     std::shared_lock<std::shared_mutex> l(g_fmu);
     auto it = g_funcs.find(f);
-    if (it != g_funcs.end()) return &it->second;
+    if (it != g_funcs.end()) return it->second.get();
   }
-  FuncInfo fi = QueryFunc(s, f, dev);
+  std::unique_ptr<FuncInfo> fi = QueryFunc(s, f, dev);
   std::unique_lock<std::shared_mutex> l(g_fmu);
-  return &g_funcs.emplace(f, std::move(fi)).first->second;
+  return g_funcs.emplace(f, std::move(fi)).first->second.get();  // another thread's entry if it won
 }
 
-// Raises the function's dynamic-shared-memory limit once, monotonically (`fi` from Func()).
-bool RaiseDynSmem(State& s, CUfunction f, const FuncInfo* cfi, CUdevice dev, int bytes) {
-  {
-    std::shared_lock<std::shared_mutex> l(g_fmu);  // the common case: raised already
-    if (bytes <= cfi->max_dyn) return true;
-  }
+// Raises the function's dynamic-shared-memory limit once, monotonically. The common case (raised
+// already) is one relaxed load, no lock.
+bool RaiseDynSmem(State& s, CUfunction f, FuncInfo* fi, CUdevice dev, int bytes) {
+  if (bytes <= fi->max_dyn.load(std::memory_order_acquire)) return true;
   std::unique_lock<std::shared_mutex> l(g_fmu);
-  FuncInfo& fi = const_cast<FuncInfo&>(*cfi);  // g_funcs owns it; written only under the lock
-  if (bytes <= fi.max_dyn) return true;
+  if (bytes <= fi->max_dyn.load(std::memory_order_relaxed)) return true;
   CUresult r = CUDA_ERROR_NOT_SUPPORTED;
-  if (!fi.kernel_handle && s.func_set) r = s.func_set(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+  if (!fi->kernel_handle && s.func_set) r = s.func_set(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
   if (r != CUDA_SUCCESS && s.kern_set)
     r = s.kern_set(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes, reinterpret_cast<CUkernel>(f), dev);
   if (r != CUDA_SUCCESS) return false;
-  fi.max_dyn = bytes;
+  fi->max_dyn.store(bytes, std::memory_order_release);  // after the driver has the new limit
   return true;
 }
 
-void LogOnce(State& s, CUfunction f, const char* what) {
+void LogOnce(State& s, FuncInfo* fi, const char* what) {
   if (!s.verbose) return;
   std::unique_lock<std::shared_mutex> l(g_fmu);
-  FuncInfo& fi = g_funcs[f];
-  if (fi.logged) return;
-  fi.logged = true;
-  std::fprintf(stderr, "corun: %s: %s\n", fi.name.c_str(), what);
+  if (fi->logged) return;
+  fi->logged = true;
+  std::fprintf(stderr, "corun: %s: %s\n", fi->name.c_str(), what);
 }
 
 struct Plan {
@@ -236,7 +235,7 @@ bool Analyze(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, u
   if (!s.ctx_get_device || s.ctx_get_device(&dev) != CUDA_SUCCESS) return false;
   const DevInfo& di = Device(s, dev);
   if (!di.ok) return false;
-  const FuncInfo* fi = Func(s, f, dev);
+  FuncInfo* fi = Func(s, f, dev);
   LaunchFacts facts;
   facts.is_comm = fi->comm;
   facts.is_denied = fi->denied;
@@ -257,7 +256,7 @@ bool Analyze(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, u
     g_nccl_ctas.store(static_cast<int>(facts.grid_blocks), std::memory_order_relaxed);
     if (plan->d.prioritise) {
       g_comm_prio.fetch_add(1, std::memory_order_relaxed);
-      if (s.verbose) LogOnce(s, f, ("communication: priority " + std::to_string(plan->priority)).c_str());
+      if (s.verbose) LogOnce(s, fi, ("communication: priority " + std::to_string(plan->priority)).c_str());
     }
     return true;
   }
@@ -270,10 +269,10 @@ bool Analyze(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, u
   }
   if (plan->d.shaped) {
     g_shaped.fetch_add(1, std::memory_order_relaxed);
-    if (s.verbose) LogOnce(s, f, ("shaped: +" + std::to_string(plan->d.pad) + " B dynamic smem").c_str());
+    if (s.verbose) LogOnce(s, fi, ("shaped: +" + std::to_string(plan->d.pad) + " B dynamic smem").c_str());
   } else if (s.cfg.policy.shape != ShapeMode::kNone) {
     g_skip[static_cast<int>(plan->d.skip)].fetch_add(1, std::memory_order_relaxed);
-    if (s.verbose) LogOnce(s, f, (std::string("not shaped: ") + SkipReasonName(plan->d.skip)).c_str());
+    if (s.verbose) LogOnce(s, fi, (std::string("not shaped: ") + SkipReasonName(plan->d.skip)).c_str());
   }
   return true;
 }
@@ -317,25 +316,32 @@ CUresult LaunchEx(HookId self, const CUlaunchConfig* config, CUfunction f, void*
                config->blockDimZ, config->sharedMemBytes, config->attrs, config->numAttrs, &p))
     return real(config, f, params, extra);
   if (p.d.comm && p.d.prioritise) {
-    CUlaunchConfig c = *config;
+    // The caller's attributes, with the priority replaced or appended.
+    const unsigned n0 = config->numAttrs;
     CUlaunchAttribute local[16];
+    std::vector<CUlaunchAttribute> heap;  // only for launches with more than 15 attributes
+    CUlaunchAttribute* a = local;
+    if (n0 >= 16) {
+      heap.resize(n0 + 1);
+      a = heap.data();
+    }
     unsigned n = 0;
     bool replaced = false;
-    for (unsigned i = 0; i < config->numAttrs && n < 15; ++i) {
-      local[n] = config->attrs[i];
-      if (local[n].id == CU_LAUNCH_ATTRIBUTE_PRIORITY) {
-        local[n].value.priority = p.priority;
+    for (; n < n0; ++n) {
+      a[n] = config->attrs[n];
+      if (a[n].id == CU_LAUNCH_ATTRIBUTE_PRIORITY) {
+        a[n].value.priority = p.priority;
         replaced = true;
       }
-      ++n;
     }
     if (!replaced) {
-      local[n] = CUlaunchAttribute{};
-      local[n].id = CU_LAUNCH_ATTRIBUTE_PRIORITY;
-      local[n].value.priority = p.priority;
+      a[n] = CUlaunchAttribute{};
+      a[n].id = CU_LAUNCH_ATTRIBUTE_PRIORITY;
+      a[n].value.priority = p.priority;
       ++n;
     }
-    c.attrs = local;
+    CUlaunchConfig c = *config;
+    c.attrs = a;
     c.numAttrs = n;
     return real(&c, f, params, extra);
   }

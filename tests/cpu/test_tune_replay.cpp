@@ -95,13 +95,14 @@ std::string Top(const std::map<std::string, int>& chosen) {
   return s;
 }
 
-// Every landscape of a fixture: within 3% of the best policy in 19 searches of 20 (the search
-// without its run-drift floor fell to 91% on two of them), never slower
+// Every landscape of a fixture: within 3% of the best policy in 19 searches of 20 (the last line
+// printed also gives the lowest rate without the run-drift floor), never slower
 // than naive overlap, at most a quarter of the sweep's repetitions.
 void CheckLandscapes(const std::string& file, size_t count) {
   const std::vector<Landscape> ls = Load(file);
   ASSERT_EQ(ls.size(), count) << file;
   const int kRuns = 200;
+  int lowest = kRuns, lowest_without_floor = kRuns;
   for (const Landscape& l : ls) {
     const Replay r = ReplayOn(l, kRuns);
     std::printf("%-62s hit %3d%%  >=overlap %3d%%  worst %+5.1f%%  trials %.1f (max %d, budget %d)  chose: %s\n",
@@ -112,7 +113,13 @@ void CheckLandscapes(const std::string& file, size_t count) {
     EXPECT_GE(r.hits, kRuns * 19 / 20) << l.name;
     EXPECT_EQ(r.not_worse_than_overlap, r.runs) << l.name;
     EXPECT_LE(r.worst_ratio, 1.10) << l.name;
+    lowest = std::min(lowest, r.hits);
+    TuneOptions no_floor;
+    no_floor.run_drift = 0;  // what the run-drift floor buys, for the record (not asserted)
+    lowest_without_floor = std::min(lowest_without_floor, ReplayOn(l, kRuns, no_floor).hits);
   }
+  std::printf("lowest hit rate: %d%% (without the run-drift floor: %d%%)\n", 100 * lowest / kRuns,
+              100 * lowest_without_floor / kRuns);
 }
 
 }  // namespace

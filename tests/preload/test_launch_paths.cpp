@@ -145,6 +145,14 @@ TEST(Rules, CommunicationGetsTopPriority) {
   l = fake_last();
   EXPECT_EQ(l.nattrs, 2);
   EXPECT_EQ(l.prio, Preloaded() ? -5 : 0);
+  // More attributes than the wrapper keeps on its stack: none is dropped, the priority is added.
+  std::vector<CUlaunchAttribute> many(20);
+  for (CUlaunchAttribute& a : many) a.id = CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN;
+  c = Config(24, 544, 20000, many.data(), static_cast<unsigned>(many.size()));
+  ASSERT_EQ(cuLaunchKernelEx(&c, nccl, nullptr, nullptr), CUDA_SUCCESS);
+  l = fake_last();
+  EXPECT_EQ(l.nattrs, Preloaded() ? 21 : 20);
+  EXPECT_EQ(l.has_prio, Preloaded() ? 1 : 0);
 }
 
 TEST(Rules, CooperativeAndClusterLaunchesAreNotPadded) {
