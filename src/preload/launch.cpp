@@ -81,7 +81,7 @@ CUresult Run(State& s, const Plan& p, bool can_prioritise, Issue issue) {
       if (r == CUDA_SUCCESS) {
         g_count.comm.fetch_add(1, std::memory_order_relaxed);
         g_count.prioritised.fetch_add(1, std::memory_order_relaxed);
-        LogOnce(s, p.fi, "communication: priority " + std::to_string(p.priority));
+        if (s.verbose) LogOnce(s, p.fi, "communication: priority " + std::to_string(p.priority));
         return r;
       }
     }
@@ -94,7 +94,7 @@ CUresult Run(State& s, const Plan& p, bool can_prioritise, Issue issue) {
     if (want) {
       g_count.priority_dropped.fetch_add(1, std::memory_order_relaxed);
       if (can_prioritise) g_priority_refusals.fetch_add(1, std::memory_order_relaxed);
-      LogOnce(s, p.fi, can_prioritise ? "communication: the driver refused the priority, launched without it"
+      if (s.verbose) LogOnce(s, p.fi, can_prioritise ? "communication: the driver refused the priority, launched without it"
                                       : "communication: launched without priority (no cuLaunchKernelEx, or refused before)");
     }
     return r;
@@ -104,7 +104,7 @@ CUresult Run(State& s, const Plan& p, bool can_prioritise, Issue issue) {
     CUresult r = issue(true, false);
     if (r == CUDA_SUCCESS) {
       g_count.shaped.fetch_add(1, std::memory_order_relaxed);
-      LogOnce(s, p.fi, "shaped: +" + std::to_string(p.d.pad) + " B dynamic smem");
+      if (s.verbose) LogOnce(s, p.fi, "shaped: +" + std::to_string(p.d.pad) + " B dynamic smem");
       return r;
     }
     // Never fail a launch the program would have had accepted: re-issue it as it was made.
@@ -115,7 +115,7 @@ CUresult Run(State& s, const Plan& p, bool can_prioritise, Issue issue) {
       return r;
     }
     g_count.skip[static_cast<int>(SkipReason::kRefused)].fetch_add(1, std::memory_order_relaxed);
-    LogOnce(s, p.fi, "not shaped: the driver refused the padded launch, launched as made");
+    if (s.verbose) LogOnce(s, p.fi, "not shaped: the driver refused the padded launch, launched as made");
     return r;
   }
   const CUresult r = issue(false, false);
@@ -123,7 +123,7 @@ CUresult Run(State& s, const Plan& p, bool can_prioritise, Issue issue) {
     g_count.failed.fetch_add(1, std::memory_order_relaxed);
   } else if (counting) {
     g_count.skip[static_cast<int>(p.d.skip)].fetch_add(1, std::memory_order_relaxed);
-    if (p.fi) LogOnce(s, p.fi, std::string("not shaped: ") + SkipReasonName(p.d.skip));
+    if (s.verbose && p.fi) LogOnce(s, p.fi, std::string("not shaped: ") + SkipReasonName(p.d.skip));
   }
   return r;
 }
