@@ -22,6 +22,10 @@ enum class SkipReason {
   kOptIn,         // the pad would exceed the per-block shared-memory opt-in limit
   kDenied,        // on the deny list, or not on the allow list
   kUnknown,       // the function's attributes could not be read
+  // Found at launch time by the interposer (never by DecideLaunch):
+  kOverProgramLimit,  // the launch asks more than the program's own limit: left to the driver as made
+  kRaiseFailed,       // the driver refused to raise the function's dynamic-shared-memory limit
+  kRefused,           // the driver refused the padded launch: re-issued as the program made it
   kCount
 };
 const char* SkipReasonName(SkipReason r);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 
 namespace corun {
 
@@ -15,6 +16,9 @@ const char* SkipReasonName(SkipReason r) {
     case SkipReason::kOptIn: return "over_optin";
     case SkipReason::kDenied: return "denied";
     case SkipReason::kUnknown: return "unknown_function";
+    case SkipReason::kOverProgramLimit: return "over_program_limit";
+    case SkipReason::kRaiseFailed: return "raise_failed";
+    case SkipReason::kRefused: return "launch_refused";
     default: return "?";
   }
 }
@@ -62,7 +66,13 @@ Status ConfigFromEnv(const char* (*get)(const char*), InterposeConfig* cfg) {
   if (const char* p = get("CORUN_COMM_PATTERNS"); p && *p) cfg->comm_patterns = SplitPatterns(p);
   if (const char* p = get("CORUN_ALLOW"); p && *p) cfg->allow = SplitPatterns(p);
   if (const char* p = get("CORUN_DENY"); p && *p) cfg->deny = SplitPatterns(p);
-  if (const char* p = get("CORUN_NCCL_CTAS"); p && *p) cfg->nccl_ctas_hint = std::atoi(p);
+  if (const char* p = get("CORUN_NCCL_CTAS"); p && *p) {
+    char* end = nullptr;
+    const long v = std::strtol(p, &end, 10);
+    if (*end != '\0' || v < 0 || v > 4096)
+      return Status::Error(std::string("CORUN_NCCL_CTAS must be a CTA count (0-4096), not '") + p + "'");
+    cfg->nccl_ctas_hint = static_cast<int>(v);
+  }
   return Status::Ok();
 }
 

@@ -15,6 +15,10 @@ int cuLaunchKernel();
 int cuLaunchKernel_ptsz();
 int cuLaunchKernelEx();
 int cuLaunchKernelEx_ptsz();
+int cuFuncSetAttribute();
+int cuKernelSetAttribute();
+int cuFuncGetAttribute();
+int cuKernelGetAttribute();
 int cublasCreate_v2();
 int cublasLtMatmulDescCreate();
 int cublasLtMatmulAlgoGetHeuristic();
@@ -30,6 +34,10 @@ const HookEntry kHooks[kHookCount] = {
     CORUN_HOOK(kHookCuLaunchKernelPtsz, cuLaunchKernel_ptsz, "libcuda.so"),
     CORUN_HOOK(kHookCuLaunchKernelEx, cuLaunchKernelEx, "libcuda.so"),
     CORUN_HOOK(kHookCuLaunchKernelExPtsz, cuLaunchKernelEx_ptsz, "libcuda.so"),
+    CORUN_HOOK(kHookCuFuncSetAttribute, cuFuncSetAttribute, "libcuda.so"),
+    CORUN_HOOK(kHookCuKernelSetAttribute, cuKernelSetAttribute, "libcuda.so"),
+    CORUN_HOOK(kHookCuFuncGetAttribute, cuFuncGetAttribute, "libcuda.so"),
+    CORUN_HOOK(kHookCuKernelGetAttribute, cuKernelGetAttribute, "libcuda.so"),
     CORUN_HOOK(kHookCublasCreateV2, cublasCreate_v2, "libcublas.so"),
     CORUN_HOOK(kHookCublasLtMatmulDescCreate, cublasLtMatmulDescCreate, "libcublasLt.so"),
     CORUN_HOOK(kHookCublasLtMatmulAlgoGetHeuristic, cublasLtMatmulAlgoGetHeuristic, "libcublasLt.so"),

@@ -2,7 +2,9 @@
 // results under `corun -p shape:1+priority --`: a cooperative launch with a grid barrier, a
 // cluster launch, a persistent kernel with a hand-made grid barrier sized to be fully resident,
 // CUDA-graph capture and replay, a padded compute kernel, cuBLAS and NCCL. Exit 0 only if all pass.
-// Each check also runs without the preload (CTest runs the program both ways).
+// Each check also runs without the preload (CTest runs the program both ways). Under corun, CTest
+// also checks the interposer's report (tests/preload/check_report.py); the program writes how many
+// ranks its NCCL communicator had to $CORUN_TEST_OBSERVED (one rank launches no NCCL kernel).
 #include <cooperative_groups.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -11,12 +13,14 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
 namespace cg = cooperative_groups;
 
 static int g_failed = 0;
+static int g_nccl_ranks = 0;
 #define CHECK(cond, what)                                                  \
   do {                                                                     \
     if (!(cond)) {                                                         \
@@ -238,6 +242,7 @@ static void CheckNccl() {
   for (auto& t : th) t.join();
   bool ok = true;
   for (int r = 0; r < ndev; ++r) ok = ok && bad[r] == 0;
+  g_nccl_ranks = ndev;
   char what[64];
   std::snprintf(what, sizeof(what), "NCCL allreduce over %d GPU(s)", ndev);
   CHECK(ok, what);
@@ -251,5 +256,11 @@ int main() {
   CheckCublas();
   CheckNccl();
   std::printf("%d failed\n", g_failed);
+  if (const char* path = std::getenv("CORUN_TEST_OBSERVED")) {
+    FILE* f = std::fopen(path, "w");
+    if (!f) return 1;
+    std::fprintf(f, "{\"nccl_ranks\": %d}\n", g_nccl_ranks);
+    std::fclose(f);
+  }
   return g_failed ? 1 : 0;
 }
