@@ -314,9 +314,13 @@ void Start() {
   std::fflush(g_file);
 
   CUPTI_TRY(cuptiActivityRegisterCallbacks(BufferRequested, BufferCompleted));
-  // CONCURRENT_KERNEL keeps kernels concurrent (KERNEL would serialize them).
-  for (CUpti_ActivityKind k : {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY,
-                               CUPTI_ACTIVITY_KIND_MEMCPY2, CUPTI_ACTIVITY_KIND_MEMSET,
+  // CONCURRENT_KERNEL keeps kernels concurrent (KERNEL would serialize them). If CUPTI cannot
+  // start (no driver, another profiler attached), one line says so and the file keeps its header.
+  if (CUptiResult r = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL); r != CUPTI_SUCCESS) {
+    Warn("cuptiActivityEnable(CONCURRENT_KERNEL)", r);
+    return;
+  }
+  for (CUpti_ActivityKind k : {CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMCPY2, CUPTI_ACTIVITY_KIND_MEMSET,
                                CUPTI_ACTIVITY_KIND_SYNCHRONIZATION, CUPTI_ACTIVITY_KIND_MARKER})
     CUPTI_TRY(cuptiActivityEnable(k));
   EnableLaunchApis();
