@@ -48,8 +48,9 @@ struct CollectiveLaunch {
 };
 
 // Per name: durations alone vs beside the other side.
+// Per name and launch shape (grid/block): one name can cover GEMMs of several sizes.
 struct KernelStat {
-  std::string name;
+  std::string name, grid;
   bool comm = false;
   int count = 0, n_alone = 0, n_beside = 0;
   double total_ms = 0, alone_median_ms = 0, beside_median_ms = 0;

@@ -31,6 +31,7 @@ struct GpuActivity {
   uint32_t corr = 0;  // correlation id: joins the API call that issued it
   std::string name;   // kernel name, "memcpy ptop", "memset", ...
   uint64_t bytes = 0;
+  std::string grid;   // kernels: "gx,gy,gz/bx,by,bz" (one name can run in several shapes)
   bool comm = false;  // NCCL kernel or peer copy
 };
 

@@ -230,12 +230,14 @@ void AttributeLane(const TraceFile& f, int dev, bool several, const AttributionO
     if (a->start < b || a->start >= e || (a->kind == GpuKind::kMemcpy && !a->comm)) continue;
     const double dur = (a->end - a->start) * kMs;
     const double ov = Covered(a->comm ? Call : Mall, a->start, a->end) * kMs;
-    KernelStat& k = stats[a->name];
+    const std::string key = a->name + "|" + a->grid;
+    KernelStat& k = stats[key];
     k.name = a->name;
+    k.grid = a->grid;
     k.comm = a->comm;
     ++k.count;
     k.total_ms += dur;
-    (ov < o.alone_overlap * dur ? alone : beside)[a->name].push_back(dur);
+    (ov < o.alone_overlap * dur ? alone : beside)[key].push_back(dur);
     if (!a->comm) continue;
 
     CollectiveLaunch l;

@@ -50,9 +50,14 @@ void Apply(const json& j, std::unordered_map<int64_t, std::string>* names, Trace
     a.stream = static_cast<uint32_t>(I(j, "q"));
     a.corr = static_cast<uint32_t>(I(j, "c"));
     a.bytes = static_cast<uint64_t>(I(j, "by"));
-    if (t == "k")
+    if (t == "k") {
       a.name = name("n");
-    else if (t == "m")
+      auto g = j.find("g"), b = j.find("b");
+      if (g != j.end() && b != j.end() && g->is_array() && b->is_array() && g->size() == 3 && b->size() == 3)
+        a.grid = std::to_string((*g)[0].get<int64_t>()) + "," + std::to_string((*g)[1].get<int64_t>()) + "," +
+                 std::to_string((*g)[2].get<int64_t>()) + "/" + std::to_string((*b)[0].get<int64_t>()) + "," +
+                 std::to_string((*b)[1].get<int64_t>()) + "," + std::to_string((*b)[2].get<int64_t>());
+    } else if (t == "m")
       a.name = "memcpy " + j.value("y", std::string("?"));
     else
       a.name = "memset";

@@ -89,8 +89,8 @@ std::string TraceTable(const TraceAnalysis& a) {
       int shown = 0;
       for (const KernelStat& k : r.kernels) {
         if (shown++ == 4) break;
-        s += fmt::format("#   {:<4} {:<56} n={:<5} alone {:>8.3f} ({:>4}) beside {:>8.3f} ({:>4}){}\n",
-                         k.comm ? "comm" : "comp", Short(k.name), k.count, k.alone_median_ms, k.n_alone,
+        s += fmt::format("#   {:<4} {:<56} {:<16} n={:<5} alone {:>8.3f} ({:>4}) beside {:>8.3f} ({:>4}){}\n",
+                         k.comm ? "comm" : "comp", Short(k.name), k.grid, k.count, k.alone_median_ms, k.n_alone,
                          k.beside_median_ms, k.n_beside,
                          k.comm ? fmt::format(" wait {:.3f}", k.wait_ms / std::max(1, k.count)) : std::string());
       }
@@ -135,7 +135,7 @@ json TraceSummaryJson(const TraceAnalysis& a) {
       int nk = 0;
       for (const KernelStat& k : r.kernels) {
         if (!k.comm && nk++ >= 30) continue;
-        json j = {{"name", k.name}, {"comm", k.comm}, {"count", k.count}, {"total_ms", k.total_ms},
+        json j = {{"name", k.name}, {"grid", k.grid}, {"comm", k.comm}, {"count", k.count}, {"total_ms", k.total_ms},
                   {"n_alone", k.n_alone}, {"n_beside", k.n_beside}, {"alone_median_ms", k.alone_median_ms},
                   {"beside_median_ms", k.beside_median_ms}, {"extra_ms", k.extra_ms}};
         if (k.comm) {
