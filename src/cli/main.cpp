@@ -13,6 +13,7 @@ namespace corun {
 int RunInfo(bool json);
 int RunLauncher(int argc, char** argv, int dash);
 int RunTuneApp(int argc, char** argv, int dash);
+int RunTraceApp(int argc, char** argv, int dash);
 }
 
 
@@ -20,8 +21,15 @@ int main(int argc, char** argv) {
   // "corun [options] -- CMD": the launcher, unless a subcommand comes first.
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "bench" || a == "info" || a == "tune") break;
+    if (a == "bench" || a == "info" || a == "tune" || a == "trace") break;
     if (a == "--") return corun::RunLauncher(argc, argv, i);
+  }
+  // "corun trace [options] -- CMD" / "corun trace --analyze DIR": trace an application.
+  if (argc > 1 && std::string(argv[1]) == "trace") {
+    int dash = -1;
+    for (int i = 2; i < argc && dash < 0; ++i)
+      if (std::string(argv[i]) == "--") dash = i;
+    return corun::RunTraceApp(argc, argv, dash);
   }
   // "corun tune [options] -- CMD": tune an application.
   if (argc > 1 && std::string(argv[1]) == "tune")
