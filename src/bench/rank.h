@@ -122,6 +122,10 @@ class Rank {
   Status Verify(const Workload& w, const PolicyCtx& c, const Policy& p, int64_t* wrong, std::string* what);
   // tune_driver.cpp
   Status TuneWorkload(const Workload& w, const RunRecord& proto, RowSink* rows);
+  Status TuneRun(const Workload& w, const RunRecord& proto, const Policy& p, int reps, const std::string& tag,
+                 RowSink* rows, RunRecord* out);
+  Status TuneSweep(const Workload& w, const RunRecord& proto, std::vector<Policy> sweep, RowSink* rows,
+                   TuneSummary* ts);
 
   Shared& sh_;
   const BenchOptions& o_;

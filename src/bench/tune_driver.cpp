@@ -26,6 +26,46 @@ void PrintTuneSummary(const TuneSummary& ts) {
 
 }  // namespace
 
+// One measured candidate of the search or the sweep, shown as a row tagged "tune" or "sweep".
+Status Rank::TuneRun(const Workload& w, const RunRecord& proto, const Policy& p, int reps, const std::string& tag,
+                     RowSink* rows, RunRecord* out) {
+  RunRecord rec = proto;
+  rec.policy = p.Name();
+  if (rank_ == 0) {
+    std::lock_guard<std::mutex> l(sh_.mu);
+    ++sh_.total_runs;  // the search decides as it goes: count as we go
+  }
+  Progress(WorkloadKey(rec) + " : " + tag + " " + rec.policy + " x" + std::to_string(reps));
+  CORUN_CHECK(RunPolicy(w, p, &rec, reps));
+  rec.note = tag + (rec.note.empty() ? "" : "; " + rec.note);
+  rows->Emit(rec);
+  *out = rec;
+  return Status::Ok();
+}
+
+// The exhaustive sweep, in the same process: every candidate with -n repetitions (and the tuned
+// policy, should the space not hold it).
+Status Rank::TuneSweep(const Workload& w, const RunRecord& proto, std::vector<Policy> sweep, RowSink* rows,
+                       TuneSummary* ts) {
+  Policy tuned;
+  ParsePolicy(ts->policy, &tuned);
+  if (std::find(sweep.begin(), sweep.end(), tuned) == sweep.end()) sweep.push_back(tuned);
+  ts->has_sweep = true;
+  for (const Policy& p : sweep) {
+    RunRecord rec;
+    CORUN_CHECK(TuneRun(w, proto, p, o_.reps, "sweep", rows, &rec));
+    ts->sweep_wall_s += rec.wall_s;
+    if (rec.status != "ok") continue;
+    if (ts->sweep_best_policy.empty() || rec.t_total.median < ts->sweep_best_ms) {
+      ts->sweep_best_ms = rec.t_total.median;
+      ts->sweep_best_policy = rec.policy;
+    }
+    if (rec.policy == ts->policy) ts->tuned_in_sweep_ms = rec.t_total.median;
+    if (rec.policy == "overlap") ts->overlap_in_sweep_ms = rec.t_total.median;
+  }
+  return Status::Ok();
+}
+
 Status Rank::TuneWorkload(const Workload& w, const RunRecord& proto, RowSink* rows) {
   SearchSpace sp;
   sp.own_gemm = w.own;
@@ -35,29 +75,14 @@ Status Rank::TuneWorkload(const Workload& w, const RunRecord& proto, RowSink* ro
   sp.num_sms = info_.sms;
   sp.nccl_ctas = comm_fp_known_ ? comm_ctas_ : 0;
   const std::vector<Policy> full = FullSpace(sp);
-  const int sweep_trials = static_cast<int>(full.size()) * o_.reps;
   TuneOptions topt;
   topt.budget_fraction = o_.tune_budget;  // of the sweep's wall time, every phase counted
   topt.sweep_reps = o_.reps;
   Tuner tuner(sp, topt);
-  auto run = [&](const Policy& p, int reps, const std::string& tag, RunRecord* out) -> Status {
-    RunRecord rec = proto;
-    rec.policy = p.Name();
-    if (rank_ == 0) {
-      std::lock_guard<std::mutex> l(sh_.mu);
-      ++sh_.total_runs;  // the search decides as it goes: count as we go
-    }
-    Progress(WorkloadKey(rec) + " : " + tag + " " + rec.policy + " x" + std::to_string(reps));
-    CORUN_CHECK(RunPolicy(w, p, &rec, reps));
-    rec.note = tag + (rec.note.empty() ? "" : "; " + rec.note);
-    rows->Emit(rec);
-    *out = rec;
-    return Status::Ok();
-  };
   for (std::vector<Request> batch = tuner.Next(); !batch.empty(); batch = tuner.Next()) {
     for (const Request& r : batch) {
       RunRecord rec;
-      CORUN_CHECK(run(r.policy, r.reps, "tune", &rec));
+      CORUN_CHECK(TuneRun(w, proto, r.policy, r.reps, "tune", rows, &rec));
       // Wall times are rank maxima (identical on every rank, as the timings are).
       const RunCost cost{rec.wall_s, rec.timed_wall_s};
       if (rec.status == "ok")
@@ -76,36 +101,13 @@ Status Rank::TuneWorkload(const Workload& w, const RunRecord& proto, RowSink* ro
   ts.overlap_ms = base ? base->summary.median : 0;
   ts.trials = tuner.trials();
   ts.budget = topt.budget_trials;
-  ts.sweep_trials = sweep_trials;
+  ts.sweep_trials = static_cast<int>(full.size()) * o_.reps;
+  ts.candidates = static_cast<int>(tuner.All().size());
+  ts.stop = tuner.Why();
   ts.wall_s = tuner.wall_s();
   ts.budget_s = tuner.BudgetS();
   ts.sweep_wall_s_estimate = tuner.SweepWallEstimate();
-  ts.candidates = static_cast<int>(tuner.All().size());
-  ts.stop = tuner.Why();
-  if (o_.tune_sweep) {
-    // The exhaustive sweep, in the same process: every candidate with -n repetitions.
-    double sweep_best = 0, tuned_in_sweep = 0, overlap_in_sweep = 0;
-    std::string sweep_best_policy;
-    std::vector<Policy> sweep = full;
-    if (std::find(sweep.begin(), sweep.end(), best->policy) == sweep.end()) sweep.push_back(best->policy);
-    for (const Policy& p : sweep) {
-      RunRecord rec;
-      CORUN_CHECK(run(p, o_.reps, "sweep", &rec));
-      ts.sweep_wall_s += rec.wall_s;
-      if (rec.status != "ok") continue;
-      if (sweep_best_policy.empty() || rec.t_total.median < sweep_best) {
-        sweep_best = rec.t_total.median;
-        sweep_best_policy = rec.policy;
-      }
-      if (rec.policy == ts.policy) tuned_in_sweep = rec.t_total.median;
-      if (rec.policy == "overlap") overlap_in_sweep = rec.t_total.median;
-    }
-    ts.has_sweep = true;
-    ts.sweep_best_policy = sweep_best_policy;
-    ts.sweep_best_ms = sweep_best;
-    ts.tuned_in_sweep_ms = tuned_in_sweep;
-    ts.overlap_in_sweep_ms = overlap_in_sweep;
-  }
+  if (o_.tune_sweep) CORUN_CHECK(TuneSweep(w, proto, full, rows, &ts));
   if (rank_ == 0) {
     PrintTuneSummary(ts);
     std::lock_guard<std::mutex> l(sh_.mu);
