@@ -43,14 +43,17 @@ Status Rank::ProbeComm(const Workload& w) {
 Status Rank::PrepareWorkload(size_t wi, const Workload& w) {
   const int64_t M = w.g[0], N = w.g[1], K = w.g[2];
   Watchdog::Get().Phase("preparing " + w.compute + " " + FormatGemm(w.g));
-  CORUN_CHECK(FillGemmInput(a_, M * K, kSeedA, comp_));
-  CORUN_CHECK(FillGemmInput(b_, N * K, kSeedB, comp_));
   cshape_ = ShapeOf(w.coll, w.bytes, dtype_, sh_.nranks);
-  // Rank r's send buffer: allreduce/allgather send element i = index i; reduce-scatter and
-  // alltoall send the whole nranks*count pattern.
-  CORUN_CHECK(FillCollective(send_, dtype_, cshape_.send_elems, rank_, 0, kSeedColl, comp_));
-  CUDACHECK(cudaStreamSynchronize(comp_));
-  // A failure here (or on another rank) ends the run on every rank.
+  // A failure in these steps (on any rank) ends the run on every rank.
+  CORUN_CHECK(Agreed("inputs", [&]() -> Status {
+    CORUN_CHECK(FillGemmInput(a_, M * K, kSeedA, comp_));
+    CORUN_CHECK(FillGemmInput(b_, N * K, kSeedB, comp_));
+    // Rank r's send buffer: allreduce/allgather send element i = index i; reduce-scatter and
+    // alltoall send the whole nranks*count pattern.
+    CORUN_CHECK(FillCollective(send_, dtype_, cshape_.send_elems, rank_, 0, kSeedColl, comp_));
+    CUDACHECK(cudaStreamSynchronize(comp_));
+    return Status::Ok();
+  }));
   CORUN_CHECK(Agreed("cublaslt", [&]() -> Status {
     if (w.own || lts_.count(w.g)) return Status::Ok();
     auto lt = std::make_unique<CublasLtGemm>();
@@ -68,7 +71,7 @@ Status Rank::PrepareWorkload(size_t wi, const Workload& w) {
   plan_.single_process = !sh_.pm.multi_process();
   plan_.max_shape_caps = o_.max_shape_caps;
   if (w.own) {
-    CORUN_CHECK(TiledGemm::Footprint(w.tile, &comp_fp_));
+    CORUN_CHECK(Agreed("footprint", [&] { return TiledGemm::Footprint(w.tile, &comp_fp_); }));
     plan_.natural_blocks = ResidentBlocks(info_.limits, comp_fp_).blocks;
     plan_.auto_cap_possible = comm_fp_known_ && AutoCap(info_.limits, comp_fp_, comm_fp_).has_value();
   }

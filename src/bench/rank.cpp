@@ -20,7 +20,12 @@ Status Rank::Setup() {
   CUDACHECK(cudaEventCreate(&ec_));
   CUDACHECK(cudaEventCreate(&em_));
   CORUN_CHECK(base_.Init(sh_.id, sh_.nranks, rank_, CommConfig{}));
-  // Buffers sized for the largest workload.
+  // From here on a failure on one rank is agreed: the others would wait in the first collective.
+  return Agreed("buffers", [&] { return Allocate(); });
+}
+
+// Buffers sized for the largest workload, and the clock sampler.
+Status Rank::Allocate() {
   uint64_t a_elems = 0, b_elems = 0, c_elems = 0, send_b = 0;
   for (const Workload& w : Workloads(o_)) {
     a_elems = std::max<uint64_t>(a_elems, w.g[0] * w.g[2]);

@@ -88,6 +88,7 @@ class Rank {
  private:
   // rank.cpp
   Status Setup();
+  Status Allocate();
   void Release();
   void Progress(const std::string& what);
   Status Barrier(int flag = 0, int* any = nullptr) { return base_.Barrier(comm_lo_, flag, any); }
