@@ -58,11 +58,12 @@ int RegsPerBlock(const DeviceLimits& d, const KernelFootprint& k);
 
 Occupancy ResidentBlocks(const DeviceLimits& d, const KernelFootprint& k);
 
-// Dynamic shared memory every kernel may use without opting in (cudaFuncAttribute-
-// MaxDynamicSharedMemorySize must be raised above it before such a launch).
+// Dynamic shared memory every kernel may use without opting in; above it the function's
+// max-dynamic-shared-memory attribute must be raised before the launch.
 constexpr size_t kDefaultDynamicSmemLimit = 48 * 1024;
 // Whether a launch with `bytes` of dynamic shared memory needs the function's limit raised from
-// `current` (the limit last set, 0 when never set).
+// `current` (the limit as last set or read; 0 when never set). The runtime's tiled GEMM decides
+// by this rule.
 inline bool DynamicSmemRaiseNeeded(size_t bytes, size_t current) {
   return bytes > kDefaultDynamicSmemLimit && bytes > current;
 }

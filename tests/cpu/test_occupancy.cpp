@@ -145,3 +145,17 @@ TEST(Occupancy, AutoCapLeavesRoomForOneCta) {
   padded.dynamic_smem += *pad;
   EXPECT_GE(CommRoomBeside(d, padded, *k, comm), 1);
 }
+
+TEST(Occupancy, OneRegisterAndSharedMemoryRule) {
+  const DeviceLimits d = H100();
+  // 80 registers x 32 threads = 2560, rounded up to the 256-register unit: 2560; 81 -> 2816.
+  EXPECT_EQ(RegsPerWarp(d, 80), 2560);
+  EXPECT_EQ(RegsPerWarp(d, 81), 2816);
+  EXPECT_EQ(RegsPerWarp(d, 0), 256);  // at least one register per thread
+  EXPECT_EQ(RegsPerBlock(d, Fp(544, 96, 0, 0)), 17 * 3072);
+  // The dynamic-smem limit needs raising only above 48 KiB and above what was set.
+  EXPECT_FALSE(DynamicSmemRaiseNeeded(48 * 1024, 0));
+  EXPECT_TRUE(DynamicSmemRaiseNeeded(48 * 1024 + 1, 0));
+  EXPECT_FALSE(DynamicSmemRaiseNeeded(100 * 1024, 100 * 1024));
+  EXPECT_TRUE(DynamicSmemRaiseNeeded(100 * 1024 + 128, 100 * 1024));
+}
