@@ -51,10 +51,22 @@ struct Occupancy {
 
 // Shared memory one resident block takes from the SM, reservation and rounding included.
 size_t SmemPerBlock(const DeviceLimits& d, const KernelFootprint& k);
+// Registers one warp takes: regs/thread x warp size, rounded up to the allocation unit.
+int RegsPerWarp(const DeviceLimits& d, int regs_per_thread);
 // Registers one block takes (per-warp allocation, rounded).
 int RegsPerBlock(const DeviceLimits& d, const KernelFootprint& k);
 
 Occupancy ResidentBlocks(const DeviceLimits& d, const KernelFootprint& k);
+
+// Dynamic shared memory every kernel may use without opting in; above it the function's
+// max-dynamic-shared-memory attribute must be raised before the launch.
+constexpr size_t kDefaultDynamicSmemLimit = 48 * 1024;
+// Whether a launch with `bytes` of dynamic shared memory needs the function's limit raised from
+// `current` (the limit as last set or read; 0 when never set). The runtime's tiled GEMM decides
+// by this rule.
+inline bool DynamicSmemRaiseNeeded(size_t bytes, size_t current) {
+  return bytes > kDefaultDynamicSmemLimit && bytes > current;
+}
 
 // Smallest extra dynamic shared memory (bytes) that caps the kernel at `cap` resident blocks/SM.
 // 0 when the kernel is already at or below the cap; nullopt when the cap cannot be reached

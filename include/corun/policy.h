@@ -39,6 +39,17 @@ struct PolicyItem {
 };
 Status ParsePolicyList(const std::string& text, std::vector<PolicyItem>* out);
 
+// The CTAs assumed for the communication kernel when the probe could not learn them (what NCCL
+// 2.28 launches for a large allreduce on H100/H200).
+constexpr int kFallbackCommCtas = 24;
+inline int CommCtasOrFallback(int known) { return known > 0 ? known : kFallbackCommCtas; }
+// The automatic SM target (smtarget:auto): every SM but those the communication kernel's CTAs
+// occupy, at least one. The bench, the interposer and the tuner's first guess all use it.
+inline int AutoSmTarget(int num_sms, int comm_ctas) {
+  const int t = num_sms - (comm_ctas > 0 ? comm_ctas : 0);
+  return t > 1 ? t : 1;
+}
+
 // What the planner needs to expand "all" for one workload.
 struct PlanInputs {
   bool own_gemm = true;        // our tiled GEMM (shape applies) vs cuBLASLt (smtarget applies)

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "corun/status.h"
 
 namespace corun {
@@ -27,6 +29,12 @@ struct ProfileEntry {
   double overlap_ms = 0;     // naive two streams, same run
   std::string date;
 };
+
+// The cache file's JSON (nlohmann's ADL hooks): {"version": 1, "entries": [{key, policy, ...}]}.
+void to_json(nlohmann::json& j, const ProfileKey& k);
+void from_json(const nlohmann::json& j, ProfileKey& k);
+void to_json(nlohmann::json& j, const ProfileEntry& e);
+void from_json(const nlohmann::json& j, ProfileEntry& e);
 
 // Default cache file: $CORUN_CACHE, else $XDG_CACHE_HOME/corun/profiles.json, else ~/.cache/corun/profiles.json.
 std::string DefaultProfilePath();

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "corun/stats.h"
 
 namespace corun {
@@ -58,6 +60,9 @@ struct RunRecord {
   ClockSample clocks;
   int64_t wrong = 0;
   std::vector<double> samples;  // step time of every timed repetition (ms, rank maximum)
+  // Wall-clock seconds of the whole run of this policy (set-up, warm-up, sustained phase, timed
+  // repetitions, verification) and of its timed repetitions alone (rank maximum).
+  double wall_s = 0, timed_wall_s = 0;
 };
 
 // What corun tune chose for one workload, and how it compares with an exhaustive sweep.
@@ -65,23 +70,46 @@ struct TuneSummary {
   std::string workload;
   std::string policy;
   double t_ms = 0, overlap_ms = 0;
-  int trials = 0, budget = 0, sweep_trials = 0, candidates = 0;
+  int trials = 0;        // timed repetitions the search ran
+  int budget = 0;        // trial limit (0: none; the budget is wall-clock, budget_s)
+  int sweep_trials = 0;  // timed repetitions of the exhaustive sweep
+  int candidates = 0;
   std::string stop;
+  // Wall-clock seconds of every phase (set-up, warm-up, sustained phase, timed repetitions,
+  // verification) of the search, its budget, and the sweep's (estimated before it runs from the
+  // search's own runs; measured when --sweep runs it).
+  double wall_s = 0, budget_s = 0, sweep_wall_s_estimate = 0, sweep_wall_s = 0;
   bool has_sweep = false;
   std::string sweep_best_policy;
   double sweep_best_ms = 0, tuned_in_sweep_ms = 0, overlap_in_sweep_ms = 0;
 };
 
+// The JSON of each part of the document (nlohmann's ADL hooks; readers default missing fields).
+void to_json(nlohmann::json& j, const Summary& s);
+void from_json(const nlohmann::json& j, Summary& s);
+void to_json(nlohmann::json& j, const Meta& m);
+void from_json(const nlohmann::json& j, Meta& m);
+void to_json(nlohmann::json& j, const ClockSample& c);
+void from_json(const nlohmann::json& j, ClockSample& c);
+void to_json(nlohmann::json& j, const RunRecord& r);
+void from_json(const nlohmann::json& j, RunRecord& r);
+void to_json(nlohmann::json& j, const TuneSummary& t);
+void from_json(const nlohmann::json& j, TuneSummary& t);
+
 std::string RecordsToJson(const Meta& meta, const std::vector<RunRecord>& runs, int indent = 1,
                           const std::vector<TuneSummary>& tunes = {});
 // Parses a document written by RecordsToJson (used by the maxconn1 child and by tests).
-bool RecordsFromJson(const std::string& text, Meta* meta, std::vector<RunRecord>* runs, std::string* err);
+bool RecordsFromJson(const std::string& text, Meta* meta, std::vector<RunRecord>* runs, std::string* err,
+                     std::vector<TuneSummary>* tunes = nullptr);
 
 // The table: a '#' header per workload, one row per policy.
 void PrintTableHeader(FILE* f);
 void PrintWorkloadLine(FILE* f, const RunRecord& r);
 void PrintRow(FILE* f, const RunRecord& r);
 std::string WorkloadKey(const RunRecord& r);
+// The vs-sequential / vs-overlap columns of `r` against the rows of the same workload in
+// `earlier` that ran (status ok or wrong); a row that did not run itself gets none.
+void SetBaselineColumns(RunRecord* r, const std::vector<RunRecord>& earlier);
 
 // The current UTC time as 2026-11-26T16:00:17Z (run metadata, profile entries).
 std::string NowIsoUtc();

@@ -32,7 +32,7 @@ struct BenchOptions {
   std::string probe_only;         // internal: probe NCCL kernels, write them to this file, exit
   // corun tune
   bool tune = false;
-  double tune_budget = 0.25;      // trial budget as a fraction of the exhaustive sweep's trials
+  double tune_budget = 0.5;       // budget: this fraction of the exhaustive sweep's wall time (all phases)
   bool tune_sweep = false;        // also run the exhaustive sweep and compare
   std::string cache_path;         // profile cache (default: DefaultProfilePath())
 };

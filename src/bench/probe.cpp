@@ -10,9 +10,24 @@
 #include "../runtime/bootstrap.h"
 #include "../runtime/checks.h"
 #include "../runtime/data.h"
+#include "corun/agree.h"
 #include "self_spawn.h"
 
 namespace corun {
+
+void to_json(nlohmann::json& j, const ProbedKernel& k) {
+  j = {{"ctas", k.ctas}, {"threads", k.fp.threads}, {"regs", k.fp.regs_per_thread},
+       {"static_smem", k.fp.static_smem}, {"dynamic_smem", k.fp.dynamic_smem}, {"kernel", k.kernel}};
+}
+
+void from_json(const nlohmann::json& j, ProbedKernel& k) {
+  j.at("ctas").get_to(k.ctas);
+  j.at("threads").get_to(k.fp.threads);
+  j.at("regs").get_to(k.fp.regs_per_thread);
+  j.at("static_smem").get_to(k.fp.static_smem);
+  j.at("dynamic_smem").get_to(k.fp.dynamic_smem);
+  j.at("kernel").get_to(k.kernel);
+}
 
 std::string ProbeKey(Collective c, uint64_t bytes, const std::string& dtype) {
   return std::string(CollectiveName(c)) + "/" + std::to_string(bytes) + "/" + dtype;
@@ -30,6 +45,8 @@ Status ProbeAll(const BenchOptions& o, const ProcessModel& pm, int device, nlohm
   ParseDType(o.dtype, &t);
   cudaStream_t s;
   CUDACHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  FailureInjection inject;
+  CORUN_CHECK(FailureInjectionFromEnv(&inject));
   std::set<std::string> done;
   for (const std::string& cn : o.collectives) {
     Collective c;
@@ -45,12 +62,18 @@ Status ProbeAll(const BenchOptions& o, const ProcessModel& pm, int device, nlohm
       KernelFootprint fp;
       int ctas = 0;
       std::string name;
-      Status ps = comm.ProbeKernel(c, send, recv, sh.count, t, s, &fp, &ctas, &name);
+      // Every child replays, or none does (a child left in the replay would never exit).
+      Status ps = comm.ProbeKernel(c, send, recv, sh.count, t, s, &fp, &ctas, &name, [&](bool ok, bool* all) {
+        if (inject.Hits(pm.rank, "probe")) ok = false;
+        int worst = 0;
+        Status b = comm.Barrier(s, ok ? 0 : 1, &worst);
+        *all = worst == 0;
+        return b;
+      });
       cudaFree(send);
       cudaFree(recv);
       if (!ps.ok()) return ps.At(__FILE__, __LINE__);
-      (*out)[key] = {{"ctas", ctas}, {"threads", fp.threads}, {"regs", fp.regs_per_thread},
-                     {"static_smem", fp.static_smem}, {"dynamic_smem", fp.dynamic_smem}, {"kernel", name}};
+      (*out)[key] = ProbedKernel{fp, ctas, name};
     }
   }
   CUDACHECK(cudaStreamDestroy(s));
@@ -106,17 +129,7 @@ bool ProbeInChildren(const BenchOptions& o, int nranks, std::map<std::string, Pr
     return false;
   }
   try {
-    const nlohmann::json j = nlohmann::json::parse(text);
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      ProbedKernel k;
-      k.ctas = it->at("ctas").get<int>();
-      k.fp.threads = it->at("threads").get<int>();
-      k.fp.regs_per_thread = it->at("regs").get<int>();
-      k.fp.static_smem = it->at("static_smem").get<size_t>();
-      k.fp.dynamic_smem = it->at("dynamic_smem").get<size_t>();
-      k.kernel = it->at("kernel").get<std::string>();
-      (*out)[it.key()] = k;
-    }
+    *out = nlohmann::json::parse(text).get<std::map<std::string, ProbedKernel>>();
   } catch (const std::exception& e) {
     *why = std::string("unreadable probe output: ") + e.what();
     return false;

@@ -4,6 +4,7 @@
 // GPU (the mpirun/torchrun path, bootstrapped over loopback) and reads their answer.
 #pragma once
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "../runtime/bootstrap.h"
@@ -17,6 +18,10 @@ struct ProbedKernel {
   int ctas = 0;
   std::string kernel;
 };
+
+// The probe file: {"<collective>/<bytes>/<dtype>": {ctas, threads, regs, static_smem, dynamic_smem, kernel}}.
+void to_json(nlohmann::json& j, const ProbedKernel& k);
+void from_json(const nlohmann::json& j, ProbedKernel& k);
 
 std::string ProbeKey(Collective c, uint64_t bytes, const std::string& dtype);
 

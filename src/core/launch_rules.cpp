@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "corun/strings.h"
+
 namespace corun {
 
 const char* SkipReasonName(SkipReason r) {
@@ -23,17 +25,7 @@ const char* SkipReasonName(SkipReason r) {
   }
 }
 
-std::vector<std::string> SplitPatterns(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t pos = s.find(',', start);
-    if (pos == std::string::npos) pos = s.size();
-    if (pos > start) out.push_back(s.substr(start, pos - start));
-    start = pos + 1;
-  }
-  return out;
-}
+std::vector<std::string> SplitPatterns(const std::string& s) { return Split(s, ',', /*keep_empty=*/false); }
 
 bool MatchesAny(const std::string& name, const std::vector<std::string>& patterns) {
   for (const auto& p : patterns)
@@ -135,7 +127,7 @@ LaunchDecision DecideLaunch(const InterposeConfig& cfg, const DeviceLimits& dev,
 
 int SmTargetFor(const Policy& p, int num_sms, int nccl_ctas) {
   if (p.smtarget > 0) return std::min(p.smtarget, num_sms > 0 ? num_sms : p.smtarget);
-  if (p.smtarget_auto) return std::max(1, num_sms - (nccl_ctas > 0 ? nccl_ctas : 0));
+  if (p.smtarget_auto) return AutoSmTarget(num_sms, nccl_ctas);
   return 0;
 }
 

@@ -57,10 +57,12 @@ size_t SmemPerBlock(const DeviceLimits& d, const KernelFootprint& k) {
   return RoundUp(k.static_smem + k.dynamic_smem + d.smem_reserved_per_block, d.smem_alloc_unit);
 }
 
+int RegsPerWarp(const DeviceLimits& d, int regs_per_thread) {
+  return static_cast<int>(RoundUp(static_cast<size_t>(std::max(regs_per_thread, 1)) * d.warp_size, d.reg_alloc_unit));
+}
+
 int RegsPerBlock(const DeviceLimits& d, const KernelFootprint& k) {
-  const int warps = CeilDiv(k.threads, d.warp_size);
-  const int per_warp = static_cast<int>(RoundUp(static_cast<size_t>(std::max(k.regs_per_thread, 1)) * d.warp_size, d.reg_alloc_unit));
-  return warps * per_warp;
+  return CeilDiv(k.threads, d.warp_size) * RegsPerWarp(d, k.regs_per_thread);
 }
 
 Occupancy ResidentBlocks(const DeviceLimits& d, const KernelFootprint& k) {
@@ -81,8 +83,8 @@ Occupancy ResidentBlocks(const DeviceLimits& d, const KernelFootprint& k) {
   o.by_threads = (d.max_threads_per_sm / d.warp_size) / warps;
   o.by_blocks = d.max_blocks_per_sm;
   // Registers: each warp's allocation must fit inside one scheduler's share of the file.
-  const int per_warp = static_cast<int>(RoundUp(static_cast<size_t>(std::max(k.regs_per_thread, 1)) * d.warp_size, d.reg_alloc_unit));
-  if (warps * per_warp > d.regs_per_block) {
+  const int per_warp = RegsPerWarp(d, k.regs_per_thread);
+  if (RegsPerBlock(d, k) > d.regs_per_block) {
     o.why_zero = "too many registers per block";
     return o;
   }
@@ -136,8 +138,8 @@ int CommRoomBeside(const DeviceLimits& d, const KernelFootprint& compute, int co
   // room beside almost any compute block.
   const int parts = std::max(1, d.reg_subpartitions);
   const int per_part = d.regs_per_sm / parts;
-  const int rw_c = static_cast<int>(RoundUp(static_cast<size_t>(std::max(compute.regs_per_thread, 1)) * d.warp_size, d.reg_alloc_unit));
-  const int rw_m = static_cast<int>(RoundUp(static_cast<size_t>(std::max(comm.regs_per_thread, 1)) * d.warp_size, d.reg_alloc_unit));
+  const int rw_c = RegsPerWarp(d, compute.regs_per_thread);
+  const int rw_m = RegsPerWarp(d, comm.regs_per_thread);
   const int used = CeilDiv(warp_c, parts) * rw_c;
   int by_regs = 0;
   while (by_regs < 64 && used + CeilDiv((by_regs + 1) * warp_m, parts) * rw_m <= per_part) ++by_regs;

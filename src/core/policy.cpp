@@ -5,20 +5,10 @@
 #include <climits>
 #include <cstdlib>
 
+#include "corun/strings.h"
+
 namespace corun {
 namespace {
-
-std::vector<std::string> Split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos == std::string::npos ? std::string::npos : pos - start));
-    if (pos == std::string::npos) break;
-    start = pos + 1;
-  }
-  return out;
-}
 
 bool ParseInt(const std::string& s, long lo, long hi, long* out) {
   if (s.empty() || s.size() > 9) return false;
@@ -188,7 +178,7 @@ std::vector<Policy> ExpandAll(const PlanInputs& in) {
     add("smtarget:auto");
     add("smtarget:auto+priority");
   }
-  const int ctas = in.nccl_ctas > 0 ? in.nccl_ctas : 16;
+  const int ctas = CommCtasOrFallback(in.nccl_ctas);
   add("ncclctas:" + std::to_string(std::max(1, ctas / 2)));
   const int g = std::max(1, in.greenctx_granularity);
   add("greenctx:" + std::to_string((ctas + g - 1) / g * g));

@@ -16,45 +16,49 @@ std::string DefaultProfilePath() {
   return std::string(h && *h ? h : ".") + "/.cache/corun/profiles.json";
 }
 
+void to_json(json& j, const ProfileKey& k) {
+  j = json{{"card", k.card}, {"sms", k.sms}, {"gpus", k.gpus}, {"nccl", k.nccl}, {"cuda", k.cuda}, {"workload", k.workload}};
+}
+void from_json(const json& j, ProfileKey& k) {  // every field of the key is required
+  j.at("card").get_to(k.card);
+  j.at("sms").get_to(k.sms);
+  j.at("gpus").get_to(k.gpus);
+  j.at("nccl").get_to(k.nccl);
+  j.at("cuda").get_to(k.cuda);
+  j.at("workload").get_to(k.workload);
+}
+void to_json(json& j, const ProfileEntry& e) {
+  j = json{{"key", e.key}, {"policy", e.policy}, {"t_ms", e.t_ms}, {"overlap_ms", e.overlap_ms}, {"date", e.date}};
+}
+void from_json(const json& j, ProfileEntry& e) {
+  j.at("key").get_to(e.key);
+  j.at("policy").get_to(e.policy);
+  e.t_ms = j.value("t_ms", 0.0);
+  e.overlap_ms = j.value("overlap_ms", 0.0);
+  e.date = j.value("date", "");
+}
+
 Status ProfileCache::Load(const std::string& path) {
   entries_.clear();
   std::ifstream f(path);
   if (!f) return Status::Ok();
   try {
-    json j = json::parse(f);
-    for (const json& e : j.at("entries")) {
-      ProfileEntry p;
-      const json& k = e.at("key");
-      p.key = {k.at("card"), k.at("sms"), k.at("gpus"), k.at("nccl"), k.at("cuda"), k.at("workload")};
-      p.policy = e.at("policy");
-      p.t_ms = e.value("t_ms", 0.0);
-      p.overlap_ms = e.value("overlap_ms", 0.0);
-      p.date = e.value("date", "");
-      entries_.push_back(p);
-    }
+    entries_ = json::parse(f).at("entries").get<std::vector<ProfileEntry>>();
   } catch (const std::exception& ex) {
+    entries_.clear();
     return Status::Error("unreadable profile cache " + path + ": " + ex.what());
   }
   return Status::Ok();
 }
 
 Status ProfileCache::Save(const std::string& path) const {
-  json arr = json::array();
-  for (const ProfileEntry& e : entries_)
-    arr.push_back({{"key",
-                    {{"card", e.key.card}, {"sms", e.key.sms}, {"gpus", e.key.gpus}, {"nccl", e.key.nccl},
-                     {"cuda", e.key.cuda}, {"workload", e.key.workload}}},
-                   {"policy", e.policy},
-                   {"t_ms", e.t_ms},
-                   {"overlap_ms", e.overlap_ms},
-                   {"date", e.date}});
   std::error_code ec;
   const auto dir = std::filesystem::path(path).parent_path();
   if (!dir.empty()) std::filesystem::create_directories(dir, ec);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp);
-    f << json{{"version", 1}, {"entries", arr}}.dump(1) << "\n";
+    f << json{{"version", 1}, {"entries", entries_}}.dump(1) << "\n";
     if (!f) return Status::Error("cannot write profile cache " + path);
   }
   std::filesystem::rename(tmp, path, ec);  // atomic: readers never see half a file

@@ -12,159 +12,227 @@
 namespace corun {
 using nlohmann::json;
 
-namespace {
-json SummaryJson(const Summary& s) {
-  return json{{"median", s.median}, {"min", s.min}, {"max", s.max}, {"mean", s.mean}, {"n", s.n}};
+// The JSON of each struct (nlohmann's to_json/from_json, found by argument-dependent lookup).
+// Readers take every field with a default, so documents of older versions still parse.
+void to_json(json& j, const Summary& s) {
+  j = json{{"median", s.median}, {"min", s.min}, {"max", s.max}, {"mean", s.mean}, {"n", s.n}};
 }
-Summary SummaryFrom(const json& j) {
-  Summary s;
-  if (!j.is_object()) return s;
+void from_json(const json& j, Summary& s) {
+  s = Summary{};
+  if (!j.is_object()) return;
   s.median = j.value("median", 0.0);
   s.min = j.value("min", 0.0);
   s.max = j.value("max", 0.0);
   s.mean = j.value("mean", 0.0);
   s.n = j.value("n", 0);
-  return s;
 }
-}  // namespace
+
+void to_json(json& j, const Meta& m) {
+  j = json{{"card", m.card},
+           {"gpus", m.gpus},
+           {"sms", m.sms},
+           {"nccl", m.nccl},
+           {"cuda", m.cuda_runtime},
+           {"cuda_driver", m.cuda_driver},
+           {"driver", m.driver},
+           {"date", m.date},
+           {"host", m.host},
+           {"process_model", m.process_model},
+           {"priority_range", {m.priority_lowest, m.priority_highest}},
+           {"sustain_s", m.sustain_s},
+           {"warmup", m.warmup},
+           {"reps", m.reps},
+           {"command_line", m.command_line},
+           {"notes", m.notes}};
+}
+void from_json(const json& j, Meta& m) {
+  m.card = j.value("card", "");
+  m.gpus = j.value("gpus", 0);
+  m.sms = j.value("sms", 0);
+  m.nccl = j.value("nccl", "");
+  m.cuda_runtime = j.value("cuda", "");
+  m.cuda_driver = j.value("cuda_driver", "");
+  m.driver = j.value("driver", "");
+  m.date = j.value("date", "");
+  m.host = j.value("host", "");
+  m.process_model = j.value("process_model", "");
+  if (j.contains("priority_range") && j["priority_range"].size() == 2) {
+    m.priority_lowest = j["priority_range"][0].get<int>();
+    m.priority_highest = j["priority_range"][1].get<int>();
+  }
+  m.sustain_s = j.value("sustain_s", 0.0);
+  m.warmup = j.value("warmup", 0);
+  m.reps = j.value("reps", 0);
+  m.command_line = j.value("command_line", "");
+  m.notes = j.value("notes", std::vector<std::string>{});
+}
+
+void to_json(json& j, const ClockSample& c) {
+  j = json{{"sm_mhz", c.sm_mhz}, {"power_w", c.power_w}, {"throttle", c.throttle}};
+}
+void from_json(const json& j, ClockSample& c) {
+  c.valid = true;
+  c.sm_mhz = j.value("sm_mhz", Summary{});
+  c.power_w = j.value("power_w", Summary{});
+  c.throttle = j.value("throttle", std::vector<std::string>{});
+}
+
+void to_json(json& j, const RunRecord& r) {
+  j = json{
+      {"workload",
+       {{"compute", r.compute},
+        {"gemm", {r.m, r.n, r.k}},
+        {"gemms", r.gemms},
+        {"collective", r.collective},
+        {"dtype", r.dtype},
+        {"bytes", r.bytes}}},
+      {"policy", r.policy},
+      {"status", r.status},
+      {"note", r.note},
+      {"pad_bytes", r.pad_bytes},
+      {"blocks_per_sm", r.blocks_per_sm},
+      {"comm_ctas", r.comm_ctas},
+      {"compute_sms", r.compute_sms},
+      {"t_total_ms", r.t_total.median},
+      {"t_comp_ms", r.t_comp.median},
+      {"t_comm_ms", r.t_comm.median},
+      {"t_total", r.t_total},
+      {"t_comp", r.t_comp},
+      {"t_comm", r.t_comm},
+      {"t_comp_end", r.t_comp_end},
+      {"t_comm_end", r.t_comm_end},
+      {"efficiency", r.efficiency},
+      {"comp_slowdown", r.comp_slowdown},
+      {"comm_slowdown", r.comm_slowdown},
+      {"vs_sequential", r.has_vs_sequential ? json(r.vs_sequential) : json(nullptr)},
+      {"vs_overlap", r.has_vs_overlap ? json(r.vs_overlap) : json(nullptr)},
+      {"algbw_gbs", r.algbw},
+      {"busbw_gbs", r.busbw},
+      {"tflops", r.tflops},
+      {"wrong", r.wrong},
+      {"t_total_samples", r.samples},
+      {"wall_s", r.wall_s},
+      {"timed_wall_s", r.timed_wall_s},
+  };
+  if (r.clocks.valid) j["clocks"] = r.clocks;
+}
+void from_json(const json& j, RunRecord& r) {
+  r = RunRecord{};
+  const json& w = j.at("workload");
+  r.compute = w.at("compute").get<std::string>();
+  r.m = w.at("gemm").at(0).get<int64_t>();
+  r.n = w.at("gemm").at(1).get<int64_t>();
+  r.k = w.at("gemm").at(2).get<int64_t>();
+  r.gemms = w.value("gemms", 1);
+  r.collective = w.at("collective").get<std::string>();
+  r.dtype = w.value("dtype", "");
+  r.bytes = w.at("bytes").get<uint64_t>();
+  r.policy = j.at("policy").get<std::string>();
+  r.status = j.value("status", "ok");
+  r.note = j.value("note", "");
+  r.pad_bytes = j.value("pad_bytes", uint64_t{0});
+  r.blocks_per_sm = j.value("blocks_per_sm", 0);
+  r.comm_ctas = j.value("comm_ctas", 0);
+  r.compute_sms = j.value("compute_sms", 0);
+  r.t_total = j.value("t_total", Summary{});
+  r.t_comp = j.value("t_comp", Summary{});
+  r.t_comm = j.value("t_comm", Summary{});
+  r.t_comp_end = j.value("t_comp_end", Summary{});
+  r.t_comm_end = j.value("t_comm_end", Summary{});
+  r.efficiency = j.value("efficiency", 0.0);
+  r.comp_slowdown = j.value("comp_slowdown", 0.0);
+  r.comm_slowdown = j.value("comm_slowdown", 0.0);
+  if (j.contains("vs_sequential") && j["vs_sequential"].is_number()) {
+    r.vs_sequential = j["vs_sequential"].get<double>();
+    r.has_vs_sequential = true;
+  }
+  if (j.contains("vs_overlap") && j["vs_overlap"].is_number()) {
+    r.vs_overlap = j["vs_overlap"].get<double>();
+    r.has_vs_overlap = true;
+  }
+  r.algbw = j.value("algbw_gbs", 0.0);
+  r.busbw = j.value("busbw_gbs", 0.0);
+  r.tflops = j.value("tflops", 0.0);
+  r.wrong = j.value("wrong", int64_t{0});
+  r.samples = j.value("t_total_samples", std::vector<double>{});
+  r.wall_s = j.value("wall_s", 0.0);
+  r.timed_wall_s = j.value("timed_wall_s", 0.0);
+  if (j.contains("clocks")) r.clocks = j.at("clocks").get<ClockSample>();
+}
+
+void to_json(json& j, const TuneSummary& x) {
+  j = json{{"workload", x.workload}, {"policy", x.policy}, {"t_ms", x.t_ms}, {"overlap_ms", x.overlap_ms},
+           {"trials", x.trials}, {"budget", x.budget}, {"sweep_trials", x.sweep_trials},
+           {"candidates", x.candidates}, {"stop", x.stop}, {"wall_s", x.wall_s}, {"budget_s", x.budget_s},
+           {"sweep_wall_s_estimate", x.sweep_wall_s_estimate}};
+  if (x.has_sweep)
+    j["sweep"] = {{"best_policy", x.sweep_best_policy}, {"best_ms", x.sweep_best_ms},
+                  {"tuned_ms", x.tuned_in_sweep_ms}, {"overlap_ms", x.overlap_in_sweep_ms},
+                  {"wall_s", x.sweep_wall_s},
+                  {"tuned_vs_best", x.tuned_in_sweep_ms > 0 && x.sweep_best_ms > 0
+                                        ? json(RelativeChange(x.tuned_in_sweep_ms, x.sweep_best_ms))
+                                        : json()}};  // null: the tuned policy did not run in the sweep
+}
+void from_json(const json& j, TuneSummary& x) {
+  x = TuneSummary{};
+  x.workload = j.value("workload", "");
+  x.policy = j.value("policy", "");
+  x.t_ms = j.value("t_ms", 0.0);
+  x.overlap_ms = j.value("overlap_ms", 0.0);
+  x.trials = j.value("trials", 0);
+  x.budget = j.value("budget", 0);
+  x.sweep_trials = j.value("sweep_trials", 0);
+  x.candidates = j.value("candidates", 0);
+  x.stop = j.value("stop", "");
+  x.wall_s = j.value("wall_s", 0.0);
+  x.budget_s = j.value("budget_s", 0.0);
+  x.sweep_wall_s_estimate = j.value("sweep_wall_s_estimate", 0.0);
+  if (j.contains("sweep") && j["sweep"].is_object()) {
+    const json& s = j["sweep"];
+    x.has_sweep = true;
+    x.sweep_best_policy = s.value("best_policy", "");
+    x.sweep_best_ms = s.value("best_ms", 0.0);
+    x.tuned_in_sweep_ms = s.value("tuned_ms", 0.0);
+    x.overlap_in_sweep_ms = s.value("overlap_ms", 0.0);
+    x.sweep_wall_s = s.value("wall_s", 0.0);
+  }
+}
 
 std::string WorkloadKey(const RunRecord& r) {
   return r.compute + " " + std::to_string(r.m) + "x" + std::to_string(r.n) + "x" + std::to_string(r.k) +
          " x" + std::to_string(r.gemms) + " + " + r.collective + " " + r.dtype + " " + FormatSize(r.bytes);
 }
 
+void SetBaselineColumns(RunRecord* r, const std::vector<RunRecord>& earlier) {
+  const bool ran = r->status == "ok" || r->status == "wrong";
+  const std::string key = WorkloadKey(*r);
+  for (const RunRecord& b : earlier) {
+    if ((b.status != "ok" && b.status != "wrong") || WorkloadKey(b) != key) continue;
+    if (b.policy == "sequential") {
+      r->vs_sequential = RelativeChange(r->t_total.median, b.t_total.median);
+      r->has_vs_sequential = ran;
+    }
+    if (b.policy == "overlap") {
+      r->vs_overlap = RelativeChange(r->t_total.median, b.t_total.median);
+      r->has_vs_overlap = ran;
+    }
+  }
+}
+
 std::string RecordsToJson(const Meta& m, const std::vector<RunRecord>& runs, int indent,
                           const std::vector<TuneSummary>& tunes) {
-  json meta = {{"card", m.card},
-               {"gpus", m.gpus},
-               {"sms", m.sms},
-               {"nccl", m.nccl},
-               {"cuda", m.cuda_runtime},
-               {"cuda_driver", m.cuda_driver},
-               {"driver", m.driver},
-               {"date", m.date},
-               {"host", m.host},
-               {"process_model", m.process_model},
-               {"priority_range", {m.priority_lowest, m.priority_highest}},
-               {"sustain_s", m.sustain_s},
-               {"warmup", m.warmup},
-               {"reps", m.reps},
-               {"command_line", m.command_line},
-               {"notes", m.notes}};
-  json arr = json::array();
-  for (const RunRecord& r : runs) {
-    json j = {
-        {"workload",
-         {{"compute", r.compute},
-          {"gemm", {r.m, r.n, r.k}},
-          {"gemms", r.gemms},
-          {"collective", r.collective},
-          {"dtype", r.dtype},
-          {"bytes", r.bytes}}},
-        {"policy", r.policy},
-        {"status", r.status},
-        {"note", r.note},
-        {"pad_bytes", r.pad_bytes},
-        {"blocks_per_sm", r.blocks_per_sm},
-        {"comm_ctas", r.comm_ctas},
-        {"compute_sms", r.compute_sms},
-        {"t_total_ms", r.t_total.median},
-        {"t_comp_ms", r.t_comp.median},
-        {"t_comm_ms", r.t_comm.median},
-        {"t_total", SummaryJson(r.t_total)},
-        {"t_comp", SummaryJson(r.t_comp)},
-        {"t_comm", SummaryJson(r.t_comm)},
-        {"t_comp_end", SummaryJson(r.t_comp_end)},
-        {"t_comm_end", SummaryJson(r.t_comm_end)},
-        {"efficiency", r.efficiency},
-        {"comp_slowdown", r.comp_slowdown},
-        {"comm_slowdown", r.comm_slowdown},
-        {"vs_sequential", r.has_vs_sequential ? json(r.vs_sequential) : json(nullptr)},
-        {"vs_overlap", r.has_vs_overlap ? json(r.vs_overlap) : json(nullptr)},
-        {"algbw_gbs", r.algbw},
-        {"busbw_gbs", r.busbw},
-        {"tflops", r.tflops},
-        {"wrong", r.wrong},
-        {"t_total_samples", r.samples},
-    };
-    if (r.clocks.valid)
-      j["clocks"] = {{"sm_mhz", SummaryJson(r.clocks.sm_mhz)},
-                     {"power_w", SummaryJson(r.clocks.power_w)},
-                     {"throttle", r.clocks.throttle}};
-    arr.push_back(std::move(j));
-  }
-  json doc{{"meta", meta}, {"runs", arr}};
-  if (!tunes.empty()) {
-    json t = json::array();
-    for (const TuneSummary& x : tunes) {
-      json j = {{"workload", x.workload}, {"policy", x.policy}, {"t_ms", x.t_ms}, {"overlap_ms", x.overlap_ms},
-                {"trials", x.trials}, {"budget", x.budget}, {"sweep_trials", x.sweep_trials},
-                {"candidates", x.candidates}, {"stop", x.stop}};
-      if (x.has_sweep)
-        j["sweep"] = {{"best_policy", x.sweep_best_policy}, {"best_ms", x.sweep_best_ms},
-                      {"tuned_ms", x.tuned_in_sweep_ms}, {"overlap_ms", x.overlap_in_sweep_ms},
-                      {"tuned_vs_best", x.tuned_in_sweep_ms > 0 && x.sweep_best_ms > 0
-                                            ? json(RelativeChange(x.tuned_in_sweep_ms, x.sweep_best_ms))
-                                            : json()}};  // null: the tuned policy did not run in the sweep
-      t.push_back(j);
-    }
-    doc["tune"] = t;
-  }
+  json doc{{"meta", m}, {"runs", runs}};
+  if (!tunes.empty()) doc["tune"] = tunes;
   return doc.dump(indent);
 }
 
-bool RecordsFromJson(const std::string& text, Meta* m, std::vector<RunRecord>* runs, std::string* err) {
+bool RecordsFromJson(const std::string& text, Meta* m, std::vector<RunRecord>* runs, std::string* err,
+                     std::vector<TuneSummary>* tunes) {
   try {
-    json doc = json::parse(text);
-    const json& jm = doc.at("meta");
-    m->card = jm.value("card", "");
-    m->gpus = jm.value("gpus", 0);
-    m->sms = jm.value("sms", 0);
-    m->nccl = jm.value("nccl", "");
-    m->cuda_runtime = jm.value("cuda", "");
-    m->date = jm.value("date", "");
-    m->process_model = jm.value("process_model", "");
-    if (jm.contains("notes")) m->notes = jm.at("notes").get<std::vector<std::string>>();
-    runs->clear();
-    for (const json& j : doc.at("runs")) {
-      RunRecord r;
-      const json& w = j.at("workload");
-      r.compute = w.at("compute").get<std::string>();
-      r.m = w.at("gemm").at(0).get<int64_t>();
-      r.n = w.at("gemm").at(1).get<int64_t>();
-      r.k = w.at("gemm").at(2).get<int64_t>();
-      r.gemms = w.value("gemms", 1);
-      r.collective = w.at("collective").get<std::string>();
-      r.dtype = w.value("dtype", "");
-      r.bytes = w.at("bytes").get<uint64_t>();
-      r.policy = j.at("policy").get<std::string>();
-      r.status = j.value("status", "ok");
-      r.note = j.value("note", "");
-      r.pad_bytes = j.value("pad_bytes", uint64_t{0});
-      r.blocks_per_sm = j.value("blocks_per_sm", 0);
-      r.comm_ctas = j.value("comm_ctas", 0);
-      r.compute_sms = j.value("compute_sms", 0);
-      r.t_total = SummaryFrom(j.value("t_total", json()));
-      r.t_comp = SummaryFrom(j.value("t_comp", json()));
-      r.t_comm = SummaryFrom(j.value("t_comm", json()));
-      r.t_comp_end = SummaryFrom(j.value("t_comp_end", json()));
-      r.t_comm_end = SummaryFrom(j.value("t_comm_end", json()));
-      r.efficiency = j.value("efficiency", 0.0);
-      r.comp_slowdown = j.value("comp_slowdown", 0.0);
-      r.comm_slowdown = j.value("comm_slowdown", 0.0);
-      r.algbw = j.value("algbw_gbs", 0.0);
-      r.busbw = j.value("busbw_gbs", 0.0);
-      r.tflops = j.value("tflops", 0.0);
-      r.wrong = j.value("wrong", int64_t{0});
-      r.samples = j.value("t_total_samples", std::vector<double>{});
-      if (j.contains("clocks")) {
-        r.clocks.valid = true;
-        r.clocks.sm_mhz = SummaryFrom(j["clocks"].value("sm_mhz", json()));
-        r.clocks.power_w = SummaryFrom(j["clocks"].value("power_w", json()));
-        r.clocks.throttle = j["clocks"].value("throttle", std::vector<std::string>{});
-      }
-      runs->push_back(std::move(r));
-    }
+    const json doc = json::parse(text);
+    *m = doc.at("meta").get<Meta>();
+    *runs = doc.at("runs").get<std::vector<RunRecord>>();
+    if (tunes) *tunes = doc.value("tune", std::vector<TuneSummary>{});
   } catch (const std::exception& e) {
     if (err) *err = e.what();
     return false;

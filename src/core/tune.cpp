@@ -14,15 +14,15 @@ Policy P(const std::string& s) {
 
 int RoundUp(int v, int g) { return g > 0 ? (v + g - 1) / g * g : v; }
 
-// SM target the model suggests: all SMs but those NCCL's CTAs occupy.
+// SM target the model suggests: smtarget:auto's rule, at least one granule (the step of the
+// search around it).
 int SmGuess(const SearchSpace& s) {
-  const int ctas = s.nccl_ctas > 0 ? s.nccl_ctas : 24;
-  return std::max(s.greenctx_granularity, s.num_sms - ctas);
+  return std::max(s.greenctx_granularity, AutoSmTarget(s.num_sms, CommCtasOrFallback(s.nccl_ctas)));
 }
 
-int GreenGuess(const SearchSpace& s) {
-  return RoundUp(s.nccl_ctas > 0 ? s.nccl_ctas : 24, s.greenctx_granularity);
-}
+int GreenGuess(const SearchSpace& s) { return RoundUp(CommCtasOrFallback(s.nccl_ctas), s.greenctx_granularity); }
+
+int CtaCapGuess(const SearchSpace& s) { return std::max(1, CommCtasOrFallback(s.nccl_ctas) / 2); }
 
 void Add(std::vector<Policy>* out, const Policy& p) {
   if (std::find(out->begin(), out->end(), p) == out->end()) out->push_back(p);
@@ -119,7 +119,7 @@ std::vector<Policy> Neighbours(const SearchSpace& s, const Policy& p) {
   }
   if (p.ncclctas == 0 && p.shape == ShapeMode::kNone && p.greenctx == 0 && p.smtarget == 0 && !p.smtarget_auto) {
     Policy q = p;
-    q.ncclctas = std::max(1, (s.nccl_ctas > 0 ? s.nccl_ctas : 24) / 2);
+    q.ncclctas = CtaCapGuess(s);
     Add(&out, q);
   }
   if (s.app && p.shape == ShapeMode::kNone && !p.smtarget_auto && p.ncclctas == 0) {
@@ -153,12 +153,29 @@ std::vector<Policy> FullSpace(const SearchSpace& s) {
         const int n = GreenGuess(s) + d * g;
         if (n >= g && n < s.num_sms) Add(&out, WithPriority(P("greenctx:" + std::to_string(n)), prio));
       }
-    Add(&out, WithPriority(P("ncclctas:" + std::to_string(std::max(1, (s.nccl_ctas > 0 ? s.nccl_ctas : 24) / 2))), prio));
+    Add(&out, WithPriority(P("ncclctas:" + std::to_string(CtaCapGuess(s))), prio));
   }
   return out;
 }
 
-Tuner::Tuner(SearchSpace space, TuneOptions opt) : space_(space), opt_(opt) {}
+Tuner::Tuner(SearchSpace space, TuneOptions opt)
+    : space_(space), opt_(opt), space_size_(static_cast<int>(FullSpace(space).size())) {}
+
+void Tuner::Account(int reps, const RunCost& cost) {
+  ++runs_;
+  wall_s_ += cost.wall_s;
+  if (cost.wall_s <= 0 || reps <= 0) return;
+  ++costed_;
+  fixed_sum_ += std::max(0.0, cost.wall_s - cost.timed_s);
+  per_rep_sum_ += cost.timed_s / reps;
+}
+
+double Tuner::Predict(int reps) const {
+  if (costed_ == 0) return 0;
+  return (fixed_sum_ + per_rep_sum_ * reps) / costed_;
+}
+
+double Tuner::SweepWallEstimate() const { return space_size_ * Predict(opt_.sweep_reps); }
 
 bool Tuner::Separated(const Measured& a, const Measured& b) const {
   // Medians further apart than half the two spreads together; the spread of a candidate seen in
@@ -170,7 +187,8 @@ bool Tuner::Separated(const Measured& a, const Measured& b) const {
   return std::abs(a.summary.median - b.summary.median) > 0.25 * (spread(a) + spread(b));
 }
 
-void Tuner::Report(const Policy& p, const std::vector<double>& samples) {
+void Tuner::Report(const Policy& p, const std::vector<double>& samples, const RunCost& cost) {
+  Account(static_cast<int>(samples.size()), cost);
   Measured& m = seen_[p.Name()];
   m.policy = p;
   m.samples.insert(m.samples.end(), samples.begin(), samples.end());
@@ -179,7 +197,11 @@ void Tuner::Report(const Policy& p, const std::vector<double>& samples) {
   trials_ += static_cast<int>(samples.size());
 }
 
-void Tuner::Reject(const Policy& p) { rejected_.insert(p.Name()); }
+void Tuner::Reject(const Policy& p, const RunCost& cost) {
+  ++runs_;
+  wall_s_ += cost.wall_s;  // a failed candidate's time is spent too, but says nothing of a run's cost
+  rejected_.insert(p.Name());
+}
 
 const Measured* Tuner::Best() const {
   const Measured* best = nullptr;
@@ -204,16 +226,25 @@ std::vector<Request> Tuner::Next() {
   std::vector<Request> req;
   auto fresh = [&](const Policy& p) { return !seen_.count(p.Name()) && !rejected_.count(p.Name()); };
   auto fit = [&](std::vector<Request>* r) {
-    // Keep within the trial budget: drop what does not fit.
-    if (opt_.budget_trials <= 0) return;
+    // Keep within the budgets: drop what does not fit. The wall-clock budget applies once a
+    // run's cost is known (the first guesses always run).
+    const bool by_wall = opt_.budget_fraction > 0 && costed_ > 0;
+    double wall_left = by_wall ? BudgetS() - wall_s_ : 0;
     int left = opt_.budget_trials - trials_;
     std::vector<Request> kept;
-    for (const Request& x : *r)
-      if (x.reps <= left) {
-        kept.push_back(x);
-        left -= x.reps;
+    for (const Request& x : *r) {
+      if (opt_.budget_trials > 0 && x.reps > left) {
+        why_ = "trial budget reached";
+        continue;
       }
-    if (kept.size() < r->size()) why_ = "trial budget reached";
+      if (by_wall && Predict(x.reps) > wall_left) {
+        why_ = "wall-clock budget reached";
+        continue;
+      }
+      kept.push_back(x);
+      left -= x.reps;
+      wall_left -= Predict(x.reps);
+    }
     *r = kept;
   };
   if (++rounds_ > opt_.max_rounds) {
@@ -270,6 +301,19 @@ std::vector<Request> Tuner::Next() {
   // A refinement can change the leader: climb again from a new one.
   if (!req.empty()) phase_ = "climb";
   return req;
+}
+
+const Measured* RunTunerWithCost(Tuner* t, const CostedMeasureFn& measure) {
+  for (std::vector<Request> batch = t->Next(); !batch.empty(); batch = t->Next())
+    for (const Request& r : batch) {
+      std::vector<double> s;
+      RunCost cost;
+      if (measure(r.policy, r.reps, &s, &cost))
+        t->Report(r.policy, s, cost);
+      else
+        t->Reject(r.policy, cost);
+    }
+  return t->Best();
 }
 
 const Measured* RunTuner(Tuner* t, const MeasureFn& measure) {

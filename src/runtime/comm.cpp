@@ -97,45 +97,64 @@ Status Comm::SumInt64(int64_t* buf, size_t n, cudaStream_t s) {
 }
 
 Status Comm::ProbeKernel(Collective c, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s,
-                         KernelFootprint* fp, int* ctas, std::string* name) {
+                         KernelFootprint* fp, int* ctas, std::string* name, const ProbeAgreeFn& agree) {
   const DriverTable& drv = Driver();
-  if (!drv.cuGraphKernelNodeGetParams || !drv.cuFuncGetAttribute)
-    CORUN_FAIL("driver entry points for graph introspection are missing");
   cudaGraph_t graph = nullptr;
-  CUDACHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  Status run = Run(c, send, recv, count, t, s);
-  const cudaError_t end = cudaStreamEndCapture(s, &graph);
-  if (!run.ok()) return run.At(__FILE__, __LINE__);
-  CUDACHECK(end);
-  Status result = Status::Ok();
-  size_t n = 0;
-  cudaGraphGetNodes(graph, nullptr, &n);
-  std::vector<cudaGraphNode_t> nodes(n);
-  cudaGraphGetNodes(graph, nodes.data(), &n);
-  *ctas = 0;
+  Status captured = Status::Ok();
   bool found = false;
-  for (cudaGraphNode_t node : nodes) {
-    cudaGraphNodeType type;
-    cudaGraphNodeGetType(node, &type);
-    if (type != cudaGraphNodeTypeKernel) continue;
-    CUDA_KERNEL_NODE_PARAMS p{};
-    if (drv.cuGraphKernelNodeGetParams(reinterpret_cast<CUgraphNode>(node), &p) != CUDA_SUCCESS || !p.func) continue;
-    int regs = 0, sshm = 0;
-    drv.cuFuncGetAttribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, p.func);
-    drv.cuFuncGetAttribute(&sshm, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, p.func);
-    const char* fname = nullptr;
-    if (drv.cuFuncGetName) drv.cuFuncGetName(&fname, p.func);
-    // Keep the largest kernel (NCCL may add small helper kernels).
-    const int grid = static_cast<int>(p.gridDimX * p.gridDimY * p.gridDimZ);
-    if (!found || grid > *ctas) {
-      found = true;
-      *ctas = grid;
-      fp->threads = static_cast<int>(p.blockDimX * p.blockDimY * p.blockDimZ);
-      fp->regs_per_thread = regs;
-      fp->static_smem = static_cast<size_t>(sshm);
-      fp->dynamic_smem = p.sharedMemBytes;
-      if (name) *name = fname ? fname : "?";
+  *ctas = 0;
+  if (!drv.cuGraphKernelNodeGetParams || !drv.cuFuncGetAttribute) {
+    captured = Status::Error("driver entry points for graph introspection are missing").At(__FILE__, __LINE__);
+  } else if (cudaError_t b = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal); b != cudaSuccess) {
+    captured = Status::Error(std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(b)).At(__FILE__, __LINE__);
+  } else {
+    Status run = Run(c, send, recv, count, t, s);
+    const cudaError_t end = cudaStreamEndCapture(s, &graph);
+    if (!run.ok()) captured = run.At(__FILE__, __LINE__);
+    else if (end != cudaSuccess)
+      captured = Status::Error(std::string("cudaStreamEndCapture: ") + cudaGetErrorString(end)).At(__FILE__, __LINE__);
+  }
+  if (captured.ok()) {
+    size_t n = 0;
+    cudaGraphGetNodes(graph, nullptr, &n);
+    std::vector<cudaGraphNode_t> nodes(n);
+    cudaGraphGetNodes(graph, nodes.data(), &n);
+    for (cudaGraphNode_t node : nodes) {
+      cudaGraphNodeType type;
+      cudaGraphNodeGetType(node, &type);
+      if (type != cudaGraphNodeTypeKernel) continue;
+      CUDA_KERNEL_NODE_PARAMS p{};
+      if (drv.cuGraphKernelNodeGetParams(reinterpret_cast<CUgraphNode>(node), &p) != CUDA_SUCCESS || !p.func) continue;
+      int regs = 0, sshm = 0;
+      drv.cuFuncGetAttribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, p.func);
+      drv.cuFuncGetAttribute(&sshm, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, p.func);
+      const char* fname = nullptr;
+      if (drv.cuFuncGetName) drv.cuFuncGetName(&fname, p.func);
+      // Keep the largest kernel (NCCL may add small helper kernels).
+      const int grid = static_cast<int>(p.gridDimX * p.gridDimY * p.gridDimZ);
+      if (!found || grid > *ctas) {
+        found = true;
+        *ctas = grid;
+        fp->threads = static_cast<int>(p.blockDimX * p.blockDimY * p.blockDimZ);
+        fp->regs_per_thread = regs;
+        fp->static_smem = static_cast<size_t>(sshm);
+        fp->dynamic_smem = p.sharedMemBytes;
+        if (name) *name = fname ? fname : "?";
+      }
     }
+  }
+  // The replay is a collective: every rank replays, or none does.
+  if (agree) {
+    bool all = false;
+    Status a = agree(captured.ok(), &all);
+    if (a.ok() && !all && captured.ok()) a = Status::Error("the kernel probe failed on another rank").At(__FILE__, __LINE__);
+    if (!a.ok() || !all) {
+      if (graph) cudaGraphDestroy(graph);
+      return captured.ok() ? a : captured;
+    }
+  } else if (!captured.ok()) {
+    if (graph) cudaGraphDestroy(graph);
+    return captured;
   }
   // Replay once: the communicator on every rank has counted this call.
   cudaGraphExec_t exec = nullptr;
@@ -146,7 +165,7 @@ Status Comm::ProbeKernel(Collective c, const void* send, void* recv, uint64_t co
   cudaGraphDestroy(graph);
   CUDACHECK(e);
   if (!found) CORUN_FAIL("no kernel node in the captured collective");
-  return result;
+  return Status::Ok();
 }
 
 }  // namespace corun

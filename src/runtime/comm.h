@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <functional>
 #include <string>
 
 #include "corun/collective.h"
@@ -31,9 +32,12 @@ class Comm {
   Status MaxFloats(float* dev_buf, size_t n, cudaStream_t s);
   Status SumInt64(int64_t* dev_buf, size_t n, cudaStream_t s);
   // Launch footprint of the collective's kernel, learned by capturing one call into a graph
-  // (then replayed once, so every rank's communicator stays in step).
+  // (then replayed once, so every rank's communicator stays in step). `agree`, when given, is
+  // called once between the capture and the replay with whether this rank's capture worked and
+  // says whether every rank's did: a rank replays only when all will (no rank left waiting).
+  using ProbeAgreeFn = std::function<Status(bool ok_here, bool* all_ok)>;
   Status ProbeKernel(Collective c, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s,
-                     KernelFootprint* fp, int* ctas, std::string* kernel_name);
+                     KernelFootprint* fp, int* ctas, std::string* kernel_name, const ProbeAgreeFn& agree = nullptr);
   int rank() const { return rank_; }
   int nranks() const { return nranks_; }
   ncclComm_t get() const { return comm_; }

@@ -115,7 +115,7 @@ Status EnsureDynamicSmem(const void* fn, size_t bytes) {
   CUDACHECK(cudaGetDevice(&dev));
   std::lock_guard<std::mutex> l(mu);
   size_t& cur = raised[{dev, fn}];
-  if (bytes <= cur || bytes <= 48 * 1024) return Status::Ok();
+  if (!DynamicSmemRaiseNeeded(bytes, cur)) return Status::Ok();  // the core rule (corun/occupancy.h)
   CUDACHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   cur = bytes;
   return Status::Ok();

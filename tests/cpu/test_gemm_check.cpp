@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <cmath>
 #include <set>
 
@@ -42,29 +44,60 @@ TEST(GemmCheck, ReferenceIsTheDotProduct) {
   EXPECT_DOUBLE_EQ(GemmReference(3, 5, K, 1, 2), want);
 }
 
+namespace {
+// bf16 from first principles: the upper 16 bits of an IEEE float32 (1 sign, 8 exponent, 7 stored
+// mantissa bits), rounded to nearest, ties to even, on the 16 dropped bits.
+uint32_t Bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float FromBits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+float ToBf16(float f) {
+  uint32_t u = Bits(f);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return FromBits(u & 0xFFFF0000u);
+}
+// The bf16 value `steps` representable values further from zero than b (sign-magnitude bits).
+float Bf16Step(float b, int steps) { return FromBits(Bits(b) + static_cast<uint32_t>(steps * 0x10000)); }
+}  // namespace
+
 TEST(GemmCheck, ToleranceIsBf16Rounding) {
-  const int64_t N = 64, K = 256;
+  const int64_t N = 64, K = 4096;  // sums large enough to need more than bf16's 8 bits
   auto idx = GemmSampleIndices(64, N, 64, 1);
   std::vector<double> ref;
-  std::vector<float> good, bad, nan;
+  std::vector<float> exact, rounded, off_by_two, nan;
+  int inexact = 0;
   for (auto i : idx) {
     const double r = GemmReference(int64_t(i / N), int64_t(i % N), K, 1, 2);
     ref.push_back(r);
-    // Round to bf16 (8 significant bits): what a correct kernel writes.
-    int e = 0;
-    const double m = std::frexp(r, &e);
-    good.push_back(float(std::ldexp(std::round(m * 256) / 256, e)));
-    bad.push_back(float(r + 1.0));  // a whole unit off: a wrong element
+    // The fp32 accumulation is exact for these inputs (multiples of 1/16 below 2^24 ulps).
+    ASSERT_EQ(double(float(r)), r);
+    exact.push_back(float(r));
+    // What a correct kernel writes: the fp32 sum rounded to bf16 once.
+    const float b = ToBf16(float(r));
+    rounded.push_back(b);
+    inexact += double(b) != r;
+    // Two bf16 steps away from the correct rounding: at least 1.5 bf16 ulps from the exact
+    // value, and a bf16 ulp is 2^-7 of the leading power of two, so more than 2^-8 of |ref|.
+    off_by_two.push_back(r == 0 ? 1.0f : Bf16Step(b, 2));
     nan.push_back(NAN);
   }
-  EXPECT_EQ(CountGemmMismatchesRef(ref, good), 0);
-  // Every sample whose reference is small enough for +1 to exceed 2^-8 relative is caught.
-  int64_t expect_bad = 0;
-  for (double r : ref) expect_bad += std::fabs(1.0) > std::fabs(r) / 256;
-  EXPECT_EQ(CountGemmMismatchesRef(ref, bad), expect_bad);
-  EXPECT_GT(expect_bad, 50);
+  EXPECT_GE(inexact, 16);  // the rounding is exercised, not only exactly representable values
+  EXPECT_EQ(CountGemmMismatchesRef(ref, exact), 0);
+  EXPECT_EQ(CountGemmMismatchesRef(ref, rounded), 0);
+  EXPECT_EQ(CountGemmMismatchesRef(ref, off_by_two), int64_t(ref.size()));
   EXPECT_EQ(CountGemmMismatchesRef(ref, nan), int64_t(ref.size()));
-  std::vector<float> shorter(good.begin(), good.end() - 3);
+  std::vector<float> shorter(rounded.begin(), rounded.end() - 3);
   EXPECT_EQ(CountGemmMismatchesRef(ref, shorter), 3);
-  EXPECT_EQ(CountGemmMismatches(N, K, 1, 2, idx, good), 0);
+  EXPECT_EQ(CountGemmMismatches(N, K, 1, 2, idx, rounded), 0);
+  // The bound is tight: the largest rounding error of a bf16 value just above a power of two,
+  // half an ulp (2^-8 of 2^e), relative to 2^e, is exactly 2^-8 and passes; a hair more fails.
+  const double p = 64.0, half_ulp = p / 256;
+  EXPECT_EQ(CountGemmMismatchesRef({p + half_ulp}, {float(p)}), 0);
+  EXPECT_EQ(CountGemmMismatchesRef({p}, {float(p + half_ulp * 1.01)}), 1);
 }

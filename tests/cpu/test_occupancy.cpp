@@ -94,6 +94,25 @@ TEST(Occupancy, PadForCapRespectsOptInLimit) {
   // 95 KiB static smem nothing more fits.
   const DeviceLimits a40 = *LimitsForArch(8, 6);
   EXPECT_TRUE(PadForCap(a40, Fp(128, 32, 0, 10 * 1024), 1).has_value());
+  // A device whose per-block opt-in (100 KiB) is well below half its SM's shared memory
+  // (228 KiB): a cap of 1 needs more than 114 KiB per block, more than a block may have, so
+  // there is no pad; a cap of 2 needs more than 76 KiB, which fits.
+  DeviceLimits small_optin = H100();
+  small_optin.smem_per_block_optin = 100 * 1024;
+  const KernelFootprint k = Fp(128, 32, 0, 10 * 1024);
+  EXPECT_FALSE(PadForCap(small_optin, k, 1).has_value());
+  auto two = PadForCap(small_optin, k, 2);
+  ASSERT_TRUE(two.has_value());
+  EXPECT_LE(10 * 1024 + *two, small_optin.smem_per_block_optin);
+  KernelFootprint padded = k;
+  padded.dynamic_smem += *two;
+  EXPECT_EQ(ResidentBlocks(small_optin, padded).blocks, 2);
+  // 99 KiB of static smem: 2 blocks/SM, already at a cap of 2; a cap of 1 would need some
+  // 14 KiB more than a block may have.
+  EXPECT_EQ(*PadForCap(small_optin, Fp(128, 32, 99 * 1024, 0), 2), 0u);
+  EXPECT_FALSE(PadForCap(small_optin, Fp(128, 32, 99 * 1024, 0), 1).has_value());
+  // Caps below 1 never get a pad.
+  EXPECT_FALSE(PadForCap(d, k, 0).has_value());
 }
 
 TEST(Occupancy, NcclSizedCtaNeedsAnAlmostEmptySm) {
@@ -125,4 +144,18 @@ TEST(Occupancy, AutoCapLeavesRoomForOneCta) {
   KernelFootprint padded = comp;
   padded.dynamic_smem += *pad;
   EXPECT_GE(CommRoomBeside(d, padded, *k, comm), 1);
+}
+
+TEST(Occupancy, OneRegisterAndSharedMemoryRule) {
+  const DeviceLimits d = H100();
+  // 80 registers x 32 threads = 2560, rounded up to the 256-register unit: 2560; 81 -> 2816.
+  EXPECT_EQ(RegsPerWarp(d, 80), 2560);
+  EXPECT_EQ(RegsPerWarp(d, 81), 2816);
+  EXPECT_EQ(RegsPerWarp(d, 0), 256);  // at least one register per thread
+  EXPECT_EQ(RegsPerBlock(d, Fp(544, 96, 0, 0)), 17 * 3072);
+  // The dynamic-smem limit needs raising only above 48 KiB and above what was set.
+  EXPECT_FALSE(DynamicSmemRaiseNeeded(48 * 1024, 0));
+  EXPECT_TRUE(DynamicSmemRaiseNeeded(48 * 1024 + 1, 0));
+  EXPECT_FALSE(DynamicSmemRaiseNeeded(100 * 1024, 100 * 1024));
+  EXPECT_TRUE(DynamicSmemRaiseNeeded(100 * 1024 + 128, 100 * 1024));
 }

@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "corun/launch_rules.h"
 #include "corun/policy.h"
+#include "corun/tune.h"
 
 using namespace corun;
 
@@ -121,4 +125,26 @@ TEST(Policy, NotApplicableReasons) {
   EXPECT_NE(PolicyNotApplicable(P("smtarget:auto"), lt), "");  // CTA count unknown
   lt.nccl_ctas = 24;
   EXPECT_EQ(PolicyNotApplicable(P("smtarget:auto"), lt), "");
+}
+
+TEST(Policy, OneAutomaticSmTargetAndOneFallbackCtaCount) {
+  // smtarget:auto: every SM but the communication kernel's CTAs, at least one.
+  EXPECT_EQ(AutoSmTarget(132, 24), 108);
+  EXPECT_EQ(AutoSmTarget(132, 0), 132);
+  EXPECT_EQ(AutoSmTarget(16, 32), 1);
+  Policy p;
+  ASSERT_TRUE(ParsePolicy("smtarget:auto", &p).ok());
+  EXPECT_EQ(SmTargetFor(p, 132, 24), AutoSmTarget(132, 24));  // the interposer's and the bench's rule
+  // The tuner's first SM-target guess is the same rule (with the fallback CTA count when unknown).
+  SearchSpace lt{false, false, 0, 0, 132, 0, 8};
+  EXPECT_EQ(FirstGuesses(lt)[2].Name(), "smtarget:" + std::to_string(AutoSmTarget(132, kFallbackCommCtas)));
+  // "all" without a probed CTA count uses the same fallback as the tuner.
+  PlanInputs in;
+  in.own_gemm = false;
+  in.num_sms = 132;
+  in.nccl_ctas = 0;
+  std::vector<std::string> names;
+  for (const Policy& q : ExpandAll(in)) names.push_back(q.Name());
+  EXPECT_NE(std::find(names.begin(), names.end(), "ncclctas:" + std::to_string(kFallbackCommCtas / 2)), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "greenctx:" + std::to_string(kFallbackCommCtas)), names.end());
 }

@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 
 #include "corun/report.h"
 
@@ -35,16 +39,77 @@ RunRecord Sample() {
 }
 }  // namespace
 
+namespace {
+// The key lists of docs/ARCHITECTURE.md's JSON section: "name: k1, k2, ..." lines in the fenced
+// block after "## JSON".
+std::map<std::string, std::set<std::string>> DocumentedKeys() {
+  std::ifstream f(std::string(CORUN_DOCS_DIR) + "/ARCHITECTURE.md");
+  EXPECT_TRUE(f.good()) << "docs/ARCHITECTURE.md";
+  std::map<std::string, std::set<std::string>> out;
+  std::string line;
+  bool in_json = false, in_block = false;
+  while (std::getline(f, line)) {
+    if (line.rfind("## ", 0) == 0) in_json = line == "## JSON";
+    if (!in_json) continue;
+    if (line.rfind("```", 0) == 0) {
+      if (in_block) break;
+      in_block = true;
+      continue;
+    }
+    if (!in_block) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    auto& keys = out[line.substr(0, colon)];
+    std::stringstream ss(line.substr(colon + 1));
+    for (std::string k; std::getline(ss, k, ',');) {
+      k.erase(0, k.find_first_not_of(' '));
+      k.erase(k.find_last_not_of(' ') + 1);
+      keys.insert(k);
+    }
+  }
+  return out;
+}
+
+std::set<std::string> KeysOf(const nlohmann::json& j) {
+  std::set<std::string> k;
+  for (auto it = j.begin(); it != j.end(); ++it) k.insert(it.key());
+  return k;
+}
+}  // namespace
+
 TEST(Report, JsonHasTheDocumentedSchema) {
+  const auto doc = DocumentedKeys();
+  for (const char* obj : {"document", "meta", "run", "workload", "summary", "clocks", "tune", "sweep"})
+    ASSERT_TRUE(doc.count(obj)) << "docs/ARCHITECTURE.md lists no keys for '" << obj << "'";
   Meta m;
   m.card = "NVIDIA H100 80GB HBM3";
   m.gpus = 2;
   m.nccl = "2.28.9";
   m.cuda_runtime = "13.0";
   m.date = "2026-11-26T15:00:00Z";
-  const auto j = nlohmann::json::parse(RecordsToJson(m, {Sample()}));
-  for (const char* k : {"card", "gpus", "nccl", "cuda", "date"}) EXPECT_TRUE(j["meta"].contains(k)) << k;
+  m.notes = {"a note"};
+  TuneSummary t;
+  t.workload = "w";
+  t.policy = "priority";
+  t.has_sweep = true;
+  const auto j = nlohmann::json::parse(RecordsToJson(m, {Sample()}, 1, {t}));
+  // Every key written is documented and every documented key is written.
+  EXPECT_EQ(KeysOf(j), doc.at("document"));
+  EXPECT_EQ(KeysOf(j["meta"]), doc.at("meta"));
   const auto& r = j["runs"][0];
+  EXPECT_EQ(KeysOf(r), doc.at("run"));
+  EXPECT_EQ(KeysOf(r["workload"]), doc.at("workload"));
+  for (const char* s : {"t_total", "t_comp", "t_comm", "t_comp_end", "t_comm_end"})
+    EXPECT_EQ(KeysOf(r[s]), doc.at("summary")) << s;
+  EXPECT_EQ(KeysOf(r["clocks"]), doc.at("clocks"));
+  EXPECT_EQ(KeysOf(r["clocks"]["sm_mhz"]), doc.at("summary"));
+  EXPECT_EQ(KeysOf(j["tune"][0]), doc.at("tune"));
+  EXPECT_EQ(KeysOf(j["tune"][0]["sweep"]), doc.at("sweep"));
+  // And the values are the record's.
+  EXPECT_EQ(j["meta"]["card"], "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(j["meta"]["gpus"], 2);
+  EXPECT_EQ(j["meta"]["cuda"], "13.0");
+  EXPECT_EQ(j["meta"]["notes"][0], "a note");
   EXPECT_EQ(r["workload"]["compute"], "tiled64x64x64");
   EXPECT_EQ(r["workload"]["gemm"], nlohmann::json({8192, 57344, 8192}));
   EXPECT_EQ(r["workload"]["collective"], "allreduce");
@@ -57,6 +122,57 @@ TEST(Report, JsonHasTheDocumentedSchema) {
   EXPECT_EQ(r["wrong"], 0);
   EXPECT_TRUE(r["vs_overlap"].is_null());
   EXPECT_EQ(r["clocks"]["throttle"][0], "sw_power_cap");
+  EXPECT_TRUE(j["tune"][0]["sweep"]["tuned_vs_best"].is_null());
+}
+
+TEST(Report, OlderDocumentsStillParse) {
+  // A run as written before the wall-clock fields (and with a null baseline column).
+  const std::string old = R"({"meta": {"card": "X", "gpus": 2}, "runs": [{"workload": {"compute": "cublaslt",
+      "gemm": [64, 64, 64], "collective": "allreduce", "bytes": 1024}, "policy": "overlap", "vs_overlap": null,
+      "vs_sequential": -0.25}], "tune": [{"workload": "w", "policy": "priority", "trials": 31, "budget": 60}]})";
+  Meta m;
+  std::vector<RunRecord> runs;
+  std::vector<TuneSummary> tunes;
+  std::string err;
+  ASSERT_TRUE(RecordsFromJson(old, &m, &runs, &err, &tunes)) << err;
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].wall_s, 0);
+  EXPECT_FALSE(runs[0].has_vs_overlap);
+  EXPECT_TRUE(runs[0].has_vs_sequential);
+  EXPECT_DOUBLE_EQ(runs[0].vs_sequential, -0.25);
+  ASSERT_EQ(tunes.size(), 1u);
+  EXPECT_EQ(tunes[0].trials, 31);
+  EXPECT_EQ(tunes[0].budget, 60);
+  EXPECT_EQ(tunes[0].wall_s, 0);
+  EXPECT_FALSE(tunes[0].has_sweep);
+}
+
+TEST(Report, BaselineColumnsComeFromTheSameWorkloadsRowsThatRan) {
+  RunRecord seq = Sample(), ovl = Sample(), other = Sample(), row = Sample(), failed = Sample();
+  seq.policy = "sequential";
+  seq.t_total = Summarize({20});
+  ovl.policy = "overlap";
+  ovl.t_total = Summarize({16});
+  other.policy = "overlap";
+  other.bytes = 1024;  // another workload
+  other.t_total = Summarize({1});
+  row.t_total = Summarize({12});
+  row.has_vs_sequential = false;
+  SetBaselineColumns(&row, {seq, other, ovl});
+  EXPECT_TRUE(row.has_vs_sequential);
+  EXPECT_DOUBLE_EQ(row.vs_sequential, -0.4);
+  EXPECT_TRUE(row.has_vs_overlap);
+  EXPECT_DOUBLE_EQ(row.vs_overlap, -0.25);
+  failed.status = "error";
+  failed.has_vs_sequential = false;
+  SetBaselineColumns(&failed, {seq, ovl});
+  EXPECT_FALSE(failed.has_vs_sequential);
+  EXPECT_FALSE(failed.has_vs_overlap);
+  RunRecord none = Sample();
+  none.has_vs_sequential = false;
+  seq.status = "skipped";
+  SetBaselineColumns(&none, {seq});
+  EXPECT_FALSE(none.has_vs_sequential);
 }
 
 TEST(Report, JsonRoundTrip) {

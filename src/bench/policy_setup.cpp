@@ -1,0 +1,165 @@
+// Per policy: the compute side (pad from the occupancy model checked against the runtime, SM
+// target, green context) and the communication backend (today NCCL: the base communicator or one
+// with a CTA cap, created once per cap). The compute kernels and the collective are launched
+// from here (Compute, Communicate), so a new backend is one case in SetupComm and Communicate.
+#include <algorithm>
+
+#include "../runtime/checks.h"
+#include "corun/occupancy.h"
+#include "rank.h"
+
+namespace corun {
+
+// A fresh NCCL unique id from rank 0 to every rank, over the base communicator. Two agreed
+// steps: rank 0 making the id (and each rank its buffer), then the broadcast itself.
+Status Rank::BroadcastId(ncclUniqueId* id) {
+  void* buf = nullptr;
+  Status s = Agreed("unique_id", [&]() -> Status {
+    if (rank_ == 0) NCCLCHECK(ncclGetUniqueId(id));
+    CUDACHECK(cudaMalloc(&buf, sizeof(*id)));
+    return Status::Ok();
+  });
+  if (s.ok())
+    s = Agreed("broadcast", [&]() -> Status {
+      CUDACHECK(cudaMemcpyAsync(buf, id, sizeof(*id), cudaMemcpyHostToDevice, comm_lo_));
+      NCCLCHECK(ncclBroadcast(buf, buf, sizeof(*id), ncclUint8, 0, base_.get(), comm_lo_));
+      CUDACHECK(cudaMemcpyAsync(id, buf, sizeof(*id), cudaMemcpyDeviceToHost, comm_lo_));
+      CUDACHECK(cudaStreamSynchronize(comm_lo_));
+      return Status::Ok();
+    });
+  if (buf) cudaFree(buf);
+  return s;
+}
+
+// The communicator with a CTA cap, created once per cap; kept only when every rank has it.
+Status Rank::CommWithCtas(int ctas, Comm** out) {
+  auto it = cta_comms_.find(ctas);
+  if (it == cta_comms_.end()) {
+    ncclUniqueId id{};
+    CORUN_CHECK(BroadcastId(&id));
+    auto c = std::make_unique<Comm>();
+    CORUN_CHECK(Agreed("ncclctas", [&] { return c->Init(id, sh_.nranks, rank_, CommConfig{ctas}); }));
+    it = cta_comms_.emplace(ctas, std::move(c)).first;
+  }
+  *out = it->second.get();
+  return Status::Ok();
+}
+
+// The probe's replay agreement: a rank whose capture failed (or that is told to fail, as a test)
+// keeps every rank from replaying.
+Comm::ProbeAgreeFn Rank::ProbeAgreement(const std::string& step) {
+  return [this, step](bool ok_here, bool* all_ok) -> Status {
+    if (sh_.inject.Hits(rank_, step)) ok_here = false;
+    int worst = 0;
+    CORUN_CHECK(Barrier(ok_here ? 0 : rank_ + 1, &worst));
+    *all_ok = worst == 0;
+    return Status::Ok();
+  };
+}
+
+// Own GEMM: the pad that caps its residency (shape:K, shape:NK, shape:auto), checked against
+// cudaOccupancyMaxActiveBlocksPerMultiprocessor.
+Status Rank::SetupShape(const Workload& w, const Policy& p, PolicyCtx* c) {
+  std::optional<size_t> pad;
+  if (p.shape == ShapeMode::kAuto) {
+    if (!comm_fp_known_) CORUN_FAIL("shape:auto needs the communication kernel's footprint (probe failed)");
+    auto k = AutoCap(info_.limits, comp_fp_, comm_fp_);
+    if (!k) CORUN_FAIL("shape:auto: no cap leaves room for a communication CTA");
+    pad = PadForCap(info_.limits, comp_fp_, *k);
+    c->note = "auto cap " + std::to_string(*k);
+  } else {
+    pad = ShapePad(p, info_.limits, comp_fp_);  // the same rule the interposer applies
+  }
+  if (!pad) CORUN_FAIL("policy " + p.Name() + ": the pad would exceed the per-block shared-memory limit");
+  c->pad = *pad;
+  KernelFootprint padded = comp_fp_;
+  padded.dynamic_smem += c->pad;
+  const int model = ResidentBlocks(info_.limits, padded).blocks;
+  int rt = 0;
+  CORUN_CHECK(TiledGemm::RuntimeOccupancy(w.tile, c->pad, &rt));
+  c->blocks = rt;
+  if (rt != model) c->note += (c->note.empty() ? "" : "; ") + std::string("model said ") + std::to_string(model) + " blocks/SM";
+  return Status::Ok();
+}
+
+// The communication backend of the policy.
+Status Rank::SetupComm(const Workload& w, const Policy& p, PolicyCtx* c) {
+  c->backend = CommBackend::kNccl;
+  c->comm = &base_;
+  c->comm_ctas = comm_fp_known_ ? comm_ctas_ : 0;
+  if (p.ncclctas > 0) {
+    CORUN_CHECK(CommWithCtas(p.ncclctas, &c->comm));
+    // What NCCL actually launches under the cap (unknown when the probe fails: not an error).
+    c->comm_ctas = 0;
+    if (!sh_.external_probes && o_.probe_comm) {
+      KernelFootprint fp;
+      int ctas = 0;
+      std::string name;
+      const Status ps = c->comm->ProbeKernel(w.coll, send_, recv_, cshape_.count, dtype_, comm_lo_, &fp, &ctas, &name,
+                                             ProbeAgreement("ncclctas_probe"));
+      int worst = 0;
+      CORUN_CHECK(Barrier(ps.ok() ? 0 : rank_ + 1, &worst));
+      if (worst == 0) c->comm_ctas = ctas;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Rank::SetupGreen(const Policy& p, PolicyCtx* c) {
+  auto& g = greens_[p.greenctx];
+  if (!g) {
+    g = std::make_unique<GreenSplit>();
+    Status s = g->Create(device_, p.greenctx);
+    if (!s.ok()) {
+      greens_.erase(p.greenctx);
+      return s.At(__FILE__, __LINE__);
+    }
+  }
+  c->cs = g->compute_stream();
+  c->compute_sms = g->compute_sms();
+  c->note += (c->note.empty() ? "" : "; ") + std::string("compute on ") + std::to_string(g->compute_sms()) +
+             " SMs (green ctx), NCCL on the primary ctx";
+  return Status::Ok();
+}
+
+// Every step that can fail on one rank is agreed before and after (corun/agree.h), so a failure
+// anywhere ends the set-up on every rank, with the reason on the failing one.
+Status Rank::SetupPolicy(const Workload& w, const Policy& p, PolicyCtx* c) {
+  c->cs = comp_;
+  c->ms = p.comm_priority ? comm_hi_ : comm_lo_;
+  c->compute_sms = info_.sms;
+  CORUN_CHECK(Agreed("shape", [&] { return w.own ? SetupShape(w, p, c) : Status::Ok(); }));
+  CORUN_CHECK(Agreed("smtarget", [&]() -> Status {
+    if (p.smtarget_auto && !comm_fp_known_)
+      CORUN_FAIL("smtarget:auto needs the number of CTAs NCCL launches (probe failed)");
+    c->smtarget = SmTargetFor(p, info_.sms, comm_ctas_);  // the rule the interposer applies
+    if (!c->smtarget) return Status::Ok();
+    c->compute_sms = c->smtarget;
+    // cuBLASLt plans for a target on first use: do it here, where a failure is agreed.
+    CORUN_CHECK(Compute(w, *c, comp_));
+    CUDACHECK(cudaStreamSynchronize(comp_));
+    return Status::Ok();
+  }));
+  CORUN_CHECK(SetupComm(w, p, c));
+  if (p.greenctx > 0) CORUN_CHECK(Agreed("greenctx", [&] { return SetupGreen(p, c); }));
+  return Status::Ok();
+}
+
+Status Rank::Compute(const Workload& w, const PolicyCtx& c, cudaStream_t s) {
+  for (int r = 0; r < o_.gemms_per_step; ++r) {
+    if (w.own)
+      CORUN_CHECK(TiledGemm::Launch(w.tile, a_, b_, c_, w.g[0], w.g[1], w.g[2], c.pad, s));
+    else
+      CORUN_CHECK(lts_[w.g]->Run(a_, b_, c_, c.smtarget, s));
+  }
+  return Status::Ok();
+}
+
+Status Rank::Communicate(const Workload& w, const PolicyCtx& c, cudaStream_t s) {
+  switch (c.backend) {
+    case CommBackend::kNccl: return c.comm->Run(w.coll, send_, recv_, cshape_.count, dtype_, s);
+  }
+  CORUN_FAIL("unknown communication backend");
+}
+
+}  // namespace corun

@@ -1,0 +1,119 @@
+// corun tune on one workload: the search (core/tune.cpp) fed with measured policies and, with
+// --sweep, the exhaustive sweep for comparison. Every rank runs its own Tuner: the timings it is
+// fed are the rank maxima (identical everywhere) and every status is agreed, so all ranks propose
+// the same candidates in the same order without further coordination.
+#include <algorithm>
+#include <cstdio>
+
+#include "rank.h"
+
+namespace corun {
+namespace {
+
+void PrintTuneSummary(const TuneSummary& ts) {
+  std::printf("# tuned: %s  %.3f ms (overlap %.3f ms); %.1f s wall of a %.1f s budget (sweep estimated %.1f s); "
+              "%d timed reps (sweep: %d); %s\n",
+              ts.policy.c_str(), ts.t_ms, ts.overlap_ms, ts.wall_s, ts.budget_s, ts.sweep_wall_s_estimate, ts.trials,
+              ts.sweep_trials, ts.stop.c_str());
+  if (ts.has_sweep && ts.tuned_in_sweep_ms > 0)
+    std::printf("# sweep: best %s %.3f ms; tuned policy in the sweep %.3f ms (%+.1f%%); overlap %.3f ms; %.1f s wall\n",
+                ts.sweep_best_policy.c_str(), ts.sweep_best_ms, ts.tuned_in_sweep_ms,
+                100 * RelativeChange(ts.tuned_in_sweep_ms, ts.sweep_best_ms), ts.overlap_in_sweep_ms, ts.sweep_wall_s);
+  else if (ts.has_sweep)
+    std::printf("# sweep: best %s %.3f ms; the tuned policy did not run in the sweep; overlap %.3f ms; %.1f s wall\n",
+                ts.sweep_best_policy.c_str(), ts.sweep_best_ms, ts.overlap_in_sweep_ms, ts.sweep_wall_s);
+}
+
+}  // namespace
+
+// One measured candidate of the search or the sweep, shown as a row tagged "tune" or "sweep".
+Status Rank::TuneRun(const Workload& w, const RunRecord& proto, const Policy& p, int reps, const std::string& tag,
+                     RowSink* rows, RunRecord* out) {
+  RunRecord rec = proto;
+  rec.policy = p.Name();
+  if (rank_ == 0) {
+    std::lock_guard<std::mutex> l(sh_.mu);
+    ++sh_.total_runs;  // the search decides as it goes: count as we go
+  }
+  Progress(WorkloadKey(rec) + " : " + tag + " " + rec.policy + " x" + std::to_string(reps));
+  CORUN_CHECK(RunPolicy(w, p, &rec, reps));
+  rec.note = tag + (rec.note.empty() ? "" : "; " + rec.note);
+  rows->Emit(rec);
+  *out = rec;
+  return Status::Ok();
+}
+
+// The exhaustive sweep, in the same process: every candidate with -n repetitions (and the tuned
+// policy, should the space not hold it).
+Status Rank::TuneSweep(const Workload& w, const RunRecord& proto, std::vector<Policy> sweep, RowSink* rows,
+                       TuneSummary* ts) {
+  Policy tuned;
+  ParsePolicy(ts->policy, &tuned);
+  if (std::find(sweep.begin(), sweep.end(), tuned) == sweep.end()) sweep.push_back(tuned);
+  ts->has_sweep = true;
+  for (const Policy& p : sweep) {
+    RunRecord rec;
+    CORUN_CHECK(TuneRun(w, proto, p, o_.reps, "sweep", rows, &rec));
+    ts->sweep_wall_s += rec.wall_s;
+    if (rec.status != "ok") continue;
+    if (ts->sweep_best_policy.empty() || rec.t_total.median < ts->sweep_best_ms) {
+      ts->sweep_best_ms = rec.t_total.median;
+      ts->sweep_best_policy = rec.policy;
+    }
+    if (rec.policy == ts->policy) ts->tuned_in_sweep_ms = rec.t_total.median;
+    if (rec.policy == "overlap") ts->overlap_in_sweep_ms = rec.t_total.median;
+  }
+  return Status::Ok();
+}
+
+Status Rank::TuneWorkload(const Workload& w, const RunRecord& proto, RowSink* rows) {
+  SearchSpace sp;
+  sp.own_gemm = w.own;
+  sp.natural_blocks = plan_.natural_blocks;
+  if (w.own && comm_fp_known_)
+    if (auto k = AutoCap(info_.limits, comp_fp_, comm_fp_)) sp.auto_cap = *k;
+  sp.num_sms = info_.sms;
+  sp.nccl_ctas = comm_fp_known_ ? comm_ctas_ : 0;
+  const std::vector<Policy> full = FullSpace(sp);
+  TuneOptions topt;
+  topt.budget_fraction = o_.tune_budget;  // of the sweep's wall time, every phase counted
+  topt.sweep_reps = o_.reps;
+  Tuner tuner(sp, topt);
+  for (std::vector<Request> batch = tuner.Next(); !batch.empty(); batch = tuner.Next()) {
+    for (const Request& r : batch) {
+      RunRecord rec;
+      CORUN_CHECK(TuneRun(w, proto, r.policy, r.reps, "tune", rows, &rec));
+      // Wall times are rank maxima (identical on every rank, as the timings are).
+      const RunCost cost{rec.wall_s, rec.timed_wall_s};
+      if (rec.status == "ok")
+        tuner.Report(r.policy, rec.samples, cost);
+      else
+        tuner.Reject(r.policy, cost);
+    }
+  }
+  const Measured* best = tuner.Best();
+  const Measured* base = tuner.Baseline();
+  if (!best) CORUN_FAIL("corun tune: no candidate could run for " + WorkloadKey(proto));
+  TuneSummary ts;
+  ts.workload = WorkloadKey(proto);
+  ts.policy = best->policy.Name();
+  ts.t_ms = best->summary.median;
+  ts.overlap_ms = base ? base->summary.median : 0;
+  ts.trials = tuner.trials();
+  ts.budget = topt.budget_trials;
+  ts.sweep_trials = static_cast<int>(full.size()) * o_.reps;
+  ts.candidates = static_cast<int>(tuner.All().size());
+  ts.stop = tuner.Why();
+  ts.wall_s = tuner.wall_s();
+  ts.budget_s = tuner.BudgetS();
+  ts.sweep_wall_s_estimate = tuner.SweepWallEstimate();
+  if (o_.tune_sweep) CORUN_CHECK(TuneSweep(w, proto, full, rows, &ts));
+  if (rank_ == 0) {
+    PrintTuneSummary(ts);
+    std::lock_guard<std::mutex> l(sh_.mu);
+    sh_.tunes.push_back(ts);
+  }
+  return Status::Ok();
+}
+
+}  // namespace corun
