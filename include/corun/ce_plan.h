@@ -13,8 +13,8 @@
 //  - All-gather step: rank p pushes its reduced slice to every peer's output on lane Lane(q) and
 //    writes q to the peer's ag_ready[p][Lane(q)]; the caller's stream waits for the last q of
 //    every lane of every peer.
-// Flags live in pinned host memory mapped into every GPU: a host store releases any wait, which
-// is how Abort() ends a collective whose peer died (ReleaseValue satisfies every pending wait).
+// Flags live in each rank's device memory (written by peers with 4-byte copies, as NCCL's CE
+// path does); Abort() overwrites them with ReleaseValue, which satisfies every pending wait.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -82,7 +82,7 @@ struct CePeerCaps {
 struct CeCaps {
   int nranks = 0;
   bool stream_mem_ops = true;   // CAN_USE_STREAM_MEM_OPS
-  bool mapped_host = true;      // pinned host memory mapped into the device (flags)
+  bool mapped_host = true;      // pinned host memory mapped into the device (kept for other users)
   uint64_t free_bytes = 0;      // device memory free at creation
   uint64_t staging_bytes = 0;   // what the staging needs
   std::vector<CePeerCaps> peers;  // one per other rank

@@ -51,7 +51,10 @@ CeComm::~CeComm() {
   if (ev_batch_) cudaEventDestroy(ev_batch_);
   if (rs_staging_) cudaFree(rs_staging_);
   if (ag_staging_) cudaFree(ag_staging_);
-  if (flags_) cudaFreeHost(flags_);
+  if (flags_) cudaFree(flags_);
+  if (outbox_) cudaFree(outbox_);
+  if (abort_stream_) cudaStreamDestroy(abort_stream_);
+  if (release_host_) cudaFreeHost(release_host_);
 }
 
 char* CeComm::Slot(char* staging, uint32_t q, int row) const {
@@ -72,14 +75,9 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CeCaps caps;
   caps.nranks = nranks_;
   const DriverTable& d = Driver();
+  // The v2 memory operations are always there since CUDA 12 (the *_V1 attributes describe the
+  // deprecated v1 API and read 0 there): the entry points decide.
   caps.stream_mem_ops = d.cuStreamWriteValue32 && d.cuStreamWaitValue32 && d.cuStreamBatchMemOp;
-  if (caps.stream_mem_ops && d.cuDeviceGet && d.cuDeviceGetAttribute) {
-    CUdevice dev;
-    int v = 1;
-    if (d.cuDeviceGet(&dev, device_) == CUDA_SUCCESS &&
-        d.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_MEM_OPS_V1, dev) == CUDA_SUCCESS && v == 0)
-      caps.stream_mem_ops = false;
-  }
   int maph = 0;
   CUDACHECK(cudaDeviceGetAttribute(&maph, cudaDevAttrCanMapHostMemory, device_));
   caps.mapped_host = maph != 0;
@@ -94,12 +92,13 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   if (local_ok) {
     const size_t half = caps.staging_bytes / 2;
     if (cudaMalloc(&rs_staging_, half) != cudaSuccess || cudaMalloc(&ag_staging_, half) != cudaSuccess ||
-        cudaHostAlloc(reinterpret_cast<void**>(&flags_), FlagWords() * sizeof(uint32_t),
-                      cudaHostAllocPortable | cudaHostAllocMapped) != cudaSuccess) {
+        cudaMalloc(reinterpret_cast<void**>(&flags_), FlagWords() * sizeof(uint32_t)) != cudaSuccess ||
+        cudaMalloc(reinterpret_cast<void**>(&outbox_), kOutboxWords * sizeof(uint32_t)) != cudaSuccess) {
       (void)cudaGetLastError();
       local_ok = false;
     } else {
-      std::memset(flags_, 0, FlagWords() * sizeof(uint32_t));
+      CUDACHECK(cudaMemset(flags_, 0, FlagWords() * sizeof(uint32_t)));
+      CUDACHECK(cudaMemset(outbox_, 0, kOutboxWords * sizeof(uint32_t)));
     }
   }
   Desc mine;
@@ -178,6 +177,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
   CUDACHECK(cudaStreamCreateWithPriority(&reduce_, cudaStreamNonBlocking, hi));
   CUDACHECK(cudaStreamCreateWithFlags(&unpack_, cudaStreamNonBlocking));
+  CUDACHECK(cudaStreamCreateWithPriority(&abort_stream_, cudaStreamNonBlocking, hi));
+  CUDACHECK(cudaHostAlloc(reinterpret_cast<void**>(&release_host_), FlagWords() * sizeof(uint32_t), cudaHostAllocPortable));
   rs_lanes_.resize(cfg_.lanes);
   ag_lanes_.resize(cfg_.lanes);
   for (auto& st : rs_lanes_) CUDACHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
@@ -218,26 +219,28 @@ Status CeComm::Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint
   return Status::Ok();
 }
 
-Status CeComm::Write(cudaStream_t st, uint32_t* addr, uint32_t v) {
-  // Default flags: a fence orders the stream's earlier copies before the flag.
-  CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(addr), v, 0));
+Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
+  // As NCCL's copy-engine path: the value goes to a local word by a stream write, then a 4-byte
+  // copy carries it to the peer's flag; the stream orders it after the data copies before it.
+  uint32_t* box = outbox_ + outbox;
+  CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(box), v, 0));
+  CUDACHECK(cudaMemcpyAsync(addr, box, sizeof(uint32_t), cudaMemcpyDeviceToDevice, st));
   return Status::Ok();
 }
 
 void CeComm::Abort() {
-  aborted_ = true;
-  if (!flags_) return;
+  if (aborted_.exchange(true) || !flags_ || !abort_stream_) return;
+  // Every wait is on a local flag in device memory: overwrite them with a value that satisfies
+  // all pending waits, on a stream of its own (no CE stream is needed for it to run).
   const uint32_t v = CeReleaseValue(seq_);
-  auto release = [&](uint32_t* f) {
-    if (!f) return;
-    volatile uint32_t* w = f;
-    for (size_t i = 0; i < FlagWords(); ++i) w[i] = v;
-  };
-  release(flags_);
-  // In one process the peers' waits on this rank are released too (their flags are host memory here).
+  for (size_t i = 0; i < FlagWords(); ++i) release_host_[i] = v;
+  cudaSetDevice(device_);
+  cudaMemcpyAsync(flags_, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
+  // In one process the peers' waits on this rank are released too.
   for (const Peer& p : peers_)
-    if (p.rank != rank_) release(p.flags);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (p.rank != rank_ && p.flags)
+      cudaMemcpyAsync(p.flags, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
+  cudaStreamSynchronize(abort_stream_);
 }
 
 Status CeComm::CheckError() const {
@@ -347,7 +350,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       if (src.bytes)
         CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].ag_staging, q, CePeerIndex(r, p)), src.src, src.bytes,
                                   cudaMemcpyDeviceToDevice, st));
-      CORUN_CHECK(Write(st, AgReady(peers_[p].flags, r, lane), q));
+      CORUN_CHECK(Write(st, L + lane, AgReady(peers_[p].flags, r, lane), q));
     }
     return Status::Ok();
   };
@@ -365,7 +368,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
         if (part.bytes)
           CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].rs_staging, q, CePeerIndex(r, p)), part.src, part.bytes,
                                     cudaMemcpyDeviceToDevice, st));
-        CORUN_CHECK(Write(st, RsReady(peers_[p].flags, r, lane), q));
+        CORUN_CHECK(Write(st, lane, RsReady(peers_[p].flags, r, lane), q));
       }
     }
     for (const auto& b : CeBatches(n, std::min(cfg_.batch, kCeMaxBatch), S)) {
@@ -389,7 +392,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       }
       CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_));
       for (int p = 0; p < R; ++p)
-        if (p != r) CORUN_CHECK(Write(reduce_, RsFree(peers_[p].flags, r), Q(b.second - 1)));
+        if (p != r) CORUN_CHECK(Write(reduce_, 2 * L, RsFree(peers_[p].flags, r), Q(b.second - 1)));
       if (has_ag) {
         CUDACHECK(cudaEventRecord(ev_batch_, reduce_));
         for (auto st : ag_lanes_) CUDACHECK(cudaStreamWaitEvent(st, ev_batch_, 0));
@@ -420,7 +423,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
                                     cudaMemcpyDeviceToDevice, unpack_));
       }
       for (int j = 0; j < R; ++j)
-        if (j != r) CORUN_CHECK(Write(unpack_, AgFree(peers_[j].flags, r), q));
+        if (j != r) CORUN_CHECK(Write(unpack_, 2 * L + 1, AgFree(peers_[j].flags, r), q));
     }
   }
 

@@ -8,13 +8,14 @@
 // using NCCL. Calls take the same arguments as ncclAllReduce / ncclReduceScatter / ncclAllGather
 // (sum only) and are stream-ordered on the caller's stream like them.
 //
-// No hang: every wait is on a flag in pinned host memory. Abort() (or AbortAllCeComms(), for a
-// watchdog) stores a value that satisfies every pending wait, so the streams drain; the result is
-// then garbage and every later call and CheckError() report the abort.
+// No hang: every wait is on a local flag in device memory. Abort() (or AbortAllCeComms(), for a
+// watchdog, before it aborts NCCL) copies a value that satisfies every pending wait into the
+// flags on a stream of its own, so the streams drain; the result is then garbage and every later
+// call and CheckError() report the abort.
 //
-// Streams: each rank uses 2 * lanes + 2 streams of its own; keep CUDA_DEVICE_MAX_CONNECTIONS at
-// least that plus the caller's streams (the default 8 is enough for lanes = 2) so that a stream
-// wait never blocks an unrelated stream sharing its hardware queue.
+// Streams: each rank uses 2 * lanes + 3 streams of its own; set CUDA_DEVICE_MAX_CONNECTIONS to at
+// least that plus the caller's and NCCL's streams (32 is safe) so that a stream wait never blocks
+// an unrelated stream sharing its hardware queue (the abort's copy above all).
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -63,7 +64,7 @@ class CeComm {
     int rank = 0;
     char* rs_staging = nullptr;  // its staging (reduce-scatter rows), mapped here
     char* ag_staging = nullptr;  // its staging (all-gather rows)
-    uint32_t* flags = nullptr;   // its flag block (pinned host, mapped)
+    uint32_t* flags = nullptr;   // its flag block (device memory, peer-mapped)
   };
   // Flag block layout (uint32 words) of one rank.
   uint32_t* RsReady(uint32_t* f, int src, int lane) const { return f + src * cfg_.lanes + lane; }
@@ -76,7 +77,8 @@ class CeComm {
   enum class Kind { kAllReduce, kReduceScatter, kAllGather };
   Status Launch(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
   Status Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits);
-  Status Write(cudaStream_t st, uint32_t* addr, uint32_t v);
+  Status Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v);
+  static constexpr int kOutboxWords = 2 * 8 + 2;  // one per signalling stream (lanes <= 8)
 
   CeConfig cfg_;
   bool usable_ = false;
@@ -85,7 +87,10 @@ class CeComm {
   uint64_t slot_bytes_ = 0;
   char* rs_staging_ = nullptr;  // slots x (nranks - 1) rows of slot_bytes_
   char* ag_staging_ = nullptr;
-  uint32_t* flags_ = nullptr;   // pinned host, mapped (UVA: same address on every device)
+  uint32_t* flags_ = nullptr;   // device memory; peers write it by 4-byte copies
+  uint32_t* outbox_ = nullptr;  // device words the signals are copied from
+  uint32_t* release_host_ = nullptr;  // pinned, the abort's release values
+  cudaStream_t abort_stream_ = nullptr;
   std::vector<Peer> peers_;     // indexed by rank; peers_[rank_] unused
   cudaStream_t reduce_ = nullptr, unpack_ = nullptr;
   std::vector<cudaStream_t> rs_lanes_, ag_lanes_;
