@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <condition_variable>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -28,6 +30,25 @@ struct Desc {
 };
 
 CUdeviceptr Dev(const uint32_t* p) { return reinterpret_cast<CUdeviceptr>(p); }
+
+// Host barrier of the ranks of one communicator living in this process (threads), keyed by a
+// value every rank knows. Peer access is enabled between two of these: enabling it while a peer
+// already runs the next NCCL kernel (which waits for this rank) can block both.
+void ProcessBarrier(uint64_t key, int n) {
+  static std::mutex mu;
+  static std::condition_variable cv;
+  static std::map<uint64_t, std::pair<int, int>> state;  // key -> (arrived, generation)
+  std::unique_lock<std::mutex> l(mu);
+  auto& st = state[key];
+  const int gen = st.second;
+  if (++st.first == n) {
+    st.first = 0;
+    ++st.second;
+    cv.notify_all();
+  } else {
+    cv.wait(l, [&] { return state[key].second != gen; });
+  }
+}
 
 }  // namespace
 
@@ -139,9 +160,19 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   if (why.empty() && !local_ok) why = "unsupported: staging or flag allocation refused";
   for (int p = 0; p < nranks_ && why.empty(); ++p)
     if (!all[p].local_ok) why = "unsupported: rank " + std::to_string(p) + " cannot allocate its staging";
-  if (why.empty()) {
-    for (int p = 0; p < nranks_; ++p) {
+  // Peer access, where every rank lives in this process and could allocate (the same condition on
+  // every rank, so all of them reach both barriers): no NCCL kernel of this communicator is in
+  // flight between the barriers.
+  bool all_here = true;
+  for (int p = 0; p < nranks_; ++p) all_here &= all[p].pid == mine.pid && all[p].local_ok;
+  if (all_here && nranks_ >= 2 && nranks_ <= kCeMaxRanks) {
+    const uint64_t key = all[0].flags;
+    ProcessBarrier(key, nranks_);
+    for (int p = 0; p < nranks_ && why.empty(); ++p) {
       if (p == rank_) continue;
+      int can = 0;
+      CUDACHECK(cudaDeviceCanAccessPeer(&can, device_, all[p].device));
+      if (!can) continue;
       const cudaError_t e = cudaDeviceEnablePeerAccess(all[p].device, 0);
       if (e == cudaErrorPeerAccessAlreadyEnabled) {
         (void)cudaGetLastError();
@@ -150,6 +181,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
         why = std::string("unsupported: peer access to rank ") + std::to_string(p) + " refused: " + cudaGetErrorString(e);
       }
     }
+    ProcessBarrier(key, nranks_);
   }
 
   // Every rank takes the CE path or none does.
