@@ -22,7 +22,11 @@ namespace corun {
   X(cuGreenCtxCreate, "cuGreenCtxCreate", 12040)                       \
   X(cuGreenCtxDestroy, "cuGreenCtxDestroy", 12040)                     \
   X(cuGreenCtxStreamCreate, "cuGreenCtxStreamCreate", 12050)           \
-  X(cuCtxFromGreenCtx, "cuCtxFromGreenCtx", 12040)
+  X(cuCtxFromGreenCtx, "cuCtxFromGreenCtx", 12040)                     \
+  X(cuDeviceGetAttribute, "cuDeviceGetAttribute", 2000)                \
+  X(cuStreamWriteValue32, "cuStreamWriteValue32", 12000)               \
+  X(cuStreamWaitValue32, "cuStreamWaitValue32", 12000)                 \
+  X(cuStreamBatchMemOp, "cuStreamBatchMemOp", 12000)
 
 struct DriverTable {
 #define CORUN_DRIVER_FIELD(name, symbol, ver) decltype(&::name) name = nullptr;

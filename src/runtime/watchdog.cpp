@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "ce_comm.h"
 #include "comm.h"
 
 namespace corun {
@@ -53,7 +54,11 @@ void Watchdog::Loop() {
       std::fflush(stderr);
       l.unlock();
       // Abort can itself block on a wedged GPU: give it a bounded time, then leave regardless.
-      std::thread([] { AbortAllComms(); }).detach();
+      // Copy-engine waits first (they hold streams NCCL teardown may wait on), then NCCL.
+      std::thread([] {
+        AbortAllCeComms();
+        AbortAllComms();
+      }).detach();
       std::this_thread::sleep_for(std::chrono::seconds(grace_s_));
       _exit(kExitHang);
     }

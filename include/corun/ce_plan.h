@@ -1,0 +1,101 @@
+// Copy-engine (CE) collectives, host-only part: the chunk plan, the slot/lane/sequence rules of
+// the flag protocol, and the decision whether the CE path may serve a call (else NCCL does).
+//
+// Protocol (one communicator, R ranks, S staging slots, L copy lanes). Every chunk of every call
+// gets the next sequence number q (1, 2, ...; all ranks issue the same calls, so they agree).
+//  - Reduce-scatter step: rank r pushes slice p of chunk q into rank p's staging slot
+//    Slot(q) (row PeerIndex(p, r)) on copy lane Lane(q), then writes q to p's flag
+//    rs_ready[r][Lane(q)]. One lane is one stream, so a lane flag only grows and "wait >= q" on it
+//    is exact even though lanes finish out of order.
+//  - Rank p waits rs_ready[*][lane] >= q (stream wait, no SM), reduces a batch of chunks in one
+//    kernel, then writes the last reduced q to every source's rs_free[p]: the slot may be reused.
+//    A source waits rs_free[p] >= FreeWaitValue(q) before it overwrites Slot(q) with chunk q.
+//  - All-gather step: rank p pushes its reduced slice to every peer's output on lane Lane(q) and
+//    writes q to the peer's ag_ready[p][Lane(q)]; the caller's stream waits for the last q of
+//    every lane of every peer.
+// Flags live in each rank's device memory (written by peers with 4-byte copies, as NCCL's CE
+// path does); Abort() overwrites them with ReleaseValue, which satisfies every pending wait.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace corun {
+
+enum class CeOp { kAllReduce, kReduceScatter, kAllGather };
+const char* CeOpName(CeOp op);
+
+struct CeConfig {
+  uint64_t chunk_bytes = 16ull << 20;  // per call, the data is moved in chunks of this many bytes
+  int slots = 8;                       // staging slots per peer (chunks in flight)
+  int lanes = 2;                       // copy streams (lanes) for pushes; as many again for the all-gather
+  int batch = 4;                       // chunks reduced by one kernel
+  uint64_t min_bytes = 0;              // calls smaller than this go to NCCL
+};
+
+// A contiguous range of elements.
+struct CeRange {
+  uint64_t first = 0, count = 0;
+};
+
+// Elements per slice alignment: slices start on 16-byte boundaries (vector loads), whatever the
+// element size; an odd total only makes the last slice of the last chunk short (or empty).
+uint64_t CeAlignElems(int elem_bytes);
+
+// The chunks of a `count`-element range with at most `chunk_elems` elements each (the last one
+// shorter); chunk_elems is rounded down to a multiple of nranks * CeAlignElems.
+std::vector<CeRange> CeChunks(uint64_t count, uint64_t chunk_elems, int nranks, int elem_bytes);
+
+// Slice j of a chunk of `count` elements split over nranks: aligned, the last slices take the
+// remainder (possibly empty). Offsets are relative to the chunk's first element.
+CeRange CeSlice(uint64_t count, int nranks, int j, int elem_bytes);
+
+// Largest slice of any chunk: the staging slot size in elements.
+uint64_t CeSliceCapacity(uint64_t chunk_elems, int nranks, int elem_bytes);
+
+// Protocol indexes (q >= 1).
+inline int CeSlot(uint32_t q, int slots) { return static_cast<int>(q % static_cast<uint32_t>(slots)); }
+inline int CeLane(uint32_t q, int lanes) { return static_cast<int>(q % static_cast<uint32_t>(lanes)); }
+// Row of source `src` in the staging of rank `dst` (its own row does not exist).
+inline int CePeerIndex(int src, int dst) { return src < dst ? src : src - 1; }
+// Before writing chunk q into a slot, its previous user (chunk q - slots) must be consumed;
+// 0 = no wait needed (the slot was never used).
+inline uint32_t CeFreeWaitValue(uint32_t q, int slots) {
+  return q > static_cast<uint32_t>(slots) ? q - static_cast<uint32_t>(slots) : 0;
+}
+// Value that satisfies every wait (GEQ, wrap-aware) issued up to sequence `seq` and beyond.
+inline uint32_t CeReleaseValue(uint32_t seq) { return seq + (1u << 30); }
+// Last sequence number of each lane among chunks [q_first, q_last] (0 = lane unused).
+std::vector<uint32_t> CeLastPerLane(uint32_t q_first, uint32_t q_last, int lanes);
+
+// Batches: consecutive chunk indexes [begin, end) reduced by one kernel. Never more than half the
+// slots, so the pushes of the next batch proceed while one is being reduced.
+std::vector<std::pair<int, int>> CeBatches(int nchunks, int batch, int slots);
+
+// What one rank knows about itself and its peers, for the fallback decision.
+struct CePeerCaps {
+  bool same_process = true;
+  bool can_access_peer = true;  // cudaDeviceCanAccessPeer both ways
+  bool nvlink = true;           // linked by NVLink (not PCIe)
+  bool ipc_ok = true;           // IPC handles opened (other process)
+};
+struct CeCaps {
+  int nranks = 0;
+  bool stream_mem_ops = true;   // CAN_USE_STREAM_MEM_OPS
+  bool mapped_host = true;      // pinned host memory mapped into the device (kept for other users)
+  uint64_t free_bytes = 0;      // device memory free at creation
+  uint64_t staging_bytes = 0;   // what the staging needs
+  std::vector<CePeerCaps> peers;  // one per other rank
+};
+// Empty string = usable; else "unsupported: <reason>".
+std::string CeCommDecision(const CeCaps& caps);
+// Per call: dtype by name ("bf16", "fp32"), op by name ("sum"), size; empty = the CE path serves it.
+std::string CeCallDecision(const std::string& dtype, const std::string& op, uint64_t bytes, const CeConfig& cfg);
+// Checks a configuration; empty = fine, else names the bad field.
+std::string CeConfigError(const CeConfig& cfg);
+// Bytes of one staging slot (one slice of a chunk, any element size), 256-byte aligned.
+uint64_t CeSlotBytes(const CeConfig& cfg, int nranks);
+// Staging bytes one rank allocates: slots x (nranks - 1) slices, for the reduce-scatter rows.
+uint64_t CeStagingBytes(const CeConfig& cfg, int nranks);
+
+}  // namespace corun

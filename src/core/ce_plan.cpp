@@ -1,0 +1,102 @@
+#include "corun/ce_plan.h"
+
+#include <algorithm>
+
+namespace corun {
+
+const char* CeOpName(CeOp op) {
+  switch (op) {
+    case CeOp::kAllReduce: return "allreduce";
+    case CeOp::kReduceScatter: return "reducescatter";
+    case CeOp::kAllGather: return "allgather";
+  }
+  return "?";
+}
+
+uint64_t CeAlignElems(int elem_bytes) { return elem_bytes > 0 && elem_bytes <= 16 ? 16 / elem_bytes : 1; }
+
+std::vector<CeRange> CeChunks(uint64_t count, uint64_t chunk_elems, int nranks, int elem_bytes) {
+  std::vector<CeRange> out;
+  const uint64_t unit = CeAlignElems(elem_bytes) * static_cast<uint64_t>(std::max(nranks, 1));
+  uint64_t c = chunk_elems / unit * unit;
+  if (c == 0) c = unit;
+  for (uint64_t first = 0; first < count; first += c) out.push_back({first, std::min(c, count - first)});
+  return out;
+}
+
+CeRange CeSlice(uint64_t count, int nranks, int j, int elem_bytes) {
+  const uint64_t a = CeAlignElems(elem_bytes);
+  // Per-rank share rounded up to the alignment: every slice but the tail ones is full.
+  const uint64_t per = (count + nranks - 1) / nranks;
+  const uint64_t step = (per + a - 1) / a * a;
+  const uint64_t first = std::min(count, step * static_cast<uint64_t>(j));
+  const uint64_t last = std::min(count, first + step);
+  return {first, last - first};
+}
+
+uint64_t CeSliceCapacity(uint64_t chunk_elems, int nranks, int elem_bytes) {
+  uint64_t cap = 0;
+  for (int j = 0; j < nranks; ++j) cap = std::max(cap, CeSlice(chunk_elems, nranks, j, elem_bytes).count);
+  return cap;
+}
+
+std::vector<uint32_t> CeLastPerLane(uint32_t q_first, uint32_t q_last, int lanes) {
+  std::vector<uint32_t> last(lanes, 0);
+  for (uint64_t q = q_first; q <= q_last; ++q) last[CeLane(static_cast<uint32_t>(q), lanes)] = static_cast<uint32_t>(q);
+  return last;
+}
+
+std::vector<std::pair<int, int>> CeBatches(int nchunks, int batch, int slots) {
+  const int b = std::max(1, std::min(batch, slots / 2));
+  std::vector<std::pair<int, int>> out;
+  for (int i = 0; i < nchunks; i += b) out.emplace_back(i, std::min(nchunks, i + b));
+  return out;
+}
+
+std::string CeCommDecision(const CeCaps& caps) {
+  if (caps.nranks < 2) return "unsupported: a single rank has nothing to move";
+  if (static_cast<int>(caps.peers.size()) != caps.nranks - 1) return "unsupported: peer list incomplete";
+  if (!caps.stream_mem_ops) return "unsupported: device lacks stream memory operations";
+  if (!caps.mapped_host) return "unsupported: pinned host memory cannot be mapped into the device";
+  for (size_t i = 0; i < caps.peers.size(); ++i) {
+    const CePeerCaps& p = caps.peers[i];
+    if (!p.can_access_peer) return "unsupported: no peer access to peer " + std::to_string(i);
+    if (!p.nvlink) return "unsupported: peer " + std::to_string(i) + " not linked by NVLink";
+    if (!p.same_process) return "unsupported: ranks in other processes (cross-process CE path not built yet)";
+    if (!p.ipc_ok) return "unsupported: IPC handle of peer " + std::to_string(i) + " refused";
+  }
+  // Keep a margin: the caller's own buffers come after the staging.
+  if (caps.free_bytes < caps.staging_bytes + (caps.staging_bytes >> 2))
+    return "unsupported: too little device memory for staging (" + std::to_string(caps.staging_bytes >> 20) +
+           " MiB needed, " + std::to_string(caps.free_bytes >> 20) + " MiB free)";
+  return "";
+}
+
+std::string CeCallDecision(const std::string& dtype, const std::string& op, uint64_t bytes, const CeConfig& cfg) {
+  if (dtype != "bf16" && dtype != "fp32") return "unsupported: dtype " + dtype;
+  if (op != "sum") return "unsupported: reduction " + op;
+  if (bytes < cfg.min_bytes)
+    return "unsupported: " + std::to_string(bytes) + " bytes below threshold " + std::to_string(cfg.min_bytes);
+  return "";
+}
+
+std::string CeConfigError(const CeConfig& cfg) {
+  if (cfg.chunk_bytes < 4096) return "chunk_bytes must be at least 4096";
+  if (cfg.slots < 2 || cfg.slots > 64) return "slots must be in [2, 64]";
+  if (cfg.lanes < 1 || cfg.lanes > 8) return "lanes must be in [1, 8]";
+  if (cfg.batch < 1 || cfg.batch > 32) return "batch must be in [1, 32]";
+  return "";
+}
+
+uint64_t CeSlotBytes(const CeConfig& cfg, int nranks) {
+  // Any element size: a slice is ceil(chunk / nranks) rounded up to 16 bytes at most.
+  const uint64_t slice = CeSliceCapacity(cfg.chunk_bytes, std::max(nranks, 1), 1);
+  return (slice + 255) / 256 * 256;
+}
+
+uint64_t CeStagingBytes(const CeConfig& cfg, int nranks) {
+  if (nranks < 2) return 0;
+  return static_cast<uint64_t>(cfg.slots) * (nranks - 1) * CeSlotBytes(cfg, nranks);
+}
+
+}  // namespace corun

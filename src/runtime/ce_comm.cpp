@@ -1,0 +1,471 @@
+#include "ce_comm.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "ce_reduce.h"
+#include "checks.h"
+#include "driver.h"
+
+namespace corun {
+namespace {
+
+std::mutex g_mu;
+std::set<CeComm*>& Live() {
+  static std::set<CeComm*> s;
+  return s;
+}
+
+// What one rank tells the others at creation (fixed size, exchanged as bytes).
+struct Desc {
+  int32_t pid = 0, device = 0, local_ok = 0, pad = 0;
+  uint64_t rs_staging = 0, ag_staging = 0, flags = 0;
+  char pci[32] = {};
+};
+
+CUdeviceptr Dev(const uint32_t* p) { return reinterpret_cast<CUdeviceptr>(p); }
+
+// Host barrier of the ranks of one communicator living in this process (threads), keyed by a
+// value every rank knows. Peer access is enabled between two of these: enabling it while a peer
+// already runs the next NCCL kernel (which waits for this rank) can block both.
+void ProcessBarrier(uint64_t key, int n) {
+  static std::mutex mu;
+  static std::condition_variable cv;
+  static std::map<uint64_t, std::pair<int, int>> state;  // key -> (arrived, generation)
+  std::unique_lock<std::mutex> l(mu);
+  auto& st = state[key];
+  const int gen = st.second;
+  if (++st.first == n) {
+    st.first = 0;
+    ++st.second;
+    cv.notify_all();
+  } else {
+    cv.wait(l, [&] { return state[key].second != gen; });
+  }
+}
+
+}  // namespace
+
+void AbortAllCeComms() {
+  std::lock_guard<std::mutex> l(g_mu);
+  for (CeComm* c : Live()) c->Abort();
+}
+
+CeComm::~CeComm() {
+  {
+    std::lock_guard<std::mutex> l(g_mu);
+    Live().erase(this);
+  }
+  if (usable_) cudaSetDevice(device_);
+  for (cudaStream_t st : rs_lanes_) cudaStreamDestroy(st);
+  for (cudaStream_t st : ag_lanes_) cudaStreamDestroy(st);
+  if (reduce_) cudaStreamDestroy(reduce_);
+  if (unpack_) cudaStreamDestroy(unpack_);
+  for (cudaEvent_t e : ev_done_) cudaEventDestroy(e);
+  if (ev_start_) cudaEventDestroy(ev_start_);
+  if (ev_batch_) cudaEventDestroy(ev_batch_);
+  if (rs_staging_) cudaFree(rs_staging_);
+  if (ag_staging_) cudaFree(ag_staging_);
+  if (flags_) cudaFree(flags_);
+  if (outbox_) cudaFree(outbox_);
+  if (abort_stream_) cudaStreamDestroy(abort_stream_);
+  if (release_host_) cudaFreeHost(release_host_);
+}
+
+char* CeComm::Slot(char* staging, uint32_t q, int row) const {
+  return staging + (static_cast<size_t>(CeSlot(q, cfg_.slots)) * (nranks_ - 1) + row) * slot_bytes_;
+}
+
+Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
+  const std::string bad = CeConfigError(cfg);
+  if (!bad.empty()) CORUN_FAIL("CeComm: bad configuration: " + bad);
+  cfg_ = cfg;
+  NCCLCHECK(ncclCommUserRank(nccl, &rank_));
+  NCCLCHECK(ncclCommCount(nccl, &nranks_));
+  NCCLCHECK(ncclCommCuDevice(nccl, &device_));
+  CUDACHECK(cudaSetDevice(device_));
+  CUDACHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device_));
+  slot_bytes_ = CeSlotBytes(cfg_, nranks_);
+
+  CeCaps caps;
+  caps.nranks = nranks_;
+  const DriverTable& d = Driver();
+  // The v2 memory operations are always there since CUDA 12 (the *_V1 attributes describe the
+  // deprecated v1 API and read 0 there): the entry points decide.
+  caps.stream_mem_ops = d.cuStreamWriteValue32 && d.cuStreamWaitValue32 && d.cuStreamBatchMemOp;
+  int maph = 0;
+  CUDACHECK(cudaDeviceGetAttribute(&maph, cudaDevAttrCanMapHostMemory, device_));
+  caps.mapped_host = maph != 0;
+  size_t free_b = 0, total_b = 0;
+  CUDACHECK(cudaMemGetInfo(&free_b, &total_b));
+  caps.free_bytes = free_b;
+  caps.staging_bytes = 2 * CeStagingBytes(cfg_, nranks_);
+
+  // Local resources, only where the path is plausible (a refused allocation is a fallback).
+  bool local_ok = nranks_ >= 2 && nranks_ <= kCeMaxRanks && caps.stream_mem_ops && caps.mapped_host &&
+                  caps.free_bytes >= caps.staging_bytes + (caps.staging_bytes >> 2);
+  if (local_ok) {
+    const size_t half = caps.staging_bytes / 2;
+    if (cudaMalloc(&rs_staging_, half) != cudaSuccess || cudaMalloc(&ag_staging_, half) != cudaSuccess ||
+        cudaMalloc(reinterpret_cast<void**>(&flags_), FlagWords() * sizeof(uint32_t)) != cudaSuccess ||
+        cudaMalloc(reinterpret_cast<void**>(&outbox_), kOutboxWords * sizeof(uint32_t)) != cudaSuccess) {
+      (void)cudaGetLastError();
+      local_ok = false;
+    } else {
+      CUDACHECK(cudaMemset(flags_, 0, FlagWords() * sizeof(uint32_t)));
+      CUDACHECK(cudaMemset(outbox_, 0, kOutboxWords * sizeof(uint32_t)));
+    }
+  }
+  Desc mine;
+  mine.pid = static_cast<int32_t>(getpid());
+  mine.device = device_;
+  mine.local_ok = local_ok;
+  mine.rs_staging = reinterpret_cast<uint64_t>(rs_staging_);
+  mine.ag_staging = reinterpret_cast<uint64_t>(ag_staging_);
+  mine.flags = reinterpret_cast<uint64_t>(flags_);
+  CUDACHECK(cudaDeviceGetPCIBusId(mine.pci, sizeof(mine.pci), device_));
+
+  // One all-gather of the descriptors through a small device buffer.
+  std::vector<Desc> all(nranks_);
+  Desc* dbuf = nullptr;
+  int* dok = nullptr;
+  CUDACHECK(cudaMalloc(&dbuf, nranks_ * sizeof(Desc)));
+  CUDACHECK(cudaMalloc(&dok, sizeof(int)));
+  CUDACHECK(cudaMemcpyAsync(dbuf + rank_, &mine, sizeof(Desc), cudaMemcpyHostToDevice, s));
+  NCCLCHECK(ncclAllGather(dbuf + rank_, dbuf, sizeof(Desc), ncclUint8, nccl, s));
+  CUDACHECK(cudaMemcpyAsync(all.data(), dbuf, nranks_ * sizeof(Desc), cudaMemcpyDeviceToHost, s));
+  CUDACHECK(cudaStreamSynchronize(s));
+
+  for (int p = 0; p < nranks_; ++p) {
+    if (p == rank_) continue;
+    CePeerCaps pc;
+    pc.same_process = all[p].pid == mine.pid;
+    if (pc.same_process) {
+      int can = 0, atomics = 0;
+      CUDACHECK(cudaDeviceCanAccessPeer(&can, device_, all[p].device));
+      pc.can_access_peer = can != 0;
+      // NVLink pairs have native peer atomics, PCIe peer paths do not.
+      if (can) CUDACHECK(cudaDeviceGetP2PAttribute(&atomics, cudaDevP2PAttrNativeAtomicSupported, device_, all[p].device));
+      pc.nvlink = atomics != 0;
+    }
+    caps.peers.push_back(pc);
+  }
+  std::string why = CeCommDecision(caps);
+  if (why.empty() && !local_ok) why = "unsupported: staging or flag allocation refused";
+  for (int p = 0; p < nranks_ && why.empty(); ++p)
+    if (!all[p].local_ok) why = "unsupported: rank " + std::to_string(p) + " cannot allocate its staging";
+  // Peer access, where every rank lives in this process and could allocate (the same condition on
+  // every rank, so all of them reach both barriers): no NCCL kernel of this communicator is in
+  // flight between the barriers.
+  bool all_here = true;
+  for (int p = 0; p < nranks_; ++p) all_here &= all[p].pid == mine.pid && all[p].local_ok;
+  if (all_here && nranks_ >= 2 && nranks_ <= kCeMaxRanks) {
+    const uint64_t key = all[0].flags;
+    ProcessBarrier(key, nranks_);
+    for (int p = 0; p < nranks_ && why.empty(); ++p) {
+      if (p == rank_) continue;
+      int can = 0;
+      CUDACHECK(cudaDeviceCanAccessPeer(&can, device_, all[p].device));
+      if (!can) continue;
+      const cudaError_t e = cudaDeviceEnablePeerAccess(all[p].device, 0);
+      if (e == cudaErrorPeerAccessAlreadyEnabled) {
+        (void)cudaGetLastError();
+      } else if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        why = std::string("unsupported: peer access to rank ") + std::to_string(p) + " refused: " + cudaGetErrorString(e);
+      }
+    }
+    ProcessBarrier(key, nranks_);
+  }
+
+  // Every rank takes the CE path or none does.
+  int ok = why.empty() ? 1 : 0;
+  CUDACHECK(cudaMemcpyAsync(dok, &ok, sizeof(int), cudaMemcpyHostToDevice, s));
+  NCCLCHECK(ncclAllReduce(dok, dok, 1, ncclInt32, ncclMin, nccl, s));
+  CUDACHECK(cudaMemcpyAsync(&ok, dok, sizeof(int), cudaMemcpyDeviceToHost, s));
+  CUDACHECK(cudaStreamSynchronize(s));
+  CUDACHECK(cudaFree(dbuf));
+  CUDACHECK(cudaFree(dok));
+  if (!ok) {
+    why_ = why.empty() ? "unsupported: another rank cannot use the copy-engine path" : why;
+    usable_ = false;
+    return Status::Ok();
+  }
+
+  peers_.assign(nranks_, Peer{});
+  for (int p = 0; p < nranks_; ++p) {
+    peers_[p].rank = p;
+    peers_[p].rs_staging = reinterpret_cast<char*>(all[p].rs_staging);
+    peers_[p].ag_staging = reinterpret_cast<char*>(all[p].ag_staging);
+    peers_[p].flags = reinterpret_cast<uint32_t*>(all[p].flags);
+  }
+  int lo = 0, hi = 0;
+  CUDACHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+  CUDACHECK(cudaStreamCreateWithPriority(&reduce_, cudaStreamNonBlocking, hi));
+  CUDACHECK(cudaStreamCreateWithFlags(&unpack_, cudaStreamNonBlocking));
+  CUDACHECK(cudaStreamCreateWithPriority(&abort_stream_, cudaStreamNonBlocking, hi));
+  CUDACHECK(cudaHostAlloc(reinterpret_cast<void**>(&release_host_), FlagWords() * sizeof(uint32_t), cudaHostAllocPortable));
+  rs_lanes_.resize(cfg_.lanes);
+  ag_lanes_.resize(cfg_.lanes);
+  for (auto& st : rs_lanes_) CUDACHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  for (auto& st : ag_lanes_) CUDACHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  CUDACHECK(cudaEventCreateWithFlags(&ev_start_, cudaEventDisableTiming));
+  CUDACHECK(cudaEventCreateWithFlags(&ev_batch_, cudaEventDisableTiming));
+  ev_done_.resize(2 * cfg_.lanes + 2);
+  for (auto& e : ev_done_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  usable_ = true;
+  why_.clear();
+  std::lock_guard<std::mutex> l(g_mu);
+  Live().insert(this);
+  return Status::Ok();
+}
+
+Status CeComm::Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits) {
+  if (waits.empty()) return Status::Ok();
+  const DriverTable& d = Driver();
+  if (waits.size() == 1) {
+    CUCHECK(d.cuStreamWaitValue32(reinterpret_cast<CUstream>(st), Dev(waits[0].first), waits[0].second,
+                                  CU_STREAM_WAIT_VALUE_GEQ));
+    return Status::Ok();
+  }
+  std::vector<CUstreamBatchMemOpParams> ops;
+  for (size_t i = 0; i < waits.size(); ++i) {
+    CUstreamBatchMemOpParams p;
+    std::memset(&p, 0, sizeof(p));
+    p.waitValue.operation = CU_STREAM_MEM_OP_WAIT_VALUE_32;
+    p.waitValue.address = Dev(waits[i].first);
+    p.waitValue.value = waits[i].second;
+    p.waitValue.flags = CU_STREAM_WAIT_VALUE_GEQ;
+    ops.push_back(p);
+    if (ops.size() == 256 || i + 1 == waits.size()) {
+      CUCHECK(d.cuStreamBatchMemOp(reinterpret_cast<CUstream>(st), static_cast<unsigned>(ops.size()), ops.data(), 0));
+      ops.clear();
+    }
+  }
+  return Status::Ok();
+}
+
+Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
+  // As NCCL's copy-engine path: the value goes to a local word by a stream write, then a 4-byte
+  // copy carries it to the peer's flag; the stream orders it after the data copies before it.
+  uint32_t* box = outbox_ + outbox;
+  CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(box), v, 0));
+  CUDACHECK(cudaMemcpyAsync(addr, box, sizeof(uint32_t), cudaMemcpyDeviceToDevice, st));
+  return Status::Ok();
+}
+
+void CeComm::Abort() {
+  if (aborted_.exchange(true) || !flags_ || !abort_stream_) return;
+  // Every wait is on a local flag in device memory: overwrite them with a value that satisfies
+  // all pending waits, on a stream of its own (no CE stream is needed for it to run).
+  const uint32_t v = CeReleaseValue(seq_);
+  for (size_t i = 0; i < FlagWords(); ++i) release_host_[i] = v;
+  cudaSetDevice(device_);
+  cudaMemcpyAsync(flags_, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
+  // In one process the peers' waits on this rank are released too.
+  for (const Peer& p : peers_)
+    if (p.rank != rank_ && p.flags)
+      cudaMemcpyAsync(p.flags, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
+  cudaStreamSynchronize(abort_stream_);
+}
+
+Status CeComm::CheckError() const {
+  if (aborted_) CORUN_FAIL("CeComm: aborted (a peer stopped or a watchdog fired); results are invalid");
+  return Status::Ok();
+}
+
+Status CeComm::AllReduce(const void* send, void* recv, uint64_t count, DType t, cudaStream_t s) {
+  CORUN_CHECK(Launch(Kind::kAllReduce, send, recv, count, t, s));
+  return Status::Ok();
+}
+Status CeComm::ReduceScatter(const void* send, void* recv, uint64_t recvcount, DType t, cudaStream_t s) {
+  CORUN_CHECK(Launch(Kind::kReduceScatter, send, recv, recvcount, t, s));
+  return Status::Ok();
+}
+Status CeComm::AllGather(const void* send, void* recv, uint64_t sendcount, DType t, cudaStream_t s) {
+  CORUN_CHECK(Launch(Kind::kAllGather, send, recv, sendcount, t, s));
+  return Status::Ok();
+}
+
+Status CeComm::Run(Collective c, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s) {
+  switch (c) {
+    case Collective::kAllReduce: return AllReduce(send, recv, count, t, s);
+    case Collective::kReduceScatter: return ReduceScatter(send, recv, count, t, s);
+    case Collective::kAllGather: return AllGather(send, recv, count, t, s);
+    default: break;
+  }
+  CORUN_FAIL(std::string("CeComm: ") + CollectiveName(c) + " is not served by the copy-engine path");
+}
+
+Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s) {
+  if (!usable_) CORUN_FAIL("CeComm: " + why_);
+  CORUN_CHECK(CheckError());
+  if (count == 0) return Status::Ok();
+  CUDACHECK(cudaSetDevice(device_));
+  const int eb = static_cast<int>(DTypeSize(t));
+  const int R = nranks_, r = rank_, L = cfg_.lanes, S = cfg_.slots;
+  const char* in = static_cast<const char*>(send);
+  char* out = static_cast<char*>(recv);
+  const bool has_rs = k != Kind::kAllGather, has_ag = k != Kind::kReduceScatter;
+
+  std::vector<CeRange> chunks;
+  if (k == Kind::kAllReduce) {
+    chunks = CeChunks(count, cfg_.chunk_bytes / eb, R, eb);
+  } else {
+    chunks = CeChunks(count, slot_bytes_ / eb, 1, eb);
+  }
+  const int n = static_cast<int>(chunks.size());
+  const uint32_t q0 = seq_ + 1;
+  seq_ += static_cast<uint32_t>(n);
+  auto Q = [&](int i) { return q0 + static_cast<uint32_t>(i); };
+
+  // Geometry per collective: what goes to peer p in the reduce-scatter step, what this rank
+  // reduces, what it sends in the all-gather step and where a peer j's part lands here.
+  struct Part {
+    const char* src;
+    char* dst;
+    uint64_t bytes;
+  };
+  auto rs_part = [&](const CeRange& c, int p) -> Part {
+    if (k == Kind::kAllReduce) {
+      const CeRange sl = CeSlice(c.count, R, p, eb);
+      return {in + (c.first + sl.first) * eb, nullptr, sl.count * eb};
+    }
+    return {in + (static_cast<uint64_t>(p) * count + c.first) * eb, nullptr, c.count * eb};
+  };
+  auto own_part = [&](const CeRange& c) -> Part {  // reduction: own input -> output
+    if (k == Kind::kAllReduce) {
+      const CeRange sl = CeSlice(c.count, R, r, eb);
+      return {in + (c.first + sl.first) * eb, out + (c.first + sl.first) * eb, sl.count * eb};
+    }
+    return {in + (static_cast<uint64_t>(r) * count + c.first) * eb, out + c.first * eb, c.count * eb};
+  };
+  auto ag_src = [&](const CeRange& c) -> Part {
+    if (k == Kind::kAllReduce) {
+      const Part own = own_part(c);
+      return {own.dst, nullptr, own.bytes};
+    }
+    return {in + c.first * eb, nullptr, c.count * eb};
+  };
+  auto unpack_dst = [&](const CeRange& c, int j) -> Part {
+    if (k == Kind::kAllReduce) {
+      const CeRange sl = CeSlice(c.count, R, j, eb);
+      return {nullptr, out + (c.first + sl.first) * eb, sl.count * eb};
+    }
+    return {nullptr, out + (static_cast<uint64_t>(j) * count + c.first) * eb, c.count * eb};
+  };
+
+  CUDACHECK(cudaEventRecord(ev_start_, s));
+  std::vector<cudaStream_t> used;
+  for (auto st : rs_lanes_) used.push_back(st);
+  for (auto st : ag_lanes_) used.push_back(st);
+  used.push_back(reduce_);
+  used.push_back(unpack_);
+  for (auto st : used) CUDACHECK(cudaStreamWaitEvent(st, ev_start_, 0));
+
+  // All-gather push of chunk i: this rank's part into every peer's all-gather staging.
+  auto ag_push = [&](int i) -> Status {
+    const uint32_t q = Q(i);
+    const int lane = CeLane(q, L);
+    cudaStream_t st = ag_lanes_[lane];
+    const uint32_t fw = CeFreeWaitValue(q, S);
+    const Part src = ag_src(chunks[i]);
+    for (int step = 1; step < R; ++step) {
+      const int p = (r + step) % R;
+      if (fw) CORUN_CHECK(Wait(st, {{AgFree(flags_, p), fw}}));
+      if (src.bytes)
+        CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].ag_staging, q, CePeerIndex(r, p)), src.src, src.bytes,
+                                  cudaMemcpyDeviceToDevice, st));
+      CORUN_CHECK(Write(st, L + lane, AgReady(peers_[p].flags, r, lane), q));
+    }
+    return Status::Ok();
+  };
+
+  if (has_rs) {
+    for (int i = 0; i < n; ++i) {
+      const uint32_t q = Q(i);
+      const int lane = CeLane(q, L);
+      cudaStream_t st = rs_lanes_[lane];
+      const uint32_t fw = CeFreeWaitValue(q, S);
+      for (int step = 1; step < R; ++step) {
+        const int p = (r + step) % R;
+        const Part part = rs_part(chunks[i], p);
+        if (fw) CORUN_CHECK(Wait(st, {{RsFree(flags_, p), fw}}));
+        if (part.bytes)
+          CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].rs_staging, q, CePeerIndex(r, p)), part.src, part.bytes,
+                                    cudaMemcpyDeviceToDevice, st));
+        CORUN_CHECK(Write(st, lane, RsReady(peers_[p].flags, r, lane), q));
+      }
+    }
+    for (const auto& b : CeBatches(n, std::min(cfg_.batch, kCeMaxBatch), S)) {
+      const std::vector<uint32_t> last = CeLastPerLane(Q(b.first), Q(b.second - 1), L);
+      std::vector<std::pair<uint32_t*, uint32_t>> waits;
+      for (int p = 0; p < R; ++p)
+        for (int lane = 0; lane < L && p != r; ++lane)
+          if (last[lane]) waits.push_back({RsReady(flags_, p, lane), last[lane]});
+      CORUN_CHECK(Wait(reduce_, waits));
+      CeReduceBatch rb;
+      rb.npeers = R - 1;
+      for (int i = b.first; i < b.second; ++i) {
+        const Part own = own_part(chunks[i]);
+        if (!own.bytes) continue;
+        CeReduceItem& it = rb.item[rb.items++];
+        it.out = own.dst;
+        it.own = own.src;
+        for (int p = 0; p < R; ++p)
+          if (p != r) it.peer[CePeerIndex(p, r)] = Slot(rs_staging_, Q(i), CePeerIndex(p, r));
+        it.count = own.bytes / eb;
+      }
+      CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_));
+      for (int p = 0; p < R; ++p)
+        if (p != r) CORUN_CHECK(Write(reduce_, 2 * L, RsFree(peers_[p].flags, r), Q(b.second - 1)));
+      if (has_ag) {
+        CUDACHECK(cudaEventRecord(ev_batch_, reduce_));
+        for (auto st : ag_lanes_) CUDACHECK(cudaStreamWaitEvent(st, ev_batch_, 0));
+        for (int i = b.first; i < b.second; ++i) CORUN_CHECK(ag_push(i));
+      }
+    }
+  } else {
+    // All-gather: this rank's own block is a local copy; the rest are pushes.
+    CUDACHECK(cudaMemcpyAsync(out + static_cast<uint64_t>(r) * count * eb, in, count * eb, cudaMemcpyDeviceToDevice,
+                              rs_lanes_[0]));
+    for (int i = 0; i < n; ++i) CORUN_CHECK(ag_push(i));
+  }
+
+  if (has_ag) {
+    // Unpack, in chunk order (one stream: the all-gather free flags only grow).
+    for (int i = 0; i < n; ++i) {
+      const uint32_t q = Q(i);
+      const int lane = CeLane(q, L);
+      std::vector<std::pair<uint32_t*, uint32_t>> waits;
+      for (int j = 0; j < R; ++j)
+        if (j != r) waits.push_back({AgReady(flags_, j, lane), q});
+      CORUN_CHECK(Wait(unpack_, waits));
+      for (int j = 0; j < R; ++j) {
+        if (j == r) continue;
+        const Part dst = unpack_dst(chunks[i], j);
+        if (dst.bytes)
+          CUDACHECK(cudaMemcpyAsync(dst.dst, Slot(ag_staging_, q, CePeerIndex(j, r)), dst.bytes,
+                                    cudaMemcpyDeviceToDevice, unpack_));
+      }
+      for (int j = 0; j < R; ++j)
+        if (j != r) CORUN_CHECK(Write(unpack_, 2 * L + 1, AgFree(peers_[j].flags, r), q));
+    }
+  }
+
+  // Join: the caller's stream continues when every stream of this call is done (events, so the
+  // order is visible to the runtime too).
+  for (size_t i = 0; i < used.size(); ++i) {
+    CUDACHECK(cudaEventRecord(ev_done_[i], used[i]));
+    CUDACHECK(cudaStreamWaitEvent(s, ev_done_[i], 0));
+  }
+  return Status::Ok();
+}
+
+}  // namespace corun

@@ -1,0 +1,107 @@
+// Copy-engine (CE) collectives for the GPUs of one NVLink node: data moved by copy engines
+// (cudaMemcpyAsync between peer-mapped buffers), signals by stream memory operations on flags with
+// sequence numbers, reductions by one short top-priority kernel per batch of chunks. No SM is
+// held while waiting. The protocol and the fallback rules are in corun/ce_plan.h.
+//
+// Use: created collectively beside an NCCL communicator (one ncclAllGather and one ncclAllReduce
+// at creation); if usable() is false, why() says "unsupported: <reason>" and the caller keeps
+// using NCCL. Calls take the same arguments as ncclAllReduce / ncclReduceScatter / ncclAllGather
+// (sum only) and are stream-ordered on the caller's stream like them.
+//
+// No hang: every wait is on a local flag in device memory. Abort() (or AbortAllCeComms(), for a
+// watchdog, before it aborts NCCL) copies a value that satisfies every pending wait into the
+// flags on a stream of its own, so the streams drain; the result is then garbage and every later
+// call and CheckError() report the abort.
+//
+// Streams: each rank uses 2 * lanes + 3 streams of its own; set CUDA_DEVICE_MAX_CONNECTIONS to at
+// least that plus the caller's and NCCL's streams (32 is safe) so that a stream wait never blocks
+// an unrelated stream sharing its hardware queue (the abort's copy above all).
+#pragma once
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "corun/ce_plan.h"
+#include "corun/collective.h"
+#include "corun/status.h"
+
+namespace corun {
+
+class CeComm {
+ public:
+  CeComm() = default;
+  ~CeComm();
+  CeComm(const CeComm&) = delete;
+  CeComm& operator=(const CeComm&) = delete;
+
+  // Collective over the ranks of `nccl`, on the device current for it. An error Status means a
+  // CUDA/NCCL failure; an unusable CE path is not an error (usable() false, why() says why).
+  Status Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s);
+  bool usable() const { return usable_; }
+  const std::string& why() const { return why_; }
+  int rank() const { return rank_; }
+  int nranks() const { return nranks_; }
+
+  // Same meaning as the NCCL calls with ncclSum. recv may equal send (in place) for AllReduce.
+  Status AllReduce(const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
+  Status ReduceScatter(const void* send, void* recv, uint64_t recvcount, DType t, cudaStream_t s);
+  Status AllGather(const void* send, void* recv, uint64_t sendcount, DType t, cudaStream_t s);
+  // Collective::kAllToAll is not served (error); the harness asks Serves() first.
+  Status Run(Collective c, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
+  bool Serves(Collective c) const { return usable_ && c != Collective::kAllToAll; }
+
+  // Releases every wait of this rank (and, in one process, of its peers); thread-safe.
+  void Abort();
+  Status CheckError() const;
+  uint32_t seq() const { return seq_; }
+
+ private:
+  struct Peer {
+    int rank = 0;
+    char* rs_staging = nullptr;  // its staging (reduce-scatter rows), mapped here
+    char* ag_staging = nullptr;  // its staging (all-gather rows)
+    uint32_t* flags = nullptr;   // its flag block (device memory, peer-mapped)
+  };
+  // Flag block layout (uint32 words) of one rank.
+  uint32_t* RsReady(uint32_t* f, int src, int lane) const { return f + src * cfg_.lanes + lane; }
+  uint32_t* AgReady(uint32_t* f, int src, int lane) const { return f + (nranks_ + src) * cfg_.lanes + lane; }
+  uint32_t* RsFree(uint32_t* f, int src) const { return f + 2 * nranks_ * cfg_.lanes + src; }
+  uint32_t* AgFree(uint32_t* f, int src) const { return f + 2 * nranks_ * cfg_.lanes + nranks_ + src; }
+  size_t FlagWords() const { return 2 * static_cast<size_t>(nranks_) * cfg_.lanes + 2 * nranks_; }
+  char* Slot(char* staging, uint32_t q, int src_row) const;
+
+  enum class Kind { kAllReduce, kReduceScatter, kAllGather };
+  Status Launch(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
+  Status Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits);
+  Status Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v);
+  static constexpr int kOutboxWords = 2 * 8 + 2;  // one per signalling stream (lanes <= 8)
+
+  CeConfig cfg_;
+  bool usable_ = false;
+  std::string why_ = "unsupported: not initialised";
+  int rank_ = 0, nranks_ = 0, device_ = 0;
+  uint64_t slot_bytes_ = 0;
+  char* rs_staging_ = nullptr;  // slots x (nranks - 1) rows of slot_bytes_
+  char* ag_staging_ = nullptr;
+  uint32_t* flags_ = nullptr;   // device memory; peers write it by 4-byte copies
+  uint32_t* outbox_ = nullptr;  // device words the signals are copied from
+  uint32_t* release_host_ = nullptr;  // pinned, the abort's release values
+  cudaStream_t abort_stream_ = nullptr;
+  std::vector<Peer> peers_;     // indexed by rank; peers_[rank_] unused
+  cudaStream_t reduce_ = nullptr, unpack_ = nullptr;
+  std::vector<cudaStream_t> rs_lanes_, ag_lanes_;
+  cudaEvent_t ev_start_ = nullptr, ev_batch_ = nullptr;
+  std::vector<cudaEvent_t> ev_done_;
+  int sms_ = 0;
+  uint32_t seq_ = 0;
+  std::atomic<bool> aborted_{false};
+};
+
+// Every live CeComm, for a watchdog that must release waits before aborting NCCL.
+void AbortAllCeComms();
+
+}  // namespace corun

@@ -1,0 +1,30 @@
+// The reductions of the copy-engine collectives: one launch sums a batch of chunks, each its own
+// input slice plus the slices the peers pushed into the staging (fp32 accumulation, one rounding).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "corun/collective.h"
+#include "corun/status.h"
+
+namespace corun {
+
+constexpr int kCeMaxRanks = 8;
+constexpr int kCeMaxBatch = 32;
+
+struct CeReduceItem {
+  void* out;
+  const void* own;                    // this rank's input slice
+  const void* peer[kCeMaxRanks - 1];  // the peers' slices in the staging
+  uint64_t count;
+};
+struct CeReduceBatch {
+  CeReduceItem item[kCeMaxBatch];
+  int items = 0;
+  int npeers = 0;
+};
+
+Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s);
+
+}  // namespace corun

@@ -1,0 +1,185 @@
+// The copy-engine collectives' host-only rules: chunk and slice geometry (any count, odd ones
+// included), the slot/lane/sequence protocol simulated to the end, and the fallback decisions.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+
+#include "corun/ce_plan.h"
+
+using namespace corun;
+
+TEST(CePlan, ChunksCoverEveryElementOnce) {
+  for (int eb : {2, 4}) {
+    for (int R : {2, 3, 4, 8}) {
+      for (uint64_t count : {1ull, 7ull, 1000003ull, (25ull << 20) / 2 + 1, 12345678ull}) {
+        const uint64_t chunk_elems = (1ull << 20) / eb;
+        const auto chunks = CeChunks(count, chunk_elems, R, eb);
+        uint64_t next = 0;
+        for (const CeRange& c : chunks) {
+          ASSERT_EQ(c.first, next);
+          ASSERT_GT(c.count, 0u);
+          ASSERT_LE(c.count, chunk_elems);
+          // Chunk starts are 16-byte aligned: vector loads stay aligned.
+          ASSERT_EQ(c.first * eb % 16, 0u);
+          uint64_t s_next = 0;
+          for (int j = 0; j < R; ++j) {
+            const CeRange sl = CeSlice(c.count, R, j, eb);
+            ASSERT_EQ(sl.first, std::min(s_next, c.count)) << "R " << R << " count " << count << " slice " << j;
+            if (sl.count) ASSERT_EQ(sl.first * eb % 16, 0u);
+            ASSERT_LE(sl.count * eb, CeSlotBytes(CeConfig{chunk_elems * eb}, R)) << "slice larger than a slot";
+            s_next = sl.first + sl.count;
+          }
+          ASSERT_EQ(s_next, c.count) << "slices do not cover the chunk";
+          next += c.count;
+        }
+        ASSERT_EQ(next, count);
+      }
+    }
+  }
+}
+
+TEST(CePlan, SmallCountsLeaveTailSlicesEmpty) {
+  EXPECT_EQ(CeChunks(1, 1 << 20, 2, 2).size(), 1u);
+  EXPECT_EQ(CeSlice(1, 2, 0, 2).count, 1u);
+  EXPECT_EQ(CeSlice(1, 2, 1, 2).count, 0u);
+  EXPECT_EQ(CeSlice(7, 4, 0, 4).count, 4u);  // 16-byte aligned share
+  EXPECT_EQ(CeSlice(7, 4, 1, 4).count, 3u);
+  EXPECT_EQ(CeSlice(7, 4, 2, 4).count, 0u);
+}
+
+TEST(CePlan, ProtocolIndexes) {
+  EXPECT_EQ(CeFreeWaitValue(1, 8), 0u);
+  EXPECT_EQ(CeFreeWaitValue(8, 8), 0u);
+  EXPECT_EQ(CeFreeWaitValue(9, 8), 1u);
+  EXPECT_EQ(CePeerIndex(0, 1), 0);
+  EXPECT_EQ(CePeerIndex(2, 1), 1);
+  EXPECT_EQ(CePeerIndex(1, 0), 0);
+  const auto last = CeLastPerLane(5, 9, 2);
+  EXPECT_EQ(last[0], 8u);
+  EXPECT_EQ(last[1], 9u);
+  const auto one = CeLastPerLane(7, 7, 4);
+  EXPECT_EQ(one[3], 7u);
+  EXPECT_EQ(one[0], 0u);
+  // The release value satisfies a wrap-aware GEQ wait for anything issued near seq.
+  for (uint32_t seq : {0u, 100u, 0xFFFFFFF0u}) {
+    const uint32_t v = CeReleaseValue(seq);
+    for (uint32_t w : {seq, seq + 1000u, seq - 1000u}) EXPECT_GE(static_cast<int32_t>(v - w), 0);
+  }
+  const auto b = CeBatches(10, 4, 8);
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_EQ(b[0], std::make_pair(0, 4));
+  EXPECT_EQ(b[2], std::make_pair(8, 10));
+  EXPECT_EQ(CeBatches(10, 16, 8).front().second, 4) << "a batch never exceeds half the slots";
+}
+
+// Simulates R ranks running the protocol with lanes finishing in arbitrary order: a slot is never
+// overwritten before its owner consumed it, and every wait is eventually satisfied (no deadlock).
+TEST(CePlan, SimulatedProtocolReusesSlotsSafely) {
+  const int R = 3, S = 4, L = 2, B = 2, N = 23;
+  std::map<std::pair<int, int>, uint32_t> slot_holder;  // (dst, slot*R + src) -> q written, 0 = free
+  std::vector<std::vector<uint32_t>> ready(R, std::vector<uint32_t>(R * L, 0));  // at dst: [src][lane]
+  std::vector<std::vector<uint32_t>> freed(R, std::vector<uint32_t>(R, 0));      // at src: [dst]
+  std::vector<int> next_push(R * L, 0);  // per (rank, lane): index into that lane's chunk list
+  std::vector<int> next_batch(R, 0);
+  const auto batches = CeBatches(N, B, S);
+  std::vector<std::vector<uint32_t>> lane_q(L);
+  for (uint32_t q = 1; q <= N; ++q) lane_q[CeLane(q, L)].push_back(q);
+  uint32_t seed = 12345;
+  int progress_idle = 0;
+  while (progress_idle < 1000) {
+    seed = seed * 1103515245u + 12345u;
+    const int rank = (seed >> 8) % R, lane = (seed >> 16) % L;
+    bool moved = false;
+    if ((seed >> 4) % 2 == 0) {  // a lane push (all peers)
+      int& k = next_push[rank * L + lane];
+      if (k < static_cast<int>(lane_q[lane].size())) {
+        const uint32_t q = lane_q[lane][k];
+        const uint32_t fw = CeFreeWaitValue(q, S);
+        bool can = true;
+        for (int p = 0; p < R; ++p)
+          if (p != rank && static_cast<int32_t>(freed[rank][p] - fw) < 0) can = false;
+        if (can) {
+          for (int p = 0; p < R; ++p) {
+            if (p == rank) continue;
+            uint32_t& h = slot_holder[{p, CeSlot(q, S) * R + rank}];
+            ASSERT_EQ(h, 0u) << "slot overwritten before it was consumed: q " << q;
+            h = q;
+            ready[p][rank * L + lane] = q;
+          }
+          ++k;
+          moved = true;
+        }
+      }
+    } else if (next_batch[rank] < static_cast<int>(batches.size())) {  // the reduce of the next batch
+      const auto b = batches[next_batch[rank]];
+      const auto last = CeLastPerLane(b.first + 1, b.second, L);
+      bool can = true;
+      for (int p = 0; p < R; ++p)
+        for (int l = 0; l < L; ++l)
+          if (p != rank && last[l] && static_cast<int32_t>(ready[rank][p * L + l] - last[l]) < 0) can = false;
+      if (can) {
+        for (int i = b.first; i < b.second; ++i) {
+          const uint32_t q = i + 1;
+          for (int p = 0; p < R; ++p) {
+            if (p == rank) continue;
+            uint32_t& h = slot_holder[{rank, CeSlot(q, S) * R + p}];
+            ASSERT_EQ(h, q) << "reduced a slot that does not hold chunk " << q;
+            h = 0;
+          }
+        }
+        for (int p = 0; p < R; ++p)
+          if (p != rank) freed[p][rank] = b.second;
+        ++next_batch[rank];
+        moved = true;
+      }
+    }
+    progress_idle = moved ? 0 : progress_idle + 1;
+  }
+  for (int r = 0; r < R; ++r) EXPECT_EQ(next_batch[r], static_cast<int>(batches.size())) << "rank " << r << " stuck";
+  for (int i = 0; i < R * L; ++i) EXPECT_EQ(next_push[i], static_cast<int>(lane_q[i % L].size()));
+}
+
+TEST(CePlan, CommDecisionFallsBackWhereItMust) {
+  CeCaps ok;
+  ok.nranks = 2;
+  ok.free_bytes = 10ull << 30;
+  ok.staging_bytes = 256ull << 20;
+  ok.peers.resize(1);
+  EXPECT_EQ(CeCommDecision(ok), "");
+  auto with = [&](auto f) {
+    CeCaps c = ok;
+    f(c);
+    return CeCommDecision(c);
+  };
+  EXPECT_NE(with([](CeCaps& c) { c.peers[0].nvlink = false; }).find("not linked by NVLink"), std::string::npos);
+  EXPECT_NE(with([](CeCaps& c) { c.peers[0].can_access_peer = false; }).find("no peer access"), std::string::npos);
+  EXPECT_NE(with([](CeCaps& c) { c.peers[0].ipc_ok = false; }).find("IPC"), std::string::npos);
+  EXPECT_NE(with([](CeCaps& c) { c.peers[0].same_process = false; }).find("other processes"), std::string::npos);
+  EXPECT_NE(with([](CeCaps& c) { c.stream_mem_ops = false; }).find("stream memory operations"), std::string::npos);
+  EXPECT_NE(with([](CeCaps& c) { c.free_bytes = 200ull << 20; }).find("too little device memory"), std::string::npos);
+  EXPECT_NE(with([](CeCaps& c) { c.nranks = 1; c.peers.clear(); }).find("single rank"), std::string::npos);
+  for (const std::string& s : {with([](CeCaps& c) { c.peers[0].nvlink = false; })})
+    EXPECT_EQ(s.rfind("unsupported: ", 0), 0u);
+}
+
+TEST(CePlan, CallDecisionAndConfig) {
+  CeConfig cfg;
+  cfg.min_bytes = 1 << 20;
+  EXPECT_EQ(CeCallDecision("bf16", "sum", 2 << 20, cfg), "");
+  EXPECT_EQ(CeCallDecision("fp32", "sum", 1 << 20, cfg), "");
+  EXPECT_NE(CeCallDecision("fp16", "sum", 2 << 20, cfg).find("dtype fp16"), std::string::npos);
+  EXPECT_NE(CeCallDecision("bf16", "max", 2 << 20, cfg).find("reduction max"), std::string::npos);
+  EXPECT_NE(CeCallDecision("bf16", "sum", 1000, cfg).find("below threshold"), std::string::npos);
+  EXPECT_EQ(CeConfigError(CeConfig{}), "");
+  CeConfig bad;
+  bad.slots = 1;
+  EXPECT_NE(CeConfigError(bad).find("slots"), std::string::npos);
+  bad = CeConfig{};
+  bad.lanes = 0;
+  EXPECT_NE(CeConfigError(bad).find("lanes"), std::string::npos);
+  // Staging: slots x peers x slot, each slot holds a slice of a chunk.
+  EXPECT_EQ(CeStagingBytes(CeConfig{}, 2), 8ull * 1 * (8ull << 20));
+  EXPECT_EQ(CeStagingBytes(CeConfig{}, 1), 0u);
+}
