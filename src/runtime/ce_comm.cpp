@@ -3,11 +3,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
+#include <chrono>
+#include <thread>
 
 #include "ce_reduce.h"
 #include "checks.h"
@@ -49,6 +53,24 @@ void ProcessBarrier(uint64_t key, int n) {
     cv.wait(l, [&] { return state[key].second != gen; });
   }
 }
+
+// CORUN_CE_DEBUG=1: one stderr line per set-up step and per call (read once).
+bool CeDebug() {
+  static const bool on = [] {
+    const char* v = std::getenv("CORUN_CE_DEBUG");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+#define CE_DLOG(...)                                                   \
+  do {                                                                 \
+    if (CeDebug()) {                                                   \
+      std::fprintf(stderr, "corun ce: rank %d: ", rank_);              \
+      std::fprintf(stderr, __VA_ARGS__);                               \
+      std::fputc('\n', stderr);                                        \
+      std::fflush(stderr);                                             \
+    }                                                                  \
+  } while (0)
 
 }  // namespace
 
@@ -131,6 +153,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   mine.flags = reinterpret_cast<uint64_t>(flags_);
   CUDACHECK(cudaDeviceGetPCIBusId(mine.pci, sizeof(mine.pci), device_));
 
+  CE_DLOG("init: local_ok %d, staging %llu B, flags %zu words", local_ok ? 1 : 0,
+          static_cast<unsigned long long>(caps.staging_bytes), FlagWords());
   // One all-gather of the descriptors through a small device buffer.
   std::vector<Desc> all(nranks_);
   Desc* dbuf = nullptr;
@@ -142,6 +166,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaMemcpyAsync(all.data(), dbuf, nranks_ * sizeof(Desc), cudaMemcpyDeviceToHost, s));
   CUDACHECK(cudaStreamSynchronize(s));
 
+  CE_DLOG("init: descriptors exchanged");
   for (int p = 0; p < nranks_; ++p) {
     if (p == rank_) continue;
     CePeerCaps pc;
@@ -167,6 +192,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (int p = 0; p < nranks_; ++p) all_here &= all[p].pid == mine.pid && all[p].local_ok;
   if (all_here && nranks_ >= 2 && nranks_ <= kCeMaxRanks) {
     const uint64_t key = all[0].flags;
+    CE_DLOG("init: barrier before peer access");
     ProcessBarrier(key, nranks_);
     for (int p = 0; p < nranks_ && why.empty(); ++p) {
       if (p == rank_) continue;
@@ -181,6 +207,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
         why = std::string("unsupported: peer access to rank ") + std::to_string(p) + " refused: " + cudaGetErrorString(e);
       }
     }
+    CE_DLOG("init: peer access done (%s), barrier after", why.empty() ? "ok" : why.c_str());
     ProcessBarrier(key, nranks_);
   }
 
@@ -190,6 +217,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   NCCLCHECK(ncclAllReduce(dok, dok, 1, ncclInt32, ncclMin, nccl, s));
   CUDACHECK(cudaMemcpyAsync(&ok, dok, sizeof(int), cudaMemcpyDeviceToHost, s));
   CUDACHECK(cudaStreamSynchronize(s));
+  CE_DLOG("init: agreement %d", ok);
   CUDACHECK(cudaFree(dbuf));
   CUDACHECK(cudaFree(dok));
   if (!ok) {
@@ -221,6 +249,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (auto& e : ev_done_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   usable_ = true;
   why_.clear();
+  CE_DLOG("init: usable, %d lanes, %d slots of %llu B", cfg_.lanes, cfg_.slots,
+          static_cast<unsigned long long>(slot_bytes_));
   std::lock_guard<std::mutex> l(g_mu);
   Live().insert(this);
   return Status::Ok();
@@ -321,6 +351,8 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     chunks = CeChunks(count, slot_bytes_ / eb, 1, eb);
   }
   const int n = static_cast<int>(chunks.size());
+  CE_DLOG("call: kind %d, count %llu, %d chunks, seq %u..%u", static_cast<int>(k),
+          static_cast<unsigned long long>(count), n, seq_ + 1, seq_ + static_cast<uint32_t>(n));
   const uint32_t q0 = seq_ + 1;
   seq_ += static_cast<uint32_t>(n);
   auto Q = [&](int i) { return q0 + static_cast<uint32_t>(i); };
@@ -465,7 +497,36 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     CUDACHECK(cudaEventRecord(ev_done_[i], used[i]));
     CUDACHECK(cudaStreamWaitEvent(s, ev_done_[i], 0));
   }
+  CE_DLOG("call: submitted");
   return Status::Ok();
+}
+
+std::string CeComm::DumpFlags() const {
+  if (!flags_) return "no flags";
+  std::vector<uint32_t> h(FlagWords(), 0);
+  cudaSetDevice(device_);
+  cudaStream_t st = nullptr;
+  if (cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) != cudaSuccess) return "no stream";
+  cudaMemcpyAsync(h.data(), flags_, h.size() * sizeof(uint32_t), cudaMemcpyDeviceToHost, st);
+  // Bounded: the copy itself may be stuck behind a blocked hardware queue.
+  bool done = false;
+  for (int i = 0; i < 200 && !done; ++i) {
+    done = cudaStreamQuery(st) == cudaSuccess;
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::string out = "rank " + std::to_string(rank_) + " seq " + std::to_string(seq_) + (done ? "" : " (copy stuck)");
+  auto row = [&](const char* name, int base, int n) {
+    out += std::string(" ") + name + "[";
+    for (int i = 0; i < n; ++i) out += (i ? "," : "") + std::to_string(h[base + i]);
+    out += "]";
+  };
+  const int L = cfg_.lanes, R = nranks_;
+  row("rs_ready", 0, R * L);
+  row("ag_ready", R * L, R * L);
+  row("rs_free", 2 * R * L, R);
+  row("ag_free", 2 * R * L + R, R);
+  if (done) cudaStreamDestroy(st);
+  return out;
 }
 
 }  // namespace corun

@@ -57,6 +57,8 @@ class CeComm {
   // Releases every wait of this rank (and, in one process, of its peers); thread-safe.
   void Abort();
   Status CheckError() const;
+  // The flag block as text (debugging a stuck call; bounded wait, never blocks for long).
+  std::string DumpFlags() const;
   uint32_t seq() const { return seq_; }
 
  private:

@@ -57,6 +57,25 @@ void Threads(int n, const std::function<void(int, ncclComm_t, cudaStream_t)>& fn
   for (auto& t : th) t.join();
 }
 
+// Waits for the stream at most `limit_s`; on time-out prints the flag block, aborts every CE
+// communicator (releasing the waits, so the test ends instead of hanging) and returns false.
+bool SyncBounded(CeComm& ce, cudaStream_t s, int rank, const std::string& what, double limit_s = 20) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (cudaStreamQuery(s) == cudaErrorNotReady) {
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > limit_s) {
+      {
+        std::lock_guard<std::mutex> l(g_log_mu);
+        ADD_FAILURE() << "rank " << rank << ": " << what << ": stuck for " << limit_s << " s; flags: " << ce.DumpFlags();
+      }
+      AbortAllCeComms();
+      cudaStreamSynchronize(s);
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return cudaStreamSynchronize(s) == cudaSuccess;
+}
+
 struct Case {
   Collective col;
   DType t;
@@ -112,7 +131,7 @@ void RankCases(int rank, int n, ncclComm_t nccl, cudaStream_t s, const CeConfig&
       RANK_EXPECT(VerifyCollective(out, c.t, vm, c.count, rank, n, 7 + round, dw, s).ok(), "verify");
       unsigned long long wrong = 0;
       cudaMemcpyAsync(&wrong, dw, sizeof(wrong), cudaMemcpyDeviceToHost, s);
-      RANK_EXPECT(cudaStreamSynchronize(s) == cudaSuccess, what << ": " << cudaGetErrorString(cudaGetLastError()));
+      if (!SyncBounded(ce, s, rank, what)) return;
       RANK_EXPECT(wrong == 0, what << (in_place ? " in place" : "") << ": " << wrong << " wrong elements");
       RANK_EXPECT(ce.CheckError().ok(), "error flag");
       if (n == 2) {
