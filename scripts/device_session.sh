@@ -10,6 +10,9 @@
 #         (TUNE_COMPUTE=tiled64x64x64 or cublaslt takes half: the six do not fit one 10-minute call)
 #   tests: build, the cpu, gpu and multigpu tiers (interposer GPU checks included), launch cost
 #   procs: build, a short bench of every policy (one process), then mpirun and torchrun runs
+#   check: build, the cpu, gpu and multigpu tiers (interposer, set-up failure, trace), the
+#          copy-engine tests one by one under a time limit (CORUN_CE_DEBUG=1), a short bench of
+#          the main policies in one process and under mpirun
 #   app: build, corun tune -- CMD on the DDP example (scored by its printed step time), then
 #        corun -p tuned -- CMD
 # Header-only dependencies that the GPU image lacks can be carried in .deps/root (extracted
@@ -74,6 +77,28 @@ if [ "$MODE" = app ]; then
   cat "$OUT/app_tune.log" | grep -v "^\[W"
   CORUN_CACHE="$OUT/app_profiles.json" "$CORUN" -p tuned -- "${APP[@]}" > "$OUT/app_tuned_run.log" 2>&1 || rc=1
   grep -E "^\[|corun: pid" "$OUT/app_tuned_run.log" | head -4
+  echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
+  exit $rc
+fi
+
+if [ "$MODE" = check ]; then
+  (cd "$BUILD" && ctest -L "cpu|gpu|multigpu" --output-on-failure --timeout 120 -V) > "$OUT/tests.log" 2>&1 || rc=1
+  grep -E "tests passed|Failed|FAILED|\*\*\*|Test +#[0-9]+: (preload_gpu|setup_failure|trace_gpu)" "$OUT/tests.log" | head -40
+  for t in FallbackDecisions StressedProtocolConfiguration EveryCollectiveDtypeAndSizeMatchesNccl AbortEndsACollectiveWhosePeerNeverCame; do
+    echo "## ce $t" >> "$OUT/ce.log"
+    CORUN_CE_DEBUG=1 CUDA_DEVICE_MAX_CONNECTIONS=32 timeout -k 5 75 "$BUILD/tests/corun_gpu_ce_tests" \
+      --gtest_filter="*$t" >> "$OUT/ce.log" 2>&1
+    echo "## ce $t rc=$?" | tee -a "$OUT/ce.log"
+  done
+  grep -E "stuck|Failure|rank [0-9]: init: usable|FAILED" "$OUT/ce.log" | head -12
+  SMALL=(--compute tiled64x64x64,cublaslt --gemm 4096x4096x4096 -b 256M -p sequential,overlap,priority,shape:4+priority,smtarget:auto
+         --sustain 0.2 -n 3 -w 1 --watchdog 120)
+  "$CORUN" bench "${SMALL[@]}" --json "$OUT/bench_short_$TAG.json" > "$OUT/bench.log" 2>&1 || rc=1
+  grep -vE "^corun: \[" "$OUT/bench.log" | grep -E "^  |wrong|error" | head -14
+  if [ "$NGPU" -ge 2 ]; then
+    mpirun --allow-run-as-root --oversubscribe -np "$NGPU" "$CORUN" bench "${SMALL[@]}" > "$OUT/mpirun.log" 2>&1
+    echo "## mpirun exit $?" | tee -a "$OUT/mpirun.log"
+  fi
   echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
   exit $rc
 fi
