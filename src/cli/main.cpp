@@ -70,6 +70,8 @@ struct Forwarded {
   int (*run)(int argc, char** argv, int dash);
 };
 const std::vector<Forwarded>& ForwardedSubcommands() {
+  // e.g. {"trace", "Record a timeline of CMD's kernels ...", corun::RunTraceApp}, whose parse errors
+  // go through corun::ParseFailed(app, e, "corun trace") like every other.
   static const std::vector<Forwarded> v = {};
   return v;
 }
