@@ -1,11 +1,11 @@
 // corun info: the facts a policy depends on, per GPU.
-#include <cstdio>
-
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "../runtime/device.h"
 #include "../runtime/gemm_tiled.h"
 #include "../runtime/nvml.h"
+#include "cli.h"
 #include "corun/occupancy.h"
 
 namespace corun {
@@ -14,7 +14,7 @@ int RunInfo(bool as_json) {
   int n = 0;
   Status s = CountDevices(&n);
   if (!s.ok()) {
-    std::fprintf(stderr, "corun info: %s\n", s.message().c_str());
+    fmt::print(stderr, "corun info: {}\n", s.message());
     return 2;
   }
   nlohmann::json j;
@@ -23,13 +23,12 @@ int RunInfo(bool as_json) {
   j["cuda_driver"] = CudaDriverVersion();
   j["driver"] = Nvml::Get().DriverVersion();
   if (!as_json)
-    std::printf("corun info: NCCL %s, CUDA runtime %s, driver API %s, driver %s, %d GPU(s)\n",
-                NcclVersion().c_str(), CudaRuntimeVersion().c_str(), CudaDriverVersion().c_str(),
-                Nvml::Get().DriverVersion().c_str(), n);
+    fmt::print("corun info: NCCL {}, CUDA runtime {}, driver API {}, driver {}, {} GPU(s)\n", NcclVersion(),
+               CudaRuntimeVersion(), CudaDriverVersion(), Nvml::Get().DriverVersion(), n);
   for (int i = 0; i < n; ++i) {
     DeviceInfo d;
     if (!(s = QueryDevice(i, &d)).ok()) {
-      std::fprintf(stderr, "corun info: GPU %d: %s\n", i, s.message().c_str());
+      fmt::print(stderr, "corun info: GPU {}: {}\n", i, s.message());
       return 1;
     }
     cudaSetDevice(i);
@@ -49,12 +48,12 @@ int RunInfo(bool as_json) {
                         {"smem_per_block_optin", L.smem_per_block_optin},
                         {"smem_reserved_per_block", L.smem_reserved_per_block}};
     if (!as_json) {
-      std::printf("GPU %d: %s  sm_%d%d  %d SMs  %.1f GiB  pci %s\n", i, d.name.c_str(), d.sm_major, d.sm_minor, d.sms,
-                  d.memory / 1073741824.0, d.pci.c_str());
-      std::printf("  per SM: %d threads, %d blocks, %d registers, %zu B shared memory (opt-in %zu B/block, %zu B reserved/block)\n",
-                  L.max_threads_per_sm, L.max_blocks_per_sm, L.regs_per_sm, L.smem_per_sm, L.smem_per_block_optin,
-                  L.smem_reserved_per_block);
-      std::printf("  stream priorities: lowest %d, highest %d\n", d.priority_lowest, d.priority_highest);
+      fmt::print("GPU {}: {}  sm_{}{}  {} SMs  {:.1f} GiB  pci {}\n", i, d.name, d.sm_major, d.sm_minor, d.sms,
+                 d.memory / 1073741824.0, d.pci);
+      fmt::print("  per SM: {} threads, {} blocks, {} registers, {} B shared memory (opt-in {} B/block, {} B reserved/block)\n",
+                 L.max_threads_per_sm, L.max_blocks_per_sm, L.regs_per_sm, L.smem_per_sm, L.smem_per_block_optin,
+                 L.smem_reserved_per_block);
+      fmt::print("  stream priorities: lowest {}, highest {}\n", d.priority_lowest, d.priority_highest);
     }
     for (TileConfig t : {TileConfig::k64x64x32, TileConfig::k64x64x64}) {
       KernelFootprint fp;
@@ -66,17 +65,17 @@ int RunInfo(bool as_json) {
                                          {"smem", fp.static_smem + fp.dynamic_smem}, {"blocks_model", o.blocks},
                                          {"blocks_runtime", rt}, {"limiter", LimiterName(o.limiter)}};
       if (!as_json) {
-        std::printf("  %s: %d threads, %d regs, %zu B smem -> %d blocks/SM (%s-limited; runtime says %d); pads:",
-                    TileConfigName(t), fp.threads, fp.regs_per_thread, fp.static_smem + fp.dynamic_smem, o.blocks,
-                    LimiterName(o.limiter), rt);
+        fmt::print("  {}: {} threads, {} regs, {} B smem -> {} blocks/SM ({}-limited; runtime says {}); pads:",
+                   TileConfigName(t), fp.threads, fp.regs_per_thread, fp.static_smem + fp.dynamic_smem, o.blocks,
+                   LimiterName(o.limiter), rt);
         for (int k = o.blocks - 1; k >= 1; --k)
-          if (auto pad = PadForCap(L, fp, k)) std::printf(" K=%d:%zuB", k, *pad);
-        std::printf("\n");
+          if (auto pad = PadForCap(L, fp, k)) fmt::print(" K={}:{}B", k, *pad);
+        fmt::print("\n");
       }
     }
     j["gpus"].push_back(g);
   }
-  if (as_json) std::printf("%s\n", j.dump(1).c_str());
+  if (as_json) fmt::print("{}\n", j.dump(1));
   return 0;
 }
 

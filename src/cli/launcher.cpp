@@ -1,23 +1,66 @@
 // corun [options] -- CMD [ARGS...]: the numactl/faketime way. Options become environment for
 // libcorun_preload.so, the library is appended to LD_PRELOAD, the command is exec'd, and its exit
 // status (or signal) is therefore the launcher's own.
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <climits>
-#include <cstring>
-#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
-#include "corun/launch_rules.h"
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "app_profile.h"
-#include "corun/profile.h"
+#include "cli.h"
+#include "corun/launch_rules.h"
+#include "corun/parse.h"
 #include "corun/policy.h"
+#include "corun/profile.h"
+
+#ifndef CORUN_BUILD_PRELOAD_DIR
+#define CORUN_BUILD_PRELOAD_DIR ""
+#endif
 
 namespace corun {
+
+void AddLauncherOptions(CLI::App* app, LauncherOptions* o) {
+  const char* g = "Wrapping a program (corun [options] -- CMD)";
+  app->add_option("-p,--policy", o->policy,
+                  "policy for the program's kernels: priority, shape:K|NK[+priority], smtarget:N|auto, ncclctas:N, "
+                  "overlap (observe only), tuned (what 'corun tune -- CMD' stored)")
+      ->capture_default_str()
+      ->group(g);
+  app->add_flag("-v,--verbose", o->verbose, "log each decision once per kernel name")->group(g);
+  app->add_flag("--dry-run", o->dry_run, "print the environment and the command instead of running it")->group(g);
+  app->add_option("--report", o->report, "write each process's summary as JSON (%p becomes the pid)")->group(g);
+  app->add_option("--allow", o->allow, "shape only kernels whose name contains one of these (comma-separated)")
+      ->group(g);
+  app->add_option("--deny", o->deny, "never shape kernels whose name contains one of these (comma-separated)")
+      ->group(g);
+  app->add_option("--comm-patterns", o->patterns, "names of communication kernels (default ncclDevKernel,ncclKernel)")
+      ->group(g);
+  app->add_option("--nccl-ctas", o->nccl_ctas, "CTAs NCCL launches, for smtarget:auto before NCCL's first launch")
+      ->check(AtLeast(0))
+      ->group(g);
+  app->add_option("--lib", o->lib,
+                  "path of libcorun_preload.so (default: $CORUN_PRELOAD_LIB, ../lib/ or the folder of corun, "
+                  "the build tree, $LD_LIBRARY_PATH)")
+      ->group(g);
+  app->add_option("--cache", o->cache, "profile cache for -p tuned (default $CORUN_CACHE or ~/.cache/corun/profiles.json)")
+      ->group(g);
+}
+
+std::vector<const CLI::Option*> LauncherOptionList(const CLI::App& app) {
+  std::vector<const CLI::Option*> v;
+  for (const char* n : {"--policy", "--verbose", "--dry-run", "--report", "--allow", "--deny", "--comm-patterns",
+                        "--nccl-ctas", "--lib", "--cache"})
+    v.push_back(app.get_option(n));
+  return v;
+}
 
 namespace {
 
@@ -30,121 +73,153 @@ std::string SelfDir() {
   return p.substr(0, p.rfind('/'));
 }
 
-std::string FindPreload(const std::string& explicit_path) {
-  if (!explicit_path.empty()) return access(explicit_path.c_str(), R_OK) == 0 ? explicit_path : "";
-  if (const char* e = std::getenv("CORUN_PRELOAD_LIB"); e && *e) return access(e, R_OK) == 0 ? e : "";
-  const std::string dir = SelfDir();
-  for (const std::string& c : {dir + "/libcorun_preload.so", dir + "/../lib/libcorun_preload.so"})
-    if (access(c.c_str(), R_OK) == 0) {
+bool IsFile(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(p.c_str(), R_OK) == 0;
+}
+
+// An installed corun finds the library relative to itself (bin/../lib, as `cmake --install` and
+// `pip install .` lay it out), a build-tree corun beside itself; then the tree it was built in,
+// then LD_LIBRARY_PATH. `tried` lists every place looked at, for the error.
+std::string FindPreload(const std::string& explicit_path, std::string* tried) {
+  if (!explicit_path.empty()) {
+    *tried = explicit_path;
+    return IsFile(explicit_path) ? explicit_path : "";
+  }
+  if (const char* e = std::getenv("CORUN_PRELOAD_LIB"); e && *e) {
+    *tried = fmt::format("$CORUN_PRELOAD_LIB={}", e);
+    return IsFile(e) ? e : "";
+  }
+  const std::string self = SelfDir();
+  std::vector<std::string> dirs = {self + "/../lib", self};
+  if (*CORUN_BUILD_PRELOAD_DIR) dirs.push_back(CORUN_BUILD_PRELOAD_DIR);
+  if (const char* l = std::getenv("LD_LIBRARY_PATH")) {
+    std::string s = l;
+    for (size_t a = 0; a <= s.size();) {
+      size_t b = s.find(':', a);
+      if (b == std::string::npos) b = s.size();
+      if (b > a) dirs.push_back(s.substr(a, b - a));
+      a = b + 1;
+    }
+  }
+  for (const std::string& d : dirs) {
+    const std::string c = d + "/libcorun_preload.so";
+    tried->append(tried->empty() ? "" : ", ").append(d);
+    if (IsFile(c)) {
       char real[PATH_MAX];
       return realpath(c.c_str(), real) ? std::string(real) : c;
     }
+  }
   return "";
 }
 
-bool InPath(const std::string& cmd) {
-  if (cmd.find('/') != std::string::npos) return access(cmd.c_str(), X_OK) == 0;
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find(':', start);
-    if (end == std::string::npos) end = p.size();
-    const std::string dir = end > start ? p.substr(start, end - start) : ".";
-    if (access((dir + "/" + cmd).c_str(), X_OK) == 0) return true;
-    start = end + 1;
+// Where execvp would find `cmd`: 0 found and executable, 126 found but not executable (or a
+// folder), 127 not found — the shell's exit codes.
+int Resolve(const std::string& cmd, std::string* where) {
+  auto check = [](const std::string& p) {
+    struct stat st;
+    if (stat(p.c_str(), &st) != 0) return 127;
+    return S_ISREG(st.st_mode) && access(p.c_str(), X_OK) == 0 ? 0 : 126;
+  };
+  if (cmd.find('/') != std::string::npos) {
+    *where = cmd;
+    return check(cmd);
   }
-  return false;
+  const char* path = std::getenv("PATH");
+  const std::string p = path ? path : "/usr/bin:/bin";
+  int best = 127;
+  for (size_t a = 0; a <= p.size();) {
+    size_t b = p.find(':', a);
+    if (b == std::string::npos) b = p.size();
+    const std::string c = (b > a ? p.substr(a, b - a) : std::string(".")) + "/" + cmd;
+    const int r = check(c);
+    if (r == 0) {
+      *where = c;
+      return 0;
+    }
+    if (r == 126 && best == 127) {
+      best = 126;
+      *where = c;
+    }
+    a = b + 1;
+  }
+  return best;
 }
+
+void Fail(const std::string& msg) { fmt::print(stderr, "corun: {}\n", msg); }
 
 }  // namespace
 
-int RunLauncher(int argc, char** argv, int dash) {
-  CLI::App app{"corun [options] -- CMD [ARGS...]: run CMD with a corun policy applied to its kernels"};
-  std::string policy = "priority", report, lib, allow, deny, patterns;
-  bool verbose = false, dry = false;
-  int nccl_ctas_hint = 0;
-  app.add_option("-p,--policy", policy,
-                 "policy for the program's kernels: priority, shape:K|NK[+priority], smtarget:N|auto, ncclctas:N, "
-                 "overlap (observe only)")
-      ->capture_default_str();
-  app.add_flag("-v,--verbose", verbose, "log each decision once per kernel name");
-  app.add_flag("--dry-run", dry, "print the environment and the command instead of running it");
-  app.add_option("--report", report, "write each process's summary as JSON (%p becomes the pid)");
-  app.add_option("--allow", allow, "shape only kernels whose name contains one of these (comma-separated)");
-  app.add_option("--deny", deny, "never shape kernels whose name contains one of these (comma-separated)");
-  app.add_option("--comm-patterns", patterns, "names of communication kernels (default ncclDevKernel,ncclKernel)");
-  app.add_option("--nccl-ctas", nccl_ctas_hint, "CTAs NCCL launches, for smtarget:auto before NCCL's first launch");
-  app.add_option("--lib", lib, "path of libcorun_preload.so (default: beside corun, or $CORUN_PRELOAD_LIB)");
-  try {
-    app.parse(dash, argv);  // the options before "--"
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  if (dash + 1 >= argc) {
-    std::fprintf(stderr, "corun: no command after '--'\n");
+int RunLauncher(const LauncherOptions& o, const std::vector<std::string>& cmd) {
+  if (cmd.empty() || cmd[0].empty()) {
+    Fail("no command after '--' (corun [options] -- CMD [ARGS...])");
     return 2;
   }
+  std::string policy = o.policy;
   if (policy == "tuned") {
     // The profile corun tune -- CMD stored for exactly this command, GPU and library versions.
     ProfileCache cache;
     ProfileKey key;
     std::string stale;
-    const std::string path = DefaultProfilePath();
-    Status ks = AppProfileKey(AppWorkloadKey(argc, argv, dash + 1), &key);
+    const std::string path = o.cache.empty() ? DefaultProfilePath() : o.cache;
+    Status ks = AppProfileKey(AppWorkloadKey(cmd), &key);
     if (ks.ok()) ks = cache.Load(path);
     const ProfileEntry* e = ks.ok() ? cache.Find(key, &stale) : nullptr;
     if (!e) {
-      std::fprintf(stderr, "corun: no tuned profile for this command in %s (%s)\n", path.c_str(),
-                   !ks.ok() ? ks.message().c_str() : !stale.empty() ? stale.c_str() : "run: corun tune -- CMD");
+      Fail(fmt::format("no tuned profile for this command in {} ({})", path,
+                       !ks.ok() ? ks.message() : !stale.empty() ? stale : "run: corun tune -- CMD"));
       return 2;
     }
     policy = e->policy;
-    std::fprintf(stderr, "corun: tuned policy %s\n", policy.c_str());
+    fmt::print(stderr, "corun: tuned policy {}\n", policy);
   }
   Policy p;
   Status st = ParsePolicy(policy, &p);
   // The same check the library makes when it loads: a bad policy stops here, before the program runs.
   if (st.ok()) st = CheckInterposable(p);
   if (!st.ok()) {
-    std::fprintf(stderr, "corun: %s\n", st.message().c_str());
+    Fail(st.message());
     return 2;
   }
-  const std::string preload = FindPreload(lib);
+  std::string tried;
+  const std::string preload = FindPreload(o.lib, &tried);
   if (preload.empty()) {
-    std::fprintf(stderr, "corun: cannot find libcorun_preload.so (%s)\n",
-                 lib.empty() ? "looked beside corun and in $CORUN_PRELOAD_LIB" : lib.c_str());
+    Fail(fmt::format("cannot find libcorun_preload.so (looked in {}; give --lib PATH)", tried));
     return 2;
   }
-  const std::string cmd = argv[dash + 1];
-  if (!InPath(cmd)) {
-    std::fprintf(stderr, "corun: command not found: %s\n", cmd.c_str());
-    return 127;
+  std::string where;
+  if (const int r = Resolve(cmd[0], &where); r != 0) {
+    Fail(r == 127 ? fmt::format("command not found: {}", Printable(cmd[0]))
+                  : fmt::format("cannot execute {}: not an executable file", Printable(where)));
+    return r;
   }
   std::vector<std::pair<std::string, std::string>> env = {{"CORUN_POLICY", p.Name()}};
-  if (verbose) env.emplace_back("CORUN_VERBOSE", "1");
-  if (!report.empty()) env.emplace_back("CORUN_REPORT", report);
-  if (!allow.empty()) env.emplace_back("CORUN_ALLOW", allow);
-  if (!deny.empty()) env.emplace_back("CORUN_DENY", deny);
-  if (!patterns.empty()) env.emplace_back("CORUN_COMM_PATTERNS", patterns);
-  if (nccl_ctas_hint > 0) env.emplace_back("CORUN_NCCL_CTAS", std::to_string(nccl_ctas_hint));
+  if (o.verbose) env.emplace_back("CORUN_VERBOSE", "1");
+  if (!o.report.empty()) env.emplace_back("CORUN_REPORT", o.report);
+  if (!o.allow.empty()) env.emplace_back("CORUN_ALLOW", o.allow);
+  if (!o.deny.empty()) env.emplace_back("CORUN_DENY", o.deny);
+  if (!o.patterns.empty()) env.emplace_back("CORUN_COMM_PATTERNS", o.patterns);
+  if (o.nccl_ctas > 0) env.emplace_back("CORUN_NCCL_CTAS", std::to_string(o.nccl_ctas));
   // NCCL reads its CTA limit from the environment when a communicator is created.
   if (p.ncclctas > 0) env.emplace_back("NCCL_MAX_CTAS", std::to_string(p.ncclctas));
   const char* old = std::getenv("LD_PRELOAD");
   env.emplace_back("LD_PRELOAD", old && *old ? std::string(old) + ":" + preload : preload);
-  if (dry) {
-    for (const auto& [k, v] : env) std::printf("%s=%s\n", k.c_str(), v.c_str());
+  if (o.dry_run) {
+    for (const auto& [k, v] : env) fmt::print("{}={}\n", k, v);
     for (const char* k : {"NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS"})
-      if (const char* v = std::getenv(k)) std::printf("%s=%s (kept)\n", k, v);
-    for (int i = dash + 1; i < argc; ++i) std::printf("%s%s", i > dash + 1 ? " " : "", argv[i]);
-    std::printf("\n");
+      if (const char* v = std::getenv(k)) fmt::print("{}={} (kept)\n", k, v);
+    fmt::print("{}\n", fmt::join(cmd, " "));
     return 0;
   }
   // Everything else in the environment (the NVLink-multicast settings included) is inherited.
   for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-  execvp(cmd.c_str(), argv + dash + 1);
-  std::fprintf(stderr, "corun: cannot run %s: %s\n", cmd.c_str(), std::strerror(errno));
-  return 126;
+  std::vector<char*> args;
+  for (const std::string& a : cmd) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execvp(args[0], args.data());
+  const int err = errno;
+  Fail(fmt::format("cannot run {}: {}", cmd[0], std::strerror(err)));
+  return err == ENOENT ? 127 : 126;
 }
 
 }  // namespace corun

@@ -24,6 +24,8 @@
 #include "corun/policy.h"
 #include "corun/trace_report.h"
 
+#include "cli.h"
+
 namespace corun {
 
 namespace {
@@ -132,7 +134,7 @@ int RunTraceApp(int argc, char** argv, int dash) {
   try {
     app.parse(dash > 0 ? dash - 1 : argc - 1, argv + 1);  // the options between "trace" and "--"
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return ParseFailed(app, e, "corun trace");
   }
   o.steps = steps;
   Status s = ParseStepsSpec(steps);

@@ -5,25 +5,27 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <chrono>
-#include <cstdio>
+#include <cstdlib>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "../bench/self_spawn.h"
 #include "../runtime/device.h"
 #include "app_profile.h"
+#include "cli.h"
 #include "corun/profile.h"
 #include "corun/report.h"
 #include "corun/tune.h"
 
 namespace corun {
 
-std::string AppWorkloadKey(int argc, char** argv, int first) {
+std::string AppWorkloadKey(const std::vector<std::string>& cmd) {
   std::string k = "app:";
-  for (int i = first; i < argc; ++i) k += std::string(" ") + argv[i];
+  for (const std::string& a : cmd) k += " " + a;
   return k;
 }
 
@@ -43,11 +45,11 @@ Status AppProfileKey(const std::string& workload, ProfileKey* key) {
 namespace {
 
 // One run of the application under a policy: its score, or false if it failed.
-bool RunOnce(const std::string& policy, int argc, char** argv, int first, const std::string& metric, bool higher,
+bool RunOnce(const std::string& policy, const std::vector<std::string>& cmd, const std::string& metric, bool higher,
              double* score, std::string* why) {
   SpawnSpec spec;
   spec.args = {"-p", policy, "--"};
-  for (int i = first; i < argc; ++i) spec.args.push_back(argv[i]);
+  spec.args.insert(spec.args.end(), cmd.begin(), cmd.end());
   spec.add_env = {"CORUN_QUIET=1"};
   const std::string file = TempFile("corun-tune-app");
   const int fd = file.empty() ? -1 : open(file.c_str(), O_WRONLY | O_TRUNC);
@@ -64,7 +66,7 @@ bool RunOnce(const std::string& policy, int argc, char** argv, int first, const 
   const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const std::string text = TakeFile(file);
   if (code != 0) {
-    *why = "exit status " + std::to_string(code);
+    *why = fmt::format("exit status {}", code);
     return false;
   }
   if (metric.empty()) {
@@ -84,45 +86,32 @@ bool RunOnce(const std::string& policy, int argc, char** argv, int first, const 
   return true;
 }
 
+void Fail(const std::string& msg) { fmt::print(stderr, "corun tune: {}\n", msg); }
+
 }  // namespace
 
-int RunTuneApp(int argc, char** argv, int dash) {
-  CLI::App app{"corun tune [options] -- CMD [ARGS...]: choose the policy for an application"};
-  int runs = 16;
-  std::string metric, cache_path;
-  bool higher = false;
-  app.add_option("--runs", runs, "runs of the application in all (the trial budget)")->capture_default_str();
-  app.add_option("--metric", metric, "regex whose first group is the score printed by the program (default: wall time)");
-  app.add_flag("--higher-is-better", higher, "the metric is a rate (e.g. samples/s)");
-  app.add_option("--cache", cache_path, "profile cache (default $CORUN_CACHE or ~/.cache/corun/profiles.json)");
-  try {
-    app.parse(dash - 1, argv + 1);  // the options between "tune" and "--"
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  if (dash + 1 >= argc) {
-    std::fprintf(stderr, "corun tune: no command after '--'\n");
+int RunTuneApp(const TuneAppOptions& o, const std::vector<std::string>& cmd) {
+  if (cmd.empty() || cmd[0].empty()) {
+    Fail("no command after '--' (corun tune [options] -- CMD [ARGS...])");
     return 2;
   }
-  if (!metric.empty()) {
+  if (!o.metric.empty()) {
     try {
-      std::regex r(metric);
+      std::regex r(o.metric);
       if (r.mark_count() < 1) throw std::regex_error(std::regex_constants::error_badrepeat);
     } catch (const std::regex_error&) {
-      std::fprintf(stderr, "corun tune: bad --metric '%s' (a regex with one capture group)\n", metric.c_str());
+      Fail(fmt::format("bad --metric '{}' (a regex with one capture group)", o.metric));
       return 2;
     }
   }
-  if (runs < 4) {
-    std::fprintf(stderr, "corun tune: --runs must be at least 4\n");
-    return 2;
-  }
-  const std::string workload = AppWorkloadKey(argc, argv, dash + 1);
+  const std::string workload = AppWorkloadKey(cmd);
   ProfileKey key;
   if (Status s = AppProfileKey(workload, &key); !s.ok()) {
-    std::fprintf(stderr, "corun tune: %s\n", s.message().c_str());
+    Fail(s.message());
     return 2;
   }
+  const int runs = o.runs;
+  const bool higher = o.higher;
   SearchSpace sp;
   sp.app = true;
   sp.num_sms = key.sms;
@@ -136,29 +125,28 @@ int RunTuneApp(int argc, char** argv, int dash) {
     for (int i = 0; i < reps; ++i) {
       double v = 0;
       std::string why;
-      std::fprintf(stderr, "corun tune: [%d/%d] %s ...", t.trials() + static_cast<int>(out->size()) + 1, runs,
-                   p.Name().c_str());
-      if (!RunOnce(p.Name(), argc, argv, dash + 1, metric, higher, &v, &why)) {
-        std::fprintf(stderr, " failed (%s)\n", why.c_str());
+      fmt::print(stderr, "corun tune: [{}/{}] {} ...", t.trials() + static_cast<int>(out->size()) + 1, runs, p.Name());
+      if (!RunOnce(p.Name(), cmd, o.metric, higher, &v, &why)) {
+        fmt::print(stderr, " failed ({})\n", why);
         return false;
       }
-      std::fprintf(stderr, " %.3f\n", higher ? -v : v);
+      fmt::print(stderr, " {:.3f}\n", higher ? -v : v);
       out->push_back(v);
     }
     return true;
   });
   if (!best) {
-    std::fprintf(stderr, "corun tune: no policy ran the command successfully\n");
+    Fail("no policy ran the command successfully");
     return 1;
   }
-  std::printf("# corun tune: %s\n# %-28s %10s %6s\n", workload.c_str(), "policy", metric.empty() ? "wall ms" : "score",
-              "runs");
+  fmt::print("# corun tune: {}\n# {:<28} {:>10} {:>6}\n", workload, "policy", o.metric.empty() ? "wall ms" : "score",
+             "runs");
   for (const Measured& m : t.All())
-    std::printf("  %-28s %10.3f %6zu\n", m.policy.Name().c_str(), higher ? -m.summary.median : m.summary.median,
-                m.samples.size());
+    fmt::print("  {:<28} {:>10.3f} {:>6}\n", m.policy.Name(), higher ? -m.summary.median : m.summary.median,
+               m.samples.size());
   ProfileCache cache;
-  const std::string path = cache_path.empty() ? DefaultProfilePath() : cache_path;
-  if (Status s = cache.Load(path); !s.ok()) std::fprintf(stderr, "corun tune: warning: %s (starting a new cache)\n", s.message().c_str());
+  const std::string path = o.cache.empty() ? DefaultProfilePath() : o.cache;
+  if (Status s = cache.Load(path); !s.ok()) Fail(fmt::format("warning: {} (starting a new cache)", s.message()));
   ProfileEntry e;
   e.key = key;
   e.policy = best->policy.Name();
@@ -167,11 +155,11 @@ int RunTuneApp(int argc, char** argv, int dash) {
   if (const Measured* b = t.Baseline()) e.overlap_ms = higher ? -b->summary.median : b->summary.median;
   cache.Put(e);
   if (Status s = cache.Save(path); !s.ok()) {
-    std::fprintf(stderr, "corun tune: %s\n", s.message().c_str());
+    Fail(s.message());
     return 1;
   }
-  std::printf("# tuned: %s (%d runs; %s); saved in %s — use: corun -p tuned -- ...\n", e.policy.c_str(), t.trials(),
-              t.Why().c_str(), path.c_str());
+  fmt::print("# tuned: {} ({} runs; {}); saved in {} — use: corun -p tuned -- ...\n", e.policy, t.trials(), t.Why(),
+             path);
   return 0;
 }
 

@@ -7,6 +7,23 @@
 
 namespace corun {
 
+std::string Printable(const std::string& text) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (i == 80) return out + "...";
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 Status ParseSize(const std::string& text, uint64_t* bytes) {
   std::string s = text;
   if (s.size() >= 3 && (s.substr(s.size() - 2) == "iB" || s.substr(s.size() - 2) == "ib"))
@@ -14,7 +31,7 @@ Status ParseSize(const std::string& text, uint64_t* bytes) {
   else if (s.size() >= 2 && (s.back() == 'B' || s.back() == 'b') &&
            !std::isdigit(static_cast<unsigned char>(s[s.size() - 2])))
     s.resize(s.size() - 1);
-  if (s.empty()) return Status::Error("bad size '" + text + "'");
+  if (s.empty()) return Status::Error("bad size '" + Printable(text) + "'");
   uint64_t mult = 1;
   switch (s.back()) {
     case 'K': case 'k': mult = 1ull << 10; s.pop_back(); break;
@@ -23,15 +40,15 @@ Status ParseSize(const std::string& text, uint64_t* bytes) {
     case 'T': case 't': mult = 1ull << 40; s.pop_back(); break;
     default: break;
   }
-  if (s.empty()) return Status::Error("bad size '" + text + "'");
+  if (s.empty()) return Status::Error("bad size '" + Printable(text) + "'");
   for (char c : s)
     if (!std::isdigit(static_cast<unsigned char>(c)) && c != '.')
-      return Status::Error("bad size '" + text + "' (use e.g. 4096, 64K, 896M, 1G)");
+      return Status::Error("bad size '" + Printable(text) + "' (use e.g. 4096, 64K, 896M, 1G)");
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || *end != '\0' || !(v > 0)) return Status::Error("bad size '" + text + "'");
+  if (end == s.c_str() || *end != '\0' || !(v > 0)) return Status::Error("bad size '" + Printable(text) + "'");
   const double b = v * static_cast<double>(mult);
-  if (b > 1e15 || b != std::floor(b)) return Status::Error("bad size '" + text + "' (not a whole number of bytes)");
+  if (b > 1e15 || b != std::floor(b)) return Status::Error("bad size '" + Printable(text) + "' (not a whole number of bytes)");
   *bytes = static_cast<uint64_t>(b);
   return Status::Ok();
 }
@@ -67,12 +84,12 @@ Status ParseGemmShape(const std::string& text, GemmShape* out) {
   for (int i = 0; i < 3; ++i) {
     size_t pos = s.find('x', start);
     if ((i < 2) != (pos != std::string::npos))
-      return Status::Error("bad GEMM shape '" + text + "' (want MxNxK, e.g. 8192x8192x8192)");
+      return Status::Error("bad GEMM shape '" + Printable(text) + "' (want MxNxK, e.g. 8192x8192x8192)");
     std::string part = s.substr(start, pos == std::string::npos ? std::string::npos : pos - start);
     if (part.empty() || part.size() > 7 || part.find_first_not_of("0123456789") != std::string::npos)
-      return Status::Error("bad GEMM shape '" + text + "' (want MxNxK, e.g. 8192x8192x8192)");
+      return Status::Error("bad GEMM shape '" + Printable(text) + "' (want MxNxK, e.g. 8192x8192x8192)");
     g[i] = std::strtoll(part.c_str(), nullptr, 10);
-    if (g[i] <= 0) return Status::Error("bad GEMM shape '" + text + "': dimensions must be positive");
+    if (g[i] <= 0) return Status::Error("bad GEMM shape '" + Printable(text) + "': dimensions must be positive");
     start = pos + 1;
   }
   *out = g;
@@ -100,13 +117,17 @@ Status SizeSweep(uint64_t begin, uint64_t end, double factor, uint64_t increment
                  std::vector<uint64_t>* out) {
   out->clear();
   if (align == 0) align = 1;
-  if (begin == 0 || end < begin)
-    return Status::Error("bad size range: -b " + std::to_string(begin) + " -e " + std::to_string(end));
+  // A bound that is not a multiple of `align` would be changed behind the user's back: refused.
+  for (auto [flag, v] : {std::pair<const char*, uint64_t>{"-b", begin}, {"-e", end}, {"-i", increment}})
+    if (v % align != 0 || (v == 0 && flag[1] == 'b'))
+      return Status::Error(std::string(flag) + " " + FormatSize(v) + ": collective sizes are multiples of " +
+                           FormatSize(align) + " (" + std::to_string(align) + " B)");
+  if (end < begin)
+    return Status::Error("bad size range: -b " + FormatSize(begin) + " is above -e " + FormatSize(end));
   if (increment == 0 && !(factor > 1.0) && begin != end)
     return Status::Error("bad sweep: -f must be > 1 (or give -i)");
   for (double s = static_cast<double>(begin); s <= static_cast<double>(end) * (1 + 1e-12);) {
-    uint64_t b = static_cast<uint64_t>(s) / align * align;
-    if (b < align) b = align;
+    const uint64_t b = static_cast<uint64_t>(s) / align * align;  // >= begin >= align
     if (out->empty() || out->back() != b) out->push_back(b);
     if (begin == end) break;
     s = increment ? s + static_cast<double>(increment) : s * factor;

@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdlib>
 
+#include "corun/parse.h"
 #include "corun/strings.h"
 
 namespace corun {
@@ -21,7 +22,7 @@ bool ParseInt(const std::string& s, long lo, long hi, long* out) {
 }
 
 Status TermError(const std::string& policy, const std::string& term, const std::string& why) {
-  return Status::Error("bad policy '" + policy + "': " + (term.empty() ? "" : "'" + term + "' ") + why);
+  return Status::Error("bad policy '" + Printable(policy) + "': " + (term.empty() ? "" : "'" + Printable(term) + "' ") + why);
 }
 
 }  // namespace

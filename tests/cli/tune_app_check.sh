@@ -12,6 +12,10 @@ echo "$out" | grep -q "^# tuned: priority " || { echo "FAIL: did not choose prio
 grep -q '"date": "20' "$dir/p.json" || { echo "FAIL: the profile entry has no date"; cat "$dir/p.json"; exit 1; }
 dry=$(CORUN_CACHE="$dir/p.json" "$CORUN" -p tuned --dry-run -- sh -c "$script" 2>&1) || { echo "FAIL: -p tuned: $dry"; exit 1; }
 echo "$dry" | grep -q "^CORUN_POLICY=priority$" || { echo "FAIL: -p tuned did not apply priority: $dry"; exit 1; }
+# --cache PATH, as tune takes it, wins over $CORUN_CACHE.
+dry=$(CORUN_CACHE="$dir/none.json" "$CORUN" -p tuned --cache "$dir/p.json" --dry-run -- sh -c "$script" 2>&1) || {
+  echo "FAIL: -p tuned --cache: $dry"; exit 1; }
+echo "$dry" | grep -q "^CORUN_POLICY=priority$" || { echo "FAIL: -p tuned --cache did not apply priority: $dry"; exit 1; }
 # Another command has no profile: one-line error, non-zero exit.
 if CORUN_CACHE="$dir/p.json" "$CORUN" -p tuned --dry-run -- sh -c "echo other" 2>/dev/null; then
   echo "FAIL: a command without a profile was accepted"; exit 1

@@ -56,8 +56,16 @@ TEST(Parse, Sweeps) {
   EXPECT_EQ(s, (std::vector<uint64_t>{1 << 20, 2 << 20, 4 << 20, 8 << 20}));
   ASSERT_TRUE(SizeSweep(1 << 20, 3 << 20, 0, 1 << 20, 1024, &s).ok());
   EXPECT_EQ(s.size(), 3u);
-  ASSERT_TRUE(SizeSweep(5000, 5000, 2, 0, 1024, &s).ok());
-  EXPECT_EQ(s, (std::vector<uint64_t>{4096}));
+  // A bound off the alignment is refused, naming the flag (it used to become 4096 silently).
+  Status bad = SizeSweep(5000, 5000, 2, 0, 1024, &s);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("-b 5000"), std::string::npos) << bad.message();
+  EXPECT_FALSE(SizeSweep(10, 10, 2, 0, 1024, &s).ok());
+  EXPECT_FALSE(SizeSweep(1024, 3000, 2, 0, 1024, &s).ok());
+  EXPECT_FALSE(SizeSweep(1024, 4096, 0, 1000, 1024, &s).ok());
+  // Sizes a factor lands between the bounds round down to the alignment.
+  ASSERT_TRUE(SizeSweep(4096, 16384, 1.5, 0, 1024, &s).ok());
+  EXPECT_EQ(s, (std::vector<uint64_t>{4096, 6144, 9216, 13312}));
   EXPECT_FALSE(SizeSweep(8, 4, 2, 0, 1, &s).ok());
   EXPECT_FALSE(SizeSweep(4, 8, 1.0, 0, 1, &s).ok());
 }

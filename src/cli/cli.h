@@ -1,0 +1,48 @@
+// What the subcommands of the corun command share: their entry points, their option structs, and
+// the rule for bad input (one line on stderr, exit 2).
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+namespace corun {
+
+// "corun [options] -- CMD": the launcher's options (environment for libcorun_preload.so).
+struct LauncherOptions {
+  std::string policy = "priority";
+  std::string report, lib, allow, deny, patterns, cache;
+  bool verbose = false, dry_run = false;
+  int nccl_ctas = 0;
+};
+void AddLauncherOptions(CLI::App* app, LauncherOptions* o);
+// The launcher's option objects (to tell "corun -p X bench" that -p belongs to the launcher).
+std::vector<const CLI::Option*> LauncherOptionList(const CLI::App& app);
+// Execs `cmd` under the policy; returns only on failure (2 bad input, 126/127 for the command).
+int RunLauncher(const LauncherOptions& o, const std::vector<std::string>& cmd);
+
+// "corun tune [options] -- CMD": tuning an application.
+struct TuneAppOptions {
+  int runs = 16;
+  std::string metric;
+  bool higher = false;
+  std::string cache;
+};
+int RunTuneApp(const TuneAppOptions& o, const std::vector<std::string>& cmd);
+
+int RunInfo(bool json);
+
+// "corun trace [options] -- CMD" and "corun trace --analyze DIR" (dash: the "--", or -1).
+int RunTraceApp(int argc, char** argv, int dash);
+
+// The rule for a CLI11 parse failure: --help/--version print and return 0; anything else is one
+// line "<prefix>: <message>" on stderr and exit 2.
+int ParseFailed(const CLI::App& app, const CLI::ParseError& e, const std::string& prefix);
+
+// "-g/--ngpus": every spelling of a flag, for messages.
+std::string Names(const CLI::Option* opt);
+
+// A CLI11 check that names the flag, the bound and the value: "-g/--ngpus must be >= 0 (got -1)".
+CLI::Validator AtLeast(double min);
+CLI::Validator InRange(double min, double max);
+
+}  // namespace corun
