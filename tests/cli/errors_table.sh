@@ -29,7 +29,7 @@ c() {
     if ! grep -q -- "--policy" <<<"$err" || ! grep -q "Subcommands:" <<<"$err"; then
       echo "FAIL: $what: no usage on stderr"; fails=$((fails + 1))
     fi
-    first="$first (then the whole corun --help: $lines lines)"
+    first="$first (then the whole corun --help)"
   elif [ "$lines" -ne 1 ]; then
     echo "FAIL: $what: $lines lines on stderr:"; printf '%s\n' "$err"; fails=$((fails + 1))
   fi
