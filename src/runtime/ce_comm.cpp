@@ -211,6 +211,14 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     ProcessBarrier(key, nranks_);
   }
 
+  // The reduction kernels are loaded now (CUDA loads modules lazily, at first launch): loading
+  // them at the first call, behind stream waits on a peer whose own first launch is stuck the
+  // same way, deadlocks both ranks.
+  if (why.empty()) {
+    const Status ls = CeReduceLoad(s);
+    if (!ls.ok()) why = "unsupported: reduction kernels did not load: " + ls.message();
+  }
+
   // Every rank takes the CE path or none does.
   int ok = why.empty() ? 1 : 0;
   CUDACHECK(cudaMemcpyAsync(dok, &ok, sizeof(int), cudaMemcpyHostToDevice, s));
@@ -294,7 +302,7 @@ void CeComm::Abort() {
   if (aborted_.exchange(true) || !flags_ || !abort_stream_) return;
   // Every wait is on a local flag in device memory: overwrite them with a value that satisfies
   // all pending waits, on a stream of its own (no CE stream is needed for it to run).
-  const uint32_t v = CeReleaseValue(seq_);
+  const uint32_t v = CeReleaseValue(std::max(rs_seq_, ag_seq_));
   for (size_t i = 0; i < FlagWords(); ++i) release_host_[i] = v;
   cudaSetDevice(device_);
   cudaMemcpyAsync(flags_, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
@@ -351,11 +359,16 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     chunks = CeChunks(count, slot_bytes_ / eb, 1, eb);
   }
   const int n = static_cast<int>(chunks.size());
-  CE_DLOG("call: kind %d, count %llu, %d chunks, seq %u..%u", static_cast<int>(k),
-          static_cast<unsigned long long>(count), n, seq_ + 1, seq_ + static_cast<uint32_t>(n));
-  const uint32_t q0 = seq_ + 1;
-  seq_ += static_cast<uint32_t>(n);
-  auto Q = [&](int i) { return q0 + static_cast<uint32_t>(i); };
+  // Each phase numbers its own chunks: a slot's free flag advances only in calls that use that
+  // staging, so "free >= q - slots" must count the chunks of that phase alone (a reduce-scatter
+  // followed by an all-gather would otherwise wait for frees that never come).
+  const uint32_t qr0 = rs_seq_ + 1, qa0 = ag_seq_ + 1;
+  if (has_rs) rs_seq_ += static_cast<uint32_t>(n);
+  if (has_ag) ag_seq_ += static_cast<uint32_t>(n);
+  CE_DLOG("call: kind %d, count %llu, %d chunks, rs seq %u, ag seq %u", static_cast<int>(k),
+          static_cast<unsigned long long>(count), n, has_rs ? qr0 : 0, has_ag ? qa0 : 0);
+  auto QR = [&](int i) { return qr0 + static_cast<uint32_t>(i); };
+  auto QA = [&](int i) { return qa0 + static_cast<uint32_t>(i); };
 
   // Geometry per collective: what goes to peer p in the reduce-scatter step, what this rank
   // reduces, what it sends in the all-gather step and where a peer j's part lands here.
@@ -403,7 +416,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
 
   // All-gather push of chunk i: this rank's part into every peer's all-gather staging.
   auto ag_push = [&](int i) -> Status {
-    const uint32_t q = Q(i);
+    const uint32_t q = QA(i);
     const int lane = CeLane(q, L);
     cudaStream_t st = ag_lanes_[lane];
     const uint32_t fw = CeFreeWaitValue(q, S);
@@ -421,7 +434,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
 
   if (has_rs) {
     for (int i = 0; i < n; ++i) {
-      const uint32_t q = Q(i);
+      const uint32_t q = QR(i);
       const int lane = CeLane(q, L);
       cudaStream_t st = rs_lanes_[lane];
       const uint32_t fw = CeFreeWaitValue(q, S);
@@ -436,7 +449,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       }
     }
     for (const auto& b : CeBatches(n, std::min(cfg_.batch, kCeMaxBatch), S)) {
-      const std::vector<uint32_t> last = CeLastPerLane(Q(b.first), Q(b.second - 1), L);
+      const std::vector<uint32_t> last = CeLastPerLane(QR(b.first), QR(b.second - 1), L);
       std::vector<std::pair<uint32_t*, uint32_t>> waits;
       for (int p = 0; p < R; ++p)
         for (int lane = 0; lane < L && p != r; ++lane)
@@ -451,12 +464,12 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
         it.out = own.dst;
         it.own = own.src;
         for (int p = 0; p < R; ++p)
-          if (p != r) it.peer[CePeerIndex(p, r)] = Slot(rs_staging_, Q(i), CePeerIndex(p, r));
+          if (p != r) it.peer[CePeerIndex(p, r)] = Slot(rs_staging_, QR(i), CePeerIndex(p, r));
         it.count = own.bytes / eb;
       }
       CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_));
       for (int p = 0; p < R; ++p)
-        if (p != r) CORUN_CHECK(Write(reduce_, 2 * L, RsFree(peers_[p].flags, r), Q(b.second - 1)));
+        if (p != r) CORUN_CHECK(Write(reduce_, 2 * L, RsFree(peers_[p].flags, r), QR(b.second - 1)));
       if (has_ag) {
         CUDACHECK(cudaEventRecord(ev_batch_, reduce_));
         for (auto st : ag_lanes_) CUDACHECK(cudaStreamWaitEvent(st, ev_batch_, 0));
@@ -473,7 +486,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   if (has_ag) {
     // Unpack, in chunk order (one stream: the all-gather free flags only grow).
     for (int i = 0; i < n; ++i) {
-      const uint32_t q = Q(i);
+      const uint32_t q = QA(i);
       const int lane = CeLane(q, L);
       std::vector<std::pair<uint32_t*, uint32_t>> waits;
       for (int j = 0; j < R; ++j)
@@ -514,7 +527,7 @@ std::string CeComm::DumpFlags() const {
     done = cudaStreamQuery(st) == cudaSuccess;
     if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  std::string out = "rank " + std::to_string(rank_) + " seq " + std::to_string(seq_) + (done ? "" : " (copy stuck)");
+  std::string out = "rank " + std::to_string(rank_) + " rs seq " + std::to_string(rs_seq_) + " ag seq " + std::to_string(ag_seq_) + (done ? "" : " (copy stuck)");
   auto row = [&](const char* name, int base, int n) {
     out += std::string(" ") + name + "[";
     for (int i = 0; i < n; ++i) out += (i ? "," : "") + std::to_string(h[base + i]);

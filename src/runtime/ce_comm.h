@@ -59,7 +59,9 @@ class CeComm {
   Status CheckError() const;
   // The flag block as text (debugging a stuck call; bounded wait, never blocks for long).
   std::string DumpFlags() const;
-  uint32_t seq() const { return seq_; }
+  // Chunks numbered so far by the reduce-scatter and the all-gather phases.
+  uint32_t rs_seq() const { return rs_seq_; }
+  uint32_t ag_seq() const { return ag_seq_; }
 
  private:
   struct Peer {
@@ -99,7 +101,7 @@ class CeComm {
   cudaEvent_t ev_start_ = nullptr, ev_batch_ = nullptr;
   std::vector<cudaEvent_t> ev_done_;
   int sms_ = 0;
-  uint32_t seq_ = 0;
+  uint32_t rs_seq_ = 0, ag_seq_ = 0;
   std::atomic<bool> aborted_{false};
 };
 

@@ -26,5 +26,8 @@ struct CeReduceBatch {
 };
 
 Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s);
+// Loads the reduction kernels (an empty launch of each type, synchronised) so that no later
+// launch has to load a module while streams wait on peers.
+Status CeReduceLoad(cudaStream_t s);
 
 }  // namespace corun
