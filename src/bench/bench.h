@@ -43,4 +43,7 @@ Status ValidateBenchOptions(const BenchOptions& o);
 // Runs the benchmark; returns the process exit code (0 ok, 1 wrong results or errors).
 int RunBench(const BenchOptions& o);
 
+// "corun tune" or "corun bench": what RunBench's messages on stderr begin with.
+const char* CommandName(const BenchOptions& o);
+
 }  // namespace corun

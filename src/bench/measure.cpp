@@ -87,7 +87,8 @@ Status Rank::RunPolicy(const Workload& w, const Policy& p, RunRecord* rec, int r
     rec->status = "error";
     rec->note = setup.ToString(true);
     ++sh_.error_rows;
-    std::fprintf(stderr, "corun bench: rank %d: policy %s: %s\n", rank_, p.Name().c_str(), setup.ToString(true).c_str());
+    std::fprintf(stderr, "%s: rank %d: policy %s: %s\n", CommandName(o_), rank_, p.Name().c_str(),
+                 setup.ToString(true).c_str());
     return AgreeWall(Since(t0), 0, rec);
   }
   rec->pad_bytes = ctx.pad;

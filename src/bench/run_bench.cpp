@@ -7,6 +7,8 @@
 #include <fstream>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "../runtime/checks.h"
 #include "../runtime/watchdog.h"
 #include "child.h"
@@ -21,7 +23,7 @@ int SelectDevices(const BenchOptions& o, Shared* sh, std::vector<int>* devices) 
   int ndev = 0;
   if (s.ok()) s = CountDevices(&ndev);
   if (!s.ok()) {
-    std::fprintf(stderr, "corun bench: %s\n", s.message().c_str());
+    std::fprintf(stderr, "%s: %s\n", CommandName(o), s.message().c_str());
     return 2;
   }
   if (sh->pm.multi_process()) {
@@ -30,7 +32,7 @@ int SelectDevices(const BenchOptions& o, Shared* sh, std::vector<int>* devices) 
   } else {
     const int n = o.ngpus > 0 ? o.ngpus : ndev;
     if (n > ndev) {
-      std::fprintf(stderr, "corun bench: -g %d asks for more GPUs than the %d visible\n", n, ndev);
+      std::fprintf(stderr, "%s: -g %d asks for more GPUs than the %d visible\n", CommandName(o), n, ndev);
       return 2;
     }
     sh->nranks = n;
@@ -85,7 +87,7 @@ int RunRanks(Shared& sh, const std::vector<int>& devices, int first_rank) {
   int code = 0;
   for (size_t i = 0; i < results.size(); ++i) {
     if (!results[i].ok()) {
-      std::fprintf(stderr, "corun bench: rank %d: %s\n", first_rank + static_cast<int>(i),
+      std::fprintf(stderr, "%s: rank %d: %s\n", CommandName(*sh.o), first_rank + static_cast<int>(i),
                    results[i].ToString(true).c_str());
       code = 1;
     }
@@ -101,7 +103,7 @@ int MergeMaxConn1(const BenchOptions& o, Shared& sh) {
   std::fprintf(stderr, "corun: maxconn1: re-running %zu workload(s) in a child with CUDA_DEVICE_MAX_CONNECTIONS=1\n",
                sh.deferred_maxconn1.size());
   if (!RunMaxConn1Child(o, &child, &why)) {
-    std::fprintf(stderr, "corun bench: maxconn1 child failed: %s\n", why.c_str());
+    std::fprintf(stderr, "%s: maxconn1 child failed: %s\n", CommandName(o), why.c_str());
     return 1;
   }
   std::printf("#\n# maxconn1: own process with CUDA_DEVICE_MAX_CONNECTIONS=1; vs columns against the rows above\n");
@@ -149,7 +151,7 @@ int Finish(const BenchOptions& o, Shared& sh, int code) {
     std::ofstream f(o.json_path);
     f << RecordsToJson(sh.meta, sh.records, 1, sh.tunes) << "\n";
     if (!f) {
-      std::fprintf(stderr, "corun bench: cannot write %s\n", o.json_path.c_str());
+      std::fprintf(stderr, "%s: cannot write %s\n", CommandName(o), o.json_path.c_str());
       code = 1;
     }
   }
@@ -190,24 +192,37 @@ Status ValidateBenchOptions(const BenchOptions& o) {
   std::vector<PolicyItem> items;
   CORUN_CHECK(ParsePolicyList(o.policies, &items));
   if (o.tune_budget <= 0 || o.tune_budget > 1) CORUN_FAIL("--budget must be in (0, 1] (a fraction of the sweep's wall time)");
-  if (o.reps < 1 || o.reps > 100000) CORUN_FAIL("-n/--iters must be 1..100000");
-  if (o.warmup < 0) CORUN_FAIL("-w/--warmup must be >= 0");
-  if (o.gemms_per_step < 1 || o.gemms_per_step > 1000) CORUN_FAIL("--gemms must be 1..1000");
-  if (o.sustain_s < 0) CORUN_FAIL("--sustain must be >= 0");
-  if (o.gemm_samples < 4) CORUN_FAIL("--samples must be >= 4");
+  // The CLI checks these first, in the same words (its InRange); this is the guard for other callers.
+  const struct {
+    const char* flag;
+    double v, min, max;
+  } ranges[] = {{"-n/--iters", double(o.reps), 1, 100000},
+                {"-w/--warmup_iters", double(o.warmup), 0, 100000},
+                {"-g/--ngpus", double(o.ngpus), 0, 4096},
+                {"--gemms", double(o.gemms_per_step), 1, 1000},
+                {"--sustain", o.sustain_s, 0, 86400},
+                {"--watchdog", double(o.watchdog_s), 0, 86400 * 7},
+                {"--samples", double(o.gemm_samples), 4, 1 << 24},
+                {"--max-caps", double(o.max_shape_caps), 0, 1024}};
+  for (const auto& r : ranges) {
+    if (r.v < r.min) CORUN_FAIL(fmt::format("{}: must be >= {} (got {})", r.flag, r.min, r.v));
+    if (r.v > r.max) CORUN_FAIL(fmt::format("{}: must be <= {} (got {})", r.flag, r.max, r.v));
+  }
   return Status::Ok();
 }
+
+const char* CommandName(const BenchOptions& o) { return o.tune ? "corun tune" : "corun bench"; }
 
 int RunBench(const BenchOptions& o) {
   Status v = ValidateBenchOptions(o);
   if (!v.ok()) {
-    std::fprintf(stderr, "corun bench: %s\n", v.message().c_str());
+    std::fprintf(stderr, "%s: %s\n", CommandName(o), v.message().c_str());
     return 2;
   }
   Shared sh;
   sh.o = &o;
   if (Status fi = FailureInjectionFromEnv(&sh.inject); !fi.ok()) {
-    std::fprintf(stderr, "corun bench: %s\n", fi.message().c_str());
+    std::fprintf(stderr, "%s: %s\n", CommandName(o), fi.message().c_str());
     return 2;
   }
   std::vector<int> devices;
@@ -227,7 +242,7 @@ int RunBench(const BenchOptions& o) {
   DeviceInfo d0;
   if (s.ok()) s = QueryDevice(devices[0], &d0);
   if (!s.ok()) {
-    std::fprintf(stderr, "corun bench: %s\n", s.ToString(true).c_str());
+    std::fprintf(stderr, "%s: %s\n", CommandName(o), s.ToString(true).c_str());
     return 1;
   }
   FillMeta(o, sh, d0, &sh.meta);

@@ -20,6 +20,15 @@ std::vector<const CLI::Option*> LauncherOptionList(const CLI::App& app);
 // Execs `cmd` under the policy; returns only on failure (2 bad input, 126/127 for the command).
 int RunLauncher(const LauncherOptions& o, const std::vector<std::string>& cmd);
 
+// corun's library `name` (libcorun_preload.so, libcorun_trace.so): explicit_path (--lib) if given,
+// else $env_var if set (may be null), else ../lib and the folder of corun, the build tree,
+// $LD_LIBRARY_PATH. Returns "" if not found; `tried` lists every place looked at, for the error.
+std::string FindCorunLib(const std::string& name, const std::string& explicit_path, const char* env_var,
+                         std::string* tried);
+// Where execvp would find `cmd`: 0 found and executable, 126 found but not executable (or a
+// folder), 127 not found (the shell's exit codes); `where` is the path found.
+int ResolveCommand(const std::string& cmd, std::string* where);
+
 // "corun tune [options] -- CMD": tuning an application.
 struct TuneAppOptions {
   int runs = 16;

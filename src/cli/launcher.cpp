@@ -1,11 +1,9 @@
 // corun [options] -- CMD [ARGS...]: the numactl/faketime way. Options become environment for
 // libcorun_preload.so, the library is appended to LD_PRELOAD, the command is exec'd, and its exit
 // status (or signal) is therefore the launcher's own.
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -20,10 +18,6 @@
 #include "corun/parse.h"
 #include "corun/policy.h"
 #include "corun/profile.h"
-
-#ifndef CORUN_BUILD_PRELOAD_DIR
-#define CORUN_BUILD_PRELOAD_DIR ""
-#endif
 
 namespace corun {
 
@@ -64,88 +58,6 @@ std::vector<const CLI::Option*> LauncherOptionList(const CLI::App& app) {
 
 namespace {
 
-std::string SelfDir() {
-  char buf[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return ".";
-  buf[n] = '\0';
-  std::string p(buf);
-  return p.substr(0, p.rfind('/'));
-}
-
-bool IsFile(const std::string& p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(p.c_str(), R_OK) == 0;
-}
-
-// An installed corun finds the library relative to itself (bin/../lib, as `cmake --install` and
-// `pip install .` lay it out), a build-tree corun beside itself; then the tree it was built in,
-// then LD_LIBRARY_PATH. `tried` lists every place looked at, for the error.
-std::string FindPreload(const std::string& explicit_path, std::string* tried) {
-  if (!explicit_path.empty()) {
-    *tried = explicit_path;
-    return IsFile(explicit_path) ? explicit_path : "";
-  }
-  if (const char* e = std::getenv("CORUN_PRELOAD_LIB"); e && *e) {
-    *tried = fmt::format("$CORUN_PRELOAD_LIB={}", e);
-    return IsFile(e) ? e : "";
-  }
-  const std::string self = SelfDir();
-  std::vector<std::string> dirs = {self + "/../lib", self};
-  if (*CORUN_BUILD_PRELOAD_DIR) dirs.push_back(CORUN_BUILD_PRELOAD_DIR);
-  if (const char* l = std::getenv("LD_LIBRARY_PATH")) {
-    std::string s = l;
-    for (size_t a = 0; a <= s.size();) {
-      size_t b = s.find(':', a);
-      if (b == std::string::npos) b = s.size();
-      if (b > a) dirs.push_back(s.substr(a, b - a));
-      a = b + 1;
-    }
-  }
-  for (const std::string& d : dirs) {
-    const std::string c = d + "/libcorun_preload.so";
-    tried->append(tried->empty() ? "" : ", ").append(d);
-    if (IsFile(c)) {
-      char real[PATH_MAX];
-      return realpath(c.c_str(), real) ? std::string(real) : c;
-    }
-  }
-  return "";
-}
-
-// Where execvp would find `cmd`: 0 found and executable, 126 found but not executable (or a
-// folder), 127 not found — the shell's exit codes.
-int Resolve(const std::string& cmd, std::string* where) {
-  auto check = [](const std::string& p) {
-    struct stat st;
-    if (stat(p.c_str(), &st) != 0) return 127;
-    return S_ISREG(st.st_mode) && access(p.c_str(), X_OK) == 0 ? 0 : 126;
-  };
-  if (cmd.find('/') != std::string::npos) {
-    *where = cmd;
-    return check(cmd);
-  }
-  const char* path = std::getenv("PATH");
-  const std::string p = path ? path : "/usr/bin:/bin";
-  int best = 127;
-  for (size_t a = 0; a <= p.size();) {
-    size_t b = p.find(':', a);
-    if (b == std::string::npos) b = p.size();
-    const std::string c = (b > a ? p.substr(a, b - a) : std::string(".")) + "/" + cmd;
-    const int r = check(c);
-    if (r == 0) {
-      *where = c;
-      return 0;
-    }
-    if (r == 126 && best == 127) {
-      best = 126;
-      *where = c;
-    }
-    a = b + 1;
-  }
-  return best;
-}
-
 void Fail(const std::string& msg) { fmt::print(stderr, "corun: {}\n", msg); }
 
 }  // namespace
@@ -182,13 +94,13 @@ int RunLauncher(const LauncherOptions& o, const std::vector<std::string>& cmd) {
     return 2;
   }
   std::string tried;
-  const std::string preload = FindPreload(o.lib, &tried);
+  const std::string preload = FindCorunLib("libcorun_preload.so", o.lib, "CORUN_PRELOAD_LIB", &tried);
   if (preload.empty()) {
     Fail(fmt::format("cannot find libcorun_preload.so (looked in {}; give --lib PATH)", tried));
     return 2;
   }
   std::string where;
-  if (const int r = Resolve(cmd[0], &where); r != 0) {
+  if (const int r = ResolveCommand(cmd[0], &where); r != 0) {
     Fail(r == 127 ? fmt::format("command not found: {}", Printable(cmd[0]))
                   : fmt::format("cannot execute {}: not an executable file", Printable(where)));
     return r;

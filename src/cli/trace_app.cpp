@@ -19,8 +19,11 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "corun/attribution.h"
 #include "corun/launch_rules.h"
+#include "corun/parse.h"
 #include "corun/policy.h"
 #include "corun/trace_report.h"
 
@@ -29,39 +32,6 @@
 namespace corun {
 
 namespace {
-
-std::string SelfDir() {
-  char buf[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return ".";
-  buf[n] = '\0';
-  std::string p(buf);
-  return p.substr(0, p.rfind('/'));
-}
-
-std::string FindBeside(const std::string& name) {
-  const std::string dir = SelfDir();
-  for (const std::string& c : {dir + "/" + name, dir + "/../lib/" + name}) {
-    char real[PATH_MAX];
-    if (access(c.c_str(), R_OK) == 0) return realpath(c.c_str(), real) ? std::string(real) : c;
-  }
-  return "";
-}
-
-bool InPath(const std::string& cmd) {
-  if (cmd.find('/') != std::string::npos) return access(cmd.c_str(), X_OK) == 0;
-  const char* path = std::getenv("PATH");
-  const std::string p = path ? path : "/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find(':', start);
-    if (end == std::string::npos) end = p.size();
-    const std::string dir = end > start ? p.substr(start, end - start) : ".";
-    if (access((dir + "/" + cmd).c_str(), X_OK) == 0) return true;
-    start = end + 1;
-  }
-  return false;
-}
 
 // Creates the folder (one level) and proves it writable; the error names it.
 bool PrepareDir(const std::string& dir, std::string* why) {
@@ -99,17 +69,17 @@ void Forward(int sig) {
 int Analyze(const std::string& dir, const AttributionOptions& o, int status_if_none) {
   TraceAnalysis a;
   if (Status s = AnalyzeTraceDir(dir, o, &a); !s.ok()) {
-    std::fprintf(stderr, "corun trace: %s\n", s.message().c_str());
+    fmt::print(stderr, "corun trace: {}\n", s.message());
     return status_if_none;
   }
-  std::fputs(TraceTable(a).c_str(), stderr);
+  fmt::print(stderr, "{}", TraceTable(a));
   std::vector<std::string> written;
   if (Status s = WriteTraceOutputs(a, &written); !s.ok()) {
-    std::fprintf(stderr, "corun trace: %s\n", s.message().c_str());
+    fmt::print(stderr, "corun trace: {}\n", s.message());
     return 1;
   }
-  std::fprintf(stderr, "# wrote %s/summary.json and %zu Perfetto trace(s) (ui.perfetto.dev); timeline: scripts/trace_plot.py %s\n",
-               dir.c_str(), written.size() - 1, dir.c_str());
+  fmt::print(stderr, "# wrote {0}/summary.json and {1} Perfetto trace(s) (ui.perfetto.dev); timeline: scripts/trace_plot.py {0}\n",
+             dir, written.size() - 1);
   return 0;
 }
 
@@ -129,7 +99,8 @@ int RunTraceApp(int argc, char** argv, int dash) {
       ->capture_default_str();
   app.add_option("--window", window, "BEGIN:END in ms after the first GPU record (instead of steps/warm-up)");
   app.add_option("--analyze", analyze, "redo the analysis of the records in this folder (no command)");
-  app.add_option("--lib", lib, "path of libcorun_trace.so (default: beside corun)");
+  app.add_option("--lib", lib,
+                 "path of libcorun_trace.so (default: ../lib/ or the folder of corun, the build tree, $LD_LIBRARY_PATH)");
   app.add_flag("-v,--verbose", verbose, "each traced process says where it writes");
   try {
     app.parse(dash > 0 ? dash - 1 : argc - 1, argv + 1);  // the options between "trace" and "--"
@@ -142,18 +113,18 @@ int RunTraceApp(int argc, char** argv, int dash) {
   if (s.ok() && (o.warmup_frac < 0 || o.warmup_frac >= 1)) s = Status::Error("--warmup must be in [0, 1)");
   if (s.ok() && o.skip_steps < 0) s = Status::Error("--skip must be >= 0");
   if (!s.ok()) {
-    std::fprintf(stderr, "corun trace: %s\n", s.message().c_str());
+    fmt::print(stderr, "corun trace: {}\n", s.message());
     return 2;
   }
   if (!analyze.empty()) {
     if (dash > 0) {
-      std::fprintf(stderr, "corun trace: --analyze takes no command\n");
+      fmt::print(stderr, "corun trace: --analyze takes no command\n");
       return 2;
     }
     return Analyze(analyze, o, 2);
   }
   if (dash <= 0 || dash + 1 >= argc) {
-    std::fprintf(stderr, "corun trace: no command after '--' (or --analyze DIR)\n");
+    fmt::print(stderr, "corun trace: no command after '--' (or --analyze DIR)\n");
     return 2;
   }
 
@@ -165,41 +136,49 @@ int RunTraceApp(int argc, char** argv, int dash) {
     s = ParsePolicy(policy, &p);
     if (s.ok()) s = CheckInterposable(p);
     if (!s.ok()) {
-      std::fprintf(stderr, "corun trace: %s\n", s.message().c_str());
+      fmt::print(stderr, "corun trace: {}\n", s.message());
       return 2;
     }
-    preload = FindBeside("libcorun_preload.so");
+    std::string tried;
+    preload = FindCorunLib("libcorun_preload.so", "", "CORUN_PRELOAD_LIB", &tried);
     if (preload.empty()) {
-      std::fprintf(stderr, "corun trace: cannot find libcorun_preload.so beside corun\n");
+      fmt::print(stderr, "corun trace: cannot find libcorun_preload.so (looked in {})\n", tried);
       return 2;
     }
     env.emplace_back("CORUN_POLICY", p.Name());
     if (p.ncclctas > 0) env.emplace_back("NCCL_MAX_CTAS", std::to_string(p.ncclctas));
   }
   const std::string cmd = argv[dash + 1];
-  if (!InPath(cmd)) {
-    std::fprintf(stderr, "corun trace: command not found: %s\n", cmd.c_str());
-    return 127;
+  std::string where;
+  if (const int r = ResolveCommand(cmd, &where); r != 0) {
+    fmt::print(stderr, "corun trace: {}\n",
+               r == 127 ? fmt::format("command not found: {}", Printable(cmd))
+                        : fmt::format("cannot execute {}: not an executable file", Printable(where)));
+    return r;
   }
   std::string why;
   if (!PrepareDir(dir, &why)) {
-    std::fprintf(stderr, "corun trace: cannot write to output folder %s (%s)\n", dir.c_str(), why.c_str());
+    fmt::print(stderr, "corun trace: cannot write to output folder {} ({})\n", dir, why);
     return 2;
   }
   char real[PATH_MAX];
   const std::string adir = realpath(dir.c_str(), real) ? std::string(real) : dir;
 #ifndef CORUN_HAVE_CUPTI
   if (lib.empty()) {
-    std::fprintf(stderr, "corun trace: built without CUPTI (cupti.h/libcupti not found at configure time; set CUPTI_HOME and rebuild)\n");
+    fmt::print(stderr, "corun trace: built without CUPTI (cupti.h/libcupti not found at configure time; set CUPTI_HOME and rebuild)\n");
     return 2;
   }
 #endif
-  const std::string tlib = lib.empty() ? FindBeside("libcorun_trace.so") : lib;
+  std::string tried;
+  const std::string tlib = FindCorunLib("libcorun_trace.so", lib, nullptr, &tried);
+  if (tlib.empty()) {
+    fmt::print(stderr, "corun trace: cannot find libcorun_trace.so (looked in {}; give --lib PATH)\n", tried);
+    return 2;
+  }
   // Loading it here proves that it and libcupti load; the NVTX hook is CUPTI's own library.
-  void* h = tlib.empty() ? nullptr : dlopen(tlib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* h = dlopen(tlib.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h) {
-    std::fprintf(stderr, "corun trace: cannot load %s: %s\n", tlib.empty() ? "libcorun_trace.so" : tlib.c_str(),
-                 tlib.empty() ? "not beside corun" : dlerror());
+    fmt::print(stderr, "corun trace: cannot load {}: {}\n", tlib, dlerror());
     return 2;
   }
   std::string cupti_path;
@@ -207,7 +186,7 @@ int RunTraceApp(int argc, char** argv, int dash) {
   if (void* sym = dlsym(h, "cuptiActivityEnable"); sym && dladdr(sym, &info) && info.dli_fname)
     cupti_path = info.dli_fname;
   if (const char* inj = std::getenv("CUDA_INJECTION64_PATH"); inj && *inj) {
-    std::fprintf(stderr, "corun trace: CUDA_INJECTION64_PATH is already set (%s): another tool injects itself\n", inj);
+    fmt::print(stderr, "corun trace: CUDA_INJECTION64_PATH is already set ({}): another tool injects itself\n", inj);
     return 2;
   }
   char rlib[PATH_MAX];
@@ -223,13 +202,13 @@ int RunTraceApp(int argc, char** argv, int dash) {
   const auto t0 = std::chrono::steady_clock::now();
   const pid_t pid = fork();
   if (pid < 0) {
-    std::fprintf(stderr, "corun trace: fork failed: %s\n", std::strerror(errno));
+    fmt::print(stderr, "corun trace: fork failed: {}\n", std::strerror(errno));
     return 1;
   }
   if (pid == 0) {
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     execvp(cmd.c_str(), argv + dash + 1);
-    std::fprintf(stderr, "corun trace: cannot run %s: %s\n", cmd.c_str(), std::strerror(errno));
+    fmt::print(stderr, "corun trace: cannot run {}: {}\n", cmd, std::strerror(errno));
     _exit(126);
   }
   // The terminal's Ctrl-C reaches the child; this process stays to analyze what was recorded.
@@ -243,7 +222,7 @@ int RunTraceApp(int argc, char** argv, int dash) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int code = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 1;
-  std::fprintf(stderr, "# corun trace: %s exited with status %d after %.2f s\n", cmd.c_str(), code, secs);
+  fmt::print(stderr, "# corun trace: {} exited with status {} after {:.2f} s\n", cmd, code, secs);
   const int ar = Analyze(adir, o, 1);
   return code != 0 ? code : ar;
 }

@@ -1,5 +1,7 @@
 #include "corun/parse.h"
 
+#include "corun/strings.h"
+
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -98,9 +100,10 @@ Status ParseGemmShape(const std::string& text, GemmShape* out) {
 
 Status ParseGemmList(const std::string& text, std::vector<GemmShape>* out) {
   out->clear();
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
+  std::vector<std::string> items = Split(text, ',');
+  // A trailing comma is accepted (an empty term elsewhere is a bad shape).
+  if (items.back().empty()) items.pop_back();
+  for (const std::string& item : items) {
     GemmShape g;
     CORUN_CHECK(ParseGemmShape(item, &g));
     out->push_back(g);

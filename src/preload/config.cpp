@@ -7,6 +7,8 @@
 #include <mutex>
 #include <type_traits>
 
+#include <fmt/format.h>
+
 #include "preload.h"
 
 namespace corun {
@@ -66,7 +68,7 @@ namespace {
 __attribute__((constructor)) void CheckAtLoad() {
   State& s = S();
   if (s.enabled || std::getenv(kWarnedVar)) return;
-  std::fprintf(stderr, "corun: preload disabled, the program runs unchanged: %s\n", s.error.c_str());
+  fmt::print(stderr, "corun: preload disabled, the program runs unchanged: {}\n", s.error);
   setenv(kWarnedVar, "1", 1);
 }
 }  // namespace

@@ -7,6 +7,8 @@
 #include <shared_mutex>
 #include <unordered_map>
 
+#include <fmt/format.h>
+
 #include "preload.h"
 
 namespace corun {
@@ -226,7 +228,7 @@ int ProgramView(CUfunction f, CUdevice dev, int driver_value) {
 
 void LogOnce(State& s, FuncInfo* fi, const std::string& what) {
   if (!s.verbose || fi->logged.exchange(true)) return;
-  std::fprintf(stderr, "corun: %s: %s\n", fi->name.c_str(), what.c_str());
+  fmt::print(stderr, "corun: {}: {}\n", fi->name, what);
 }
 
 }  // namespace corun

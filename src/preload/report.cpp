@@ -61,12 +61,12 @@ void WriteReport(const State& s) {
   if (at != std::string::npos) path.replace(at, 2, std::to_string(getpid()));
   FILE* f = std::fopen(path.c_str(), "w");
   if (!f) {
-    std::fprintf(stderr, "corun: cannot write the report '%s'\n", path.c_str());
+    fmt::print(stderr, "corun: cannot write the report '{}'\n", path);
     return;
   }
   // Strings come from the environment and kernel names: invalid UTF-8 is replaced, not thrown.
   const std::string text = ReportJson(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::fprintf(f, "%s\n", text.c_str());
+  fmt::print(f, "{}\n", text);
   std::fclose(f);
 }
 
@@ -76,7 +76,7 @@ __attribute__((destructor)) void AtExit() {
   State& s = S();
   const bool quiet = std::getenv("CORUN_QUIET") != nullptr;
   if (s.enabled && ((g_count.launches.load() > 0 && !quiet) || s.verbose))
-    std::fprintf(stderr, "%s\n", SummaryLine(s).c_str());
+    fmt::print(stderr, "{}\n", SummaryLine(s));
   if (!s.report.empty()) WriteReport(s);
 }
 

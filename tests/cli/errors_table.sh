@@ -98,6 +98,7 @@ c 2 tune --metric "time" -- CMD
 c 2 tune -b 1M -- CMD
 # corun trace
 c 127 trace -o "$TMP/tr" -- no-such-cmd
+c 126 trace -o "$TMP/tr" -- "$TMP/notexec"
 c 2 trace -o /proc/corun-x -- CMD
 c 2 trace -p shape:x -- CMD
 c 2 trace --steps foo -- CMD

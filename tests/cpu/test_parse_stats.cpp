@@ -48,6 +48,12 @@ TEST(Parse, GemmShapes) {
   std::vector<GemmShape> list;
   ASSERT_TRUE(ParseGemmList("64x64x64,128x64x32", &list).ok());
   EXPECT_EQ(list.size(), 2u);
+  // The list's edge cases: a trailing comma is accepted, an empty list or term is not.
+  ASSERT_TRUE(ParseGemmList("64x64x64,", &list).ok());
+  EXPECT_EQ(list.size(), 1u);
+  EXPECT_EQ(ParseGemmList("", &list).message(), "empty GEMM list");
+  EXPECT_FALSE(ParseGemmList("64x64x64,,64x64x64", &list).ok());
+  EXPECT_FALSE(ParseGemmList(",64x64x64", &list).ok());
 }
 
 TEST(Parse, Sweeps) {

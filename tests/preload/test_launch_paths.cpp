@@ -4,7 +4,7 @@
 // it under CORUN_POLICY=shape:2+priority, CORUN_DENY=denied_ (every rule must show).
 #include <cuda.h>
 
-#include "fake_cuda.h"
+#include "fake_api.h"
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
@@ -17,18 +17,6 @@
 #undef cuGetProcAddress
 
 namespace {
-
-// The fake driver's test API, looked up at run time: on a machine whose real libcuda.so.1 is
-// forced into every process, the fake cannot load and the tests report themselves skipped.
-template <typename T>
-T FakeApi(const char* name) {
-  return reinterpret_cast<T>(dlsym(RTLD_DEFAULT, name));
-}
-CUfunction fake_function(const char* name, int regs, int static_smem, int cluster) {
-  return FakeApi<CUfunction (*)(const char*, int, int, int)>("fake_function")(name, regs, static_smem, cluster);
-}
-FakeLaunch fake_last() { return FakeApi<FakeLaunch (*)()>("fake_last")(); }
-int fake_setattr_count(CUfunction f) { return FakeApi<int (*)(CUfunction)>("fake_setattr_count")(f); }
 
 bool Preloaded() {
   const char* e = std::getenv("CORUN_TEST_EXPECT");

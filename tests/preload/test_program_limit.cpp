@@ -12,32 +12,11 @@
 #include <cstdlib>
 #include <string>
 
-#include "fake_cuda.h"
+#include "fake_api.h"
 
 #undef cuGetProcAddress
 
 namespace {
-
-template <typename T>
-T FakeApi(const char* name) {
-  return reinterpret_cast<T>(dlsym(RTLD_DEFAULT, name));
-}
-CUfunction fake_function(const char* name, int regs, int static_smem, int cluster) {
-  return FakeApi<CUfunction (*)(const char*, int, int, int)>("fake_function")(name, regs, static_smem, cluster);
-}
-CUkernel fake_kernel(const char* name, int regs, int static_smem) {
-  return FakeApi<CUkernel (*)(const char*, int, int)>("fake_kernel")(name, regs, static_smem);
-}
-CUfunction fake_kernel_function(CUkernel k) { return FakeApi<CUfunction (*)(CUkernel)>("fake_kernel_function")(k); }
-FakeLaunch fake_last() { return FakeApi<FakeLaunch (*)()>("fake_last")(); }
-int fake_launch_count() { return FakeApi<int (*)()>("fake_launch_count")(); }
-int fake_refused_count() { return FakeApi<int (*)()>("fake_refused_count")(); }
-void fake_set_device(int d) { FakeApi<void (*)(int)>("fake_set_device")(d); }
-void fake_refuse_above(CUfunction f, int b) { FakeApi<void (*)(CUfunction, int)>("fake_refuse_above")(f, b); }
-void fake_cap_limit(CUfunction f, int b) { FakeApi<void (*)(CUfunction, int)>("fake_cap_limit")(f, b); }
-void fake_refuse_priority(int on) { FakeApi<void (*)(int)>("fake_refuse_priority")(on); }
-void fake_set_limit_unseen(CUfunction f, int b) { FakeApi<void (*)(CUfunction, int)>("fake_set_limit_unseen")(f, b); }
-int fake_limit(CUfunction f, int dev) { return FakeApi<int (*)(CUfunction, int)>("fake_limit")(f, dev); }
 
 bool Preloaded() {
   const char* e = std::getenv("CORUN_TEST_EXPECT");
