@@ -22,6 +22,11 @@ struct Policy {
   int ncclctas = 0;            // ncclConfig_t maxCTAs (+ CTAPolicy efficiency); 0 = off
   int greenctx = 0;            // SMs set aside for communication by a green-context split
   bool maxconn1 = false;       // CUDA_DEVICE_MAX_CONNECTIONS=1 (needs its own process)
+  // Copy-engine collectives (runtime/ce_comm.h) instead of NCCL: data moved by copy engines, the
+  // reduction in short kernels on a top-priority stream of their own, so "priority" adds nothing
+  // and is folded into "ce". Ranks must be threads of one process. Not in "all" nor in the tuner's
+  // search until a GPU run has validated it in the bench.
+  bool ce = false;
 
   // Canonical name: "sequential", "overlap", or knobs joined by '+' in a fixed order, priority last.
   std::string Name() const;

@@ -7,9 +7,13 @@
 #include <cstdlib>
 
 namespace corun {
+namespace {
 
-bool RunMaxConn1Child(const BenchOptions& o, std::vector<RunRecord>* out, std::string* why) {
-  const std::string json = TempFile("corun-maxconn1");
+// `corun bench <same flags> <extra>` in a child with `env` in place of the user's
+// CUDA_DEVICE_MAX_CONNECTIONS; its rows come back in `out`.
+bool RunChild(const BenchOptions& o, const std::string& tag, const std::vector<std::string>& extra,
+              const std::string& env, std::vector<RunRecord>* out, std::string* why) {
+  const std::string json = TempFile(("corun-" + tag).c_str());
   if (json.empty()) {
     *why = "cannot create a temporary file";
     return false;
@@ -17,12 +21,13 @@ bool RunMaxConn1Child(const BenchOptions& o, std::vector<RunRecord>* out, std::s
   SpawnSpec spec;
   spec.args = {"bench"};
   for (const auto& a : o.argv) spec.args.push_back(a);
-  for (const char* a : {"--policies", "maxconn1", "--json", json.c_str(), "--child-maxconn1", "--no-probe"})
-    spec.args.push_back(a);
+  for (const auto& a : extra) spec.args.push_back(a);
+  spec.args.push_back("--json");
+  spec.args.push_back(json);
   // Same environment (NVLink-multicast settings included) plus the one variable under test;
   // its table is ours to print, so its stdout is dropped.
   spec.drop_env = {"CUDA_DEVICE_MAX_CONNECTIONS="};
-  spec.add_env = {"CUDA_DEVICE_MAX_CONNECTIONS=1"};
+  spec.add_env = {env};
   const pid_t pid = SpawnSelf(spec);
   if (pid < 0) {
     *why = "cannot start the child process";
@@ -42,6 +47,23 @@ bool RunMaxConn1Child(const BenchOptions& o, std::vector<RunRecord>* out, std::s
     *why = "child exited with status " + std::to_string(code);
   }
   return true;
+}
+
+}  // namespace
+
+bool RunMaxConn1Child(const BenchOptions& o, std::vector<RunRecord>* out, std::string* why) {
+  return RunChild(o, "maxconn1", {"--policies", "maxconn1", "--child-maxconn1", "--no-probe"},
+                  "CUDA_DEVICE_MAX_CONNECTIONS=1", out, why);
+}
+
+bool CeConnectionsHere() {
+  const char* v = std::getenv("CUDA_DEVICE_MAX_CONNECTIONS");
+  return v && *v && std::atoi(v) >= kCeConnections;
+}
+
+bool RunCeChild(const BenchOptions& o, const std::string& policies, std::vector<RunRecord>* out, std::string* why) {
+  return RunChild(o, "ce", {"--policies", policies},
+                  "CUDA_DEVICE_MAX_CONNECTIONS=" + std::to_string(kCeConnections), out, why);
 }
 
 }  // namespace corun

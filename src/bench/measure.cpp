@@ -91,6 +91,11 @@ Status Rank::RunPolicy(const Workload& w, const Policy& p, RunRecord* rec, int r
                  setup.ToString(true).c_str());
     return AgreeWall(Since(t0), 0, rec);
   }
+  if (!ctx.skip.empty()) {  // agreed on every rank (e.g. the copy-engine path is unusable here)
+    rec->status = "skipped";
+    rec->note = ctx.skip;
+    return Status::Ok();
+  }
   rec->pad_bytes = ctx.pad;
   rec->blocks_per_sm = w.own ? ctx.blocks : 0;
   rec->comm_ctas = ctx.comm_ctas;

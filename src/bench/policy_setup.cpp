@@ -3,6 +3,7 @@
 // with a CTA cap, created once per cap). The compute kernels and the collective are launched
 // from here (Compute, Communicate), so a new backend is one case in SetupComm and Communicate.
 #include <algorithm>
+#include <cstdio>
 
 #include "../runtime/checks.h"
 #include "corun/occupancy.h"
@@ -82,8 +83,34 @@ Status Rank::SetupShape(const Workload& w, const Policy& p, PolicyCtx* c) {
   return Status::Ok();
 }
 
+// The copy-engine backend: one CeComm per rank beside the base communicator, created at the first
+// ce policy (collectively: every rank runs the same policy list) and kept for the run. Whether it
+// serves a workload is the same answer on every rank (Init agrees; the rest is the workload's).
+Status Rank::SetupCe(const Workload& w, PolicyCtx* c) {
+  if (!ce_) {
+    auto ce = std::make_unique<CeComm>();
+    CORUN_CHECK(Agreed("ce", [&] { return ce->Init(base_.get(), CeConfig{}, comm_lo_); }));
+    ce_ = std::move(ce);
+    if (!ce_->usable() && rank_ == 0) std::fprintf(stderr, "corun: ce: %s\n", ce_->why().c_str());
+  }
+  c->backend = CommBackend::kCe;
+  c->ce = ce_.get();
+  c->comm_ctas = 0;
+  if (!ce_->usable()) {
+    c->skip = "ce " + ce_->why();
+  } else if (!ce_->Serves(w.coll)) {
+    c->skip = std::string("ce does not serve ") + CollectiveName(w.coll) + " (NCCL's own zero-CTA path is not wired yet)";
+  } else {
+    const std::string why = CeCallDecision(dtype_ == DType::kFp32 ? "fp32" : "bf16", "sum", w.bytes, CeConfig{});
+    if (!why.empty()) c->skip = "ce " + why;
+  }
+  if (c->skip.empty()) c->note += (c->note.empty() ? "" : "; ") + std::string("copy engines, no NCCL");
+  return Status::Ok();
+}
+
 // The communication backend of the policy.
 Status Rank::SetupComm(const Workload& w, const Policy& p, PolicyCtx* c) {
+  if (p.ce) return SetupCe(w, c);
   c->backend = CommBackend::kNccl;
   c->comm = &base_;
   c->comm_ctas = comm_fp_known_ ? comm_ctas_ : 0;
@@ -158,6 +185,7 @@ Status Rank::Compute(const Workload& w, const PolicyCtx& c, cudaStream_t s) {
 Status Rank::Communicate(const Workload& w, const PolicyCtx& c, cudaStream_t s) {
   switch (c.backend) {
     case CommBackend::kNccl: return c.comm->Run(w.coll, send_, recv_, cshape_.count, dtype_, s);
+    case CommBackend::kCe: return c.ce->Run(w.coll, send_, recv_, cshape_.count, dtype_, s);
   }
   CORUN_FAIL("unknown communication backend");
 }

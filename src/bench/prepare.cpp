@@ -9,6 +9,7 @@
 #include "../runtime/watchdog.h"
 #include "corun/gemm_check.h"
 #include "corun/occupancy.h"
+#include "child.h"
 #include "rank.h"
 
 namespace corun {
@@ -159,6 +160,15 @@ Status Rank::RunWorkload(size_t wi, const Workload& w) {
           }
           continue;
         }
+      } else if (p.ce && !CeConnectionsHere() && PolicyNotApplicable(p, plan_).empty()) {
+        // Runs later in a child process with enough hardware queues (bench/child.h); every rank
+        // of this process takes this branch alike, so no collective is left unmatched.
+        if (rank_ == 0) {
+          std::lock_guard<std::mutex> l(sh_.mu);
+          if (std::find(sh_.deferred_ce.begin(), sh_.deferred_ce.end(), rec.policy) == sh_.deferred_ce.end())
+            sh_.deferred_ce.push_back(rec.policy);
+        }
+        continue;
       } else {
         CORUN_CHECK(RunPolicy(w, p, &rec, o_.reps));
       }

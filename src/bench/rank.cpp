@@ -50,6 +50,7 @@ Status Rank::Allocate() {
 void Rank::Release() {
   cudaSetDevice(device_);
   cudaDeviceSynchronize();
+  ce_.reset();  // before the base communicator and the buffers its peers may still map
   lts_.clear();
   greens_.clear();
   cta_comms_.clear();

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../runtime/bootstrap.h"
+#include "../runtime/ce_comm.h"
 #include "../runtime/comm.h"
 #include "../runtime/device.h"
 #include "../runtime/gemm_cublaslt.h"
@@ -47,6 +48,7 @@ struct Shared {
   std::mutex mu;
   std::vector<RunRecord> records;         // rank 0's
   std::vector<size_t> deferred_maxconn1;  // workload indices needing the child
+  std::vector<std::string> deferred_ce;   // ce policies for the child (enough hardware queues)
   std::atomic<int> error_rows{0};         // rows with status "error" seen by this process's ranks
   Meta meta;
   ProfileCache cache;
@@ -62,13 +64,15 @@ struct Shared {
 
 // How the communication side of a step runs. A new backend adds a value here, its set-up in
 // policy_setup.cpp (SetupComm) and its call in Rank::Communicate.
-enum class CommBackend { kNccl };
+enum class CommBackend { kNccl, kCe };
 
 // What one policy's set-up produced: the streams, the communication backend and the knobs.
 struct PolicyCtx {
   cudaStream_t cs = nullptr, ms = nullptr;
   CommBackend backend = CommBackend::kNccl;
   Comm* comm = nullptr;  // kNccl: the base or a CTA-capped communicator
+  CeComm* ce = nullptr;  // kCe: the rank's copy-engine communicator
+  std::string skip;      // set-up found the policy inapplicable (agreed on every rank): the reason
   size_t pad = 0;
   int blocks = 0;
   int smtarget = 0;
@@ -105,6 +109,7 @@ class Rank {
   Status SetupPolicy(const Workload& w, const Policy& p, PolicyCtx* ctx);
   Status SetupShape(const Workload& w, const Policy& p, PolicyCtx* ctx);
   Status SetupComm(const Workload& w, const Policy& p, PolicyCtx* ctx);
+  Status SetupCe(const Workload& w, PolicyCtx* ctx);
   Status SetupGreen(const Policy& p, PolicyCtx* ctx);
   Status CommWithCtas(int ctas, Comm** out);
   Status BroadcastId(ncclUniqueId* id);
@@ -137,6 +142,7 @@ class Rank {
   cudaEvent_t e0_ = nullptr, ec_ = nullptr, em_ = nullptr;
   Comm base_;
   std::map<int, std::unique_ptr<Comm>> cta_comms_;
+  std::unique_ptr<CeComm> ce_;  // created at the first ce policy, kept for the run
   std::map<int, std::unique_ptr<GreenSplit>> greens_;
   std::map<GemmShape, std::unique_ptr<CublasLtGemm>> lts_;
   __nv_bfloat16 *a_ = nullptr, *b_ = nullptr, *c_ = nullptr;

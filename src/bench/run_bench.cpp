@@ -117,6 +117,33 @@ int MergeMaxConn1(const BenchOptions& o, Shared& sh) {
   return 0;
 }
 
+// ce: the deferred copy-engine policies in a child with enough hardware queues (bench/child.h);
+// its rows are printed and kept with the baseline columns against this process's rows.
+int MergeCe(const BenchOptions& o, Shared& sh) {
+  std::string list;
+  for (const std::string& p : sh.deferred_ce) list += (list.empty() ? "" : ",") + p;
+  std::vector<RunRecord> child;
+  std::string why;
+  std::fprintf(stderr, "corun: ce: running %s in a child with CUDA_DEVICE_MAX_CONNECTIONS=%d\n", list.c_str(),
+               kCeConnections);
+  if (!RunCeChild(o, list, &child, &why)) {
+    std::fprintf(stderr, "corun bench: ce child failed: %s\n", why.c_str());
+    return 1;
+  }
+  std::printf("#\n# ce: own process with CUDA_DEVICE_MAX_CONNECTIONS=%d; vs columns against the rows above\n",
+              kCeConnections);
+  PrintTableHeader(stdout);
+  for (RunRecord& r : child) {
+    SetBaselineColumns(&r, sh.records);
+    std::printf("# workload: %s\n", WorkloadKey(r).c_str());
+    PrintRow(stdout, r);
+    sh.records.push_back(r);
+  }
+  // Rows came back; a child that exited non-zero (a wrong value, an error) fails this run too.
+  if (!why.empty()) std::fprintf(stderr, "corun bench: ce child: %s\n", why.c_str());
+  return why.empty() ? 0 : 1;
+}
+
 int SaveTunes(Shared& sh) {
   for (const TuneSummary& t : sh.tunes) {
     ProfileEntry e;
@@ -254,6 +281,7 @@ int RunBench(const BenchOptions& o) {
   if (my_first_rank == 0 && !o.child_maxconn1) PrintBanner(o, sh.meta);
   int code = RunRanks(sh, devices, my_first_rank);
   if (code == 0 && !sh.deferred_maxconn1.empty() && my_first_rank == 0) code = MergeMaxConn1(o, sh);
+  if (code == 0 && !sh.deferred_ce.empty() && my_first_rank == 0) code = MergeCe(o, sh);
   if (sh.error_rows > 0) code = 1;  // every rank's exit status says a policy failed
   if (my_first_rank != 0) return code;
   return Finish(o, sh, code);

@@ -36,6 +36,7 @@ bool MatchesAny(const std::string& name, const std::vector<std::string>& pattern
 Status CheckInterposable(const Policy& p) {
   if (p.sequential) return Status::Error("policy 'sequential' cannot be applied to a program");
   if (p.greenctx) return Status::Error("greenctx needs the program's own streams: use corun bench");
+  if (p.ce) return Status::Error("ce (copy-engine collectives) is not in the interposer yet: use corun bench -p ce");
   if (p.shape == ShapeMode::kAuto)
     return Status::Error("shape:auto is for corun bench (it needs the NCCL kernel's footprint first); use shape:K");
   return Status::Ok();

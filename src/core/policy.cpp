@@ -30,6 +30,7 @@ Status TermError(const std::string& policy, const std::string& term, const std::
 std::string Policy::Name() const {
   if (sequential) return "sequential";
   std::vector<std::string> parts;
+  if (ce) parts.push_back("ce");
   if (maxconn1) parts.push_back("maxconn1");
   switch (shape) {
     case ShapeMode::kCap: parts.push_back("shape:" + std::to_string(shape_cap)); break;
@@ -70,6 +71,9 @@ Status ParsePolicy(const std::string& text, Policy* out) {
     } else if (key == "priority" && !has_val) {
       saw_other = true;
       p.comm_priority = true;
+    } else if (key == "ce" && !has_val) {
+      saw_other = true;
+      p.ce = true;
     } else if (key == "maxconn1" && !has_val) {
       saw_other = true;
       p.maxconn1 = true;
@@ -119,6 +123,11 @@ Status ParsePolicy(const std::string& text, Policy* out) {
   }
   if (saw_sequential && saw_other)
     return TermError(text, "sequential", "runs on one stream and takes no other term");
+  if (p.ce && p.ncclctas > 0) return TermError(text, "ncclctas", "caps NCCL's CTAs, which ce does not use");
+  if (p.ce && p.maxconn1)
+    return TermError(text, "maxconn1", "leaves one hardware queue; ce needs one per copy stream");
+  // The copy-engine reduction already runs at the device's top priority on its own stream.
+  if (p.ce) p.comm_priority = false;
   *out = p;
   return Status::Ok();
 }
@@ -153,6 +162,8 @@ std::string PolicyNotApplicable(const Policy& p, const PlanInputs& in) {
     return "smtarget:" + std::to_string(p.smtarget) + " exceeds the " + std::to_string(in.num_sms) + " SMs";
   if (p.greenctx > 0 && in.num_sms > 0 && p.greenctx >= in.num_sms)
     return "greenctx:" + std::to_string(p.greenctx) + " leaves no SM for compute";
+  if (p.ce && !in.single_process)
+    return "ce serves ranks that are threads of one process only (this run has a process per rank)";
   if (p.maxconn1 && !in.single_process)
     return "maxconn1 re-launches the benchmark as a child, which only the single-process mode can do";
   return "";
@@ -184,6 +195,7 @@ std::vector<Policy> ExpandAll(const PlanInputs& in) {
   const int g = std::max(1, in.greenctx_granularity);
   add("greenctx:" + std::to_string((ctas + g - 1) / g * g));
   add("maxconn1");
+  // "ce" stays out until a GPU run has validated it in the bench (ask for it by name: -p ce).
   return out;
 }
 

@@ -37,6 +37,7 @@ int MaxCap(const SearchSpace& s) { return s.app ? 6 : std::max(1, s.natural_bloc
 
 }  // namespace
 
+// "ce" (copy-engine collectives) is not searched until a GPU run has validated it in the bench.
 std::vector<Policy> FirstGuesses(const SearchSpace& s) {
   std::vector<Policy> out;
   Add(&out, P("overlap"));

@@ -13,6 +13,15 @@
 // flags on a stream of its own, so the streams drain; the result is then garbage and every later
 // call and CheckError() report the abort.
 //
+// Ordering rule (as for NCCL): every rank issues the same CE calls in the same order, and a CE
+// call's stream waits only ever depend on the peers' CE work of that call and of earlier ones. A
+// rank's host thread must not block on its GPU (a synchronisation, cudaFree, or a first launch of
+// any kernel, which CUDA's lazy loading may turn into a context synchronisation) while its peers'
+// host threads wait for it before issuing their side of a call already issued here: the GPU waits
+// for the peer, the peer for this thread. CeComm loads its own kernels at Init for that reason;
+// it cannot load other libraries' kernels, so callers launch those once before they hold streams
+// (e.g. a gate) or wait on a host barrier with CE calls in flight.
+//
 // Streams: each rank uses 2 * lanes + 3 streams of its own; set CUDA_DEVICE_MAX_CONNECTIONS to at
 // least that plus the caller's and NCCL's streams (32 is safe) so that a stream wait never blocks
 // an unrelated stream sharing its hardware queue (the abort's copy above all).

@@ -148,3 +148,39 @@ TEST(Policy, OneAutomaticSmTargetAndOneFallbackCtaCount) {
   EXPECT_NE(std::find(names.begin(), names.end(), "ncclctas:" + std::to_string(kFallbackCommCtas / 2)), names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "greenctx:" + std::to_string(kFallbackCommCtas)), names.end());
 }
+
+TEST(Policy, CopyEngineTerm) {
+  for (const char* s : {"ce", "ce+shape:4", "ce+smtarget:100", "ce+greenctx:16", "ce+shape:auto"})
+    EXPECT_EQ(P(s).Name(), s);
+  EXPECT_TRUE(P("ce").ce);
+  EXPECT_FALSE(P("overlap").ce);
+  EXPECT_EQ(P("shape:4+ce").Name(), "ce+shape:4");
+  // The copy-engine reduction already runs at the top priority: "priority" folds into "ce".
+  EXPECT_EQ(P("ce+priority").Name(), "ce");
+  EXPECT_FALSE(P("ce+priority").comm_priority);
+  EXPECT_TRUE(P("ce+priority") == P("ce"));
+  EXPECT_NE(Err("ce+sequential").find("one stream"), std::string::npos);
+  EXPECT_NE(Err("ce+ncclctas:8").find("'ncclctas'"), std::string::npos);
+  EXPECT_NE(Err("ce+maxconn1").find("'maxconn1'"), std::string::npos);
+  EXPECT_NE(Err("ce:2").find("'ce:2'"), std::string::npos);
+  std::vector<PolicyItem> items;
+  ASSERT_TRUE(ParsePolicyList("ce,overlap,ce+shape:2", &items).ok());
+  EXPECT_TRUE(items[0].policy.ce);
+  EXPECT_TRUE(items[2].policy.ce);
+}
+
+TEST(Policy, CopyEngineNotInAllAndThreadsOnly) {
+  PlanInputs in;
+  in.own_gemm = true;
+  in.natural_blocks = 6;
+  in.auto_cap_possible = true;
+  in.num_sms = 132;
+  in.nccl_ctas = 24;
+  for (const Policy& p : ExpandAll(in)) EXPECT_FALSE(p.ce) << p.Name();
+  in.own_gemm = false;
+  for (const Policy& p : ExpandAll(in)) EXPECT_FALSE(p.ce) << p.Name();
+  EXPECT_EQ(PolicyNotApplicable(P("ce"), in), "");
+  EXPECT_EQ(PolicyNotApplicable(P("ce+smtarget:100"), in), "");
+  in.single_process = false;
+  EXPECT_NE(PolicyNotApplicable(P("ce"), in).find("threads of one process"), std::string::npos);
+}
