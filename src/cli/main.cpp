@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
   bench->add_option("--cache", o.cache_path, "profile cache for -p tuned (default $CORUN_CACHE or ~/.cache/corun/profiles.json)");
   bench->add_option("-p,--policies", o.policies,
                     "comma-separated: all, tuned, sequential, overlap, priority, shape:K|NK|auto[+priority], "
-                    "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1")
+                    "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce[+shape:K|smtarget:N|greenctx:N] (copy engines; not in all)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   bench->add_option("--max-caps", o.max_shape_caps, "explicit shape:K caps 'all' tries (K = 1..N)")
