@@ -73,11 +73,16 @@ std::vector<uint32_t> CeLastPerLane(uint32_t q_first, uint32_t q_last, int lanes
 std::vector<std::pair<int, int>> CeBatches(int nchunks, int batch, int slots);
 
 // What one rank knows about itself and its peers, for the fallback decision.
+// A peer in another process whose GPU is not visible here (CUDA_VISIBLE_DEVICES differs per
+// rank) cannot be queried: can_access_peer and nvlink stay true and the IPC open decides (a
+// PCIe-only pair then passes, slower, undetected).
 struct CePeerCaps {
+  int rank = -1;                // named in the reason (-1: its index in CeCaps::peers)
   bool same_process = true;
   bool can_access_peer = true;  // cudaDeviceCanAccessPeer both ways
   bool nvlink = true;           // linked by NVLink (not PCIe)
   bool ipc_ok = true;           // IPC handles opened (other process)
+  std::string ipc_error;        // why they were not (the CUDA error), if known
 };
 struct CeCaps {
   int nranks = 0;
@@ -87,7 +92,9 @@ struct CeCaps {
   uint64_t staging_bytes = 0;   // what the staging needs
   std::vector<CePeerCaps> peers;  // one per other rank
 };
-// Empty string = usable; else "unsupported: <reason>".
+// Empty string = usable; else "unsupported: <reason>". Peers are reached either all in this
+// process (threads: peer access, raw pointers) or all in other processes (one rank per process:
+// IPC handles); a mix of both is refused.
 std::string CeCommDecision(const CeCaps& caps);
 // Per call: dtype by name ("bf16", "fp32"), op by name ("sum"), size; empty = the CE path serves it.
 std::string CeCallDecision(const std::string& dtype, const std::string& op, uint64_t bytes, const CeConfig& cfg);

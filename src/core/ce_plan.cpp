@@ -58,12 +58,17 @@ std::string CeCommDecision(const CeCaps& caps) {
   if (static_cast<int>(caps.peers.size()) != caps.nranks - 1) return "unsupported: peer list incomplete";
   if (!caps.stream_mem_ops) return "unsupported: device lacks stream memory operations";
   if (!caps.mapped_host) return "unsupported: pinned host memory cannot be mapped into the device";
+  int here = 0;
+  for (const CePeerCaps& p : caps.peers) here += p.same_process ? 1 : 0;
+  if (here != 0 && here != static_cast<int>(caps.peers.size()))
+    return "unsupported: peers both in this process and in others (one rank per process, or all ranks in one)";
   for (size_t i = 0; i < caps.peers.size(); ++i) {
     const CePeerCaps& p = caps.peers[i];
-    if (!p.can_access_peer) return "unsupported: no peer access to peer " + std::to_string(i);
-    if (!p.nvlink) return "unsupported: peer " + std::to_string(i) + " not linked by NVLink";
-    if (!p.same_process) return "unsupported: ranks in other processes (cross-process CE path not built yet)";
-    if (!p.ipc_ok) return "unsupported: IPC handle of peer " + std::to_string(i) + " refused";
+    const std::string name = std::to_string(p.rank >= 0 ? p.rank : static_cast<int>(i));
+    if (!p.can_access_peer) return "unsupported: no peer access to peer " + name;
+    if (!p.nvlink) return "unsupported: peer " + name + " not linked by NVLink";
+    if (!p.same_process && !p.ipc_ok)
+      return "unsupported: IPC handle of peer " + name + " refused" + (p.ipc_error.empty() ? "" : ": " + p.ipc_error);
   }
   // Keep a margin: the caller's own buffers come after the staging.
   if (caps.free_bytes < caps.staging_bytes + (caps.staging_bytes >> 2))

@@ -163,7 +163,8 @@ std::string PolicyNotApplicable(const Policy& p, const PlanInputs& in) {
   if (p.greenctx > 0 && in.num_sms > 0 && p.greenctx >= in.num_sms)
     return "greenctx:" + std::to_string(p.greenctx) + " leaves no SM for compute";
   if (p.ce && !in.single_process)
-    return "ce serves ranks that are threads of one process only (this run has a process per rank)";
+    return "ce serves ranks that are threads of one process only (this run has a process per rank): "
+           "cross-process CE path built but not yet verified on a GPU";
   if (p.maxconn1 && !in.single_process)
     return "maxconn1 re-launches the benchmark as a child, which only the single-process mode can do";
   return "";

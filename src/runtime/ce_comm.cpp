@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <chrono>
 #include <thread>
@@ -26,12 +27,24 @@ std::set<CeComm*>& Live() {
   return s;
 }
 
-// What one rank tells the others at creation (fixed size, exchanged as bytes).
+// What one rank tells the others at creation (fixed size, exchanged as bytes). The pointers serve
+// ranks of this process, the IPC handles ranks of other processes.
 struct Desc {
-  int32_t pid = 0, device = 0, local_ok = 0, pad = 0;
+  int32_t pid = 0, device = 0, local_ok = 0, ipc_exported = 0;
+  uint64_t process = 0;  // ProcessToken(): equal pids of two hosts or pid namespaces do not match
   uint64_t rs_staging = 0, ag_staging = 0, flags = 0;
   char pci[32] = {};
+  cudaIpcMemHandle_t rs_h = {}, ag_h = {}, flags_h = {};
 };
+
+// Identifies this process among the ranks of a communicator (random, drawn once).
+uint64_t ProcessToken() {
+  static const uint64_t t = [] {
+    std::random_device rd;
+    return (static_cast<uint64_t>(rd()) << 32 | rd()) ^ static_cast<uint64_t>(getpid());
+  }();
+  return t;
+}
 
 CUdeviceptr Dev(const uint32_t* p) { return reinterpret_cast<CUdeviceptr>(p); }
 
@@ -84,7 +97,7 @@ CeComm::~CeComm() {
     std::lock_guard<std::mutex> l(g_mu);
     Live().erase(this);
   }
-  if (usable_) cudaSetDevice(device_);
+  if (usable_ || !ipc_mapped_.empty()) cudaSetDevice(device_);
   for (cudaStream_t st : rs_lanes_) cudaStreamDestroy(st);
   for (cudaStream_t st : ag_lanes_) cudaStreamDestroy(st);
   if (reduce_) cudaStreamDestroy(reduce_);
@@ -92,6 +105,9 @@ CeComm::~CeComm() {
   for (cudaEvent_t e : ev_done_) cudaEventDestroy(e);
   if (ev_start_) cudaEventDestroy(ev_start_);
   if (ev_batch_) cudaEventDestroy(ev_batch_);
+  // The peers' buffers first, then this rank's own (peers in other processes close theirs in
+  // their own destructors; the caller has drained every CE call before).
+  for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
   if (rs_staging_) cudaFree(rs_staging_);
   if (ag_staging_) cudaFree(ag_staging_);
   if (flags_) cudaFree(flags_);
@@ -151,7 +167,16 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   mine.rs_staging = reinterpret_cast<uint64_t>(rs_staging_);
   mine.ag_staging = reinterpret_cast<uint64_t>(ag_staging_);
   mine.flags = reinterpret_cast<uint64_t>(flags_);
+  mine.process = ProcessToken();
   CUDACHECK(cudaDeviceGetPCIBusId(mine.pci, sizeof(mine.pci), device_));
+  // IPC handles for peers in other processes (each buffer is its own allocation: offset 0). A
+  // refusal here only matters to those peers: they report it.
+  if (local_ok) {
+    mine.ipc_exported = cudaIpcGetMemHandle(&mine.rs_h, rs_staging_) == cudaSuccess &&
+                        cudaIpcGetMemHandle(&mine.ag_h, ag_staging_) == cudaSuccess &&
+                        cudaIpcGetMemHandle(&mine.flags_h, flags_) == cudaSuccess;
+    if (!mine.ipc_exported) (void)cudaGetLastError();
+  }
 
   CE_DLOG("init: local_ok %d, staging %llu B, flags %zu words", local_ok ? 1 : 0,
           static_cast<unsigned long long>(caps.staging_bytes), FlagWords());
@@ -167,17 +192,49 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaStreamSynchronize(s));
 
   CE_DLOG("init: descriptors exchanged");
+  // Peers of other processes: their buffers as opened here (kept in ipc_mapped_ for closing).
+  std::vector<Peer> mapped(nranks_);
   for (int p = 0; p < nranks_; ++p) {
     if (p == rank_) continue;
     CePeerCaps pc;
-    pc.same_process = all[p].pid == mine.pid;
-    if (pc.same_process) {
+    pc.rank = p;
+    pc.same_process = all[p].process == mine.process;
+    // The peer's device as numbered in this process (-1: not visible here).
+    int dev = all[p].device;
+    if (!pc.same_process && cudaDeviceGetByPCIBusId(&dev, all[p].pci) != cudaSuccess) {
+      (void)cudaGetLastError();
+      dev = -1;
+    }
+    if (dev >= 0) {
       int can = 0, atomics = 0;
-      CUDACHECK(cudaDeviceCanAccessPeer(&can, device_, all[p].device));
+      CUDACHECK(cudaDeviceCanAccessPeer(&can, device_, dev));
       pc.can_access_peer = can != 0;
       // NVLink pairs have native peer atomics, PCIe peer paths do not.
-      if (can) CUDACHECK(cudaDeviceGetP2PAttribute(&atomics, cudaDevP2PAttrNativeAtomicSupported, device_, all[p].device));
+      if (can) CUDACHECK(cudaDeviceGetP2PAttribute(&atomics, cudaDevP2PAttrNativeAtomicSupported, device_, dev));
       pc.nvlink = atomics != 0;
+    }
+    // Not visible: nothing to query; the IPC open below is the check (see ce_comm.h).
+    if (!pc.same_process && pc.can_access_peer && pc.nvlink && local_ok && all[p].local_ok) {
+      if (!all[p].ipc_exported) {
+        pc.ipc_ok = false;
+        pc.ipc_error = "the peer could not export its buffers";
+      }
+      const cudaIpcMemHandle_t* hs[3] = {&all[p].rs_h, &all[p].ag_h, &all[p].flags_h};
+      void* ptr[3] = {nullptr, nullptr, nullptr};
+      for (int b = 0; b < 3 && pc.ipc_ok; ++b) {
+        const cudaError_t e = cudaIpcOpenMemHandle(&ptr[b], *hs[b], cudaIpcMemLazyEnablePeerAccess);
+        if (e != cudaSuccess) {
+          (void)cudaGetLastError();
+          pc.ipc_ok = false;
+          pc.ipc_error = cudaGetErrorString(e);
+        } else {
+          ipc_mapped_.push_back(ptr[b]);
+        }
+      }
+      mapped[p].rs_staging = static_cast<char*>(ptr[0]);
+      mapped[p].ag_staging = static_cast<char*>(ptr[1]);
+      mapped[p].flags = static_cast<uint32_t*>(ptr[2]);
+      CE_DLOG("init: IPC buffers of rank %d: %s", p, pc.ipc_ok ? "opened" : pc.ipc_error.c_str());
     }
     caps.peers.push_back(pc);
   }
@@ -189,7 +246,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   // every rank, so all of them reach both barriers): no NCCL kernel of this communicator is in
   // flight between the barriers.
   bool all_here = true;
-  for (int p = 0; p < nranks_; ++p) all_here &= all[p].pid == mine.pid && all[p].local_ok;
+  for (int p = 0; p < nranks_; ++p) all_here &= all[p].process == mine.process && all[p].local_ok;
   if (all_here && nranks_ >= 2 && nranks_ <= kCeMaxRanks) {
     const uint64_t key = all[0].flags;
     CE_DLOG("init: barrier before peer access");
@@ -229,6 +286,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaFree(dbuf));
   CUDACHECK(cudaFree(dok));
   if (!ok) {
+    for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
+    ipc_mapped_.clear();
     why_ = why.empty() ? "unsupported: another rank cannot use the copy-engine path" : why;
     usable_ = false;
     return Status::Ok();
@@ -236,10 +295,14 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
 
   peers_.assign(nranks_, Peer{});
   for (int p = 0; p < nranks_; ++p) {
+    if (all[p].process == mine.process) {
+      peers_[p].rs_staging = reinterpret_cast<char*>(all[p].rs_staging);
+      peers_[p].ag_staging = reinterpret_cast<char*>(all[p].ag_staging);
+      peers_[p].flags = reinterpret_cast<uint32_t*>(all[p].flags);
+    } else {
+      peers_[p] = mapped[p];
+    }
     peers_[p].rank = p;
-    peers_[p].rs_staging = reinterpret_cast<char*>(all[p].rs_staging);
-    peers_[p].ag_staging = reinterpret_cast<char*>(all[p].ag_staging);
-    peers_[p].flags = reinterpret_cast<uint32_t*>(all[p].flags);
   }
   int lo = 0, hi = 0;
   CUDACHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
@@ -306,7 +369,9 @@ void CeComm::Abort() {
   for (size_t i = 0; i < FlagWords(); ++i) release_host_[i] = v;
   cudaSetDevice(device_);
   cudaMemcpyAsync(flags_, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
-  // In one process the peers' waits on this rank are released too.
+  // The peers' waits on this rank are released too: their flags are mapped here (peer access in
+  // one process, IPC across processes: the same copy). Not verified on a GPU: a copy into the
+  // flags of a peer process that already exited.
   for (const Peer& p : peers_)
     if (p.rank != rank_ && p.flags)
       cudaMemcpyAsync(p.flags, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);

@@ -8,10 +8,21 @@
 // using NCCL. Calls take the same arguments as ncclAllReduce / ncclReduceScatter / ncclAllGather
 // (sum only) and are stream-ordered on the caller's stream like them.
 //
+// Ranks: all threads of one process (peer access, the peers' raw pointers) or one rank per
+// process (torchrun, mpirun): each rank exports its staging and flag block (separate cudaMalloc
+// allocations, offset 0) as cudaIpcMemHandle_t in the creation all-gather and opens the peers'
+// (cudaIpcMemLazyEnablePeerAccess); a refused open makes every rank fall back. Where a peer's GPU
+// is visible in this process, peer access and NVLink are checked as for threads; where it is not
+// (CUDA_VISIBLE_DEVICES differs per rank), the open succeeding is the only check, so a PCIe-only
+// pair is not detected (it works, slower). The cross-process path is built but not yet verified
+// on a GPU (tests/gpu/ce_procs_check.cpp, label `ce`).
+//
 // No hang: every wait is on a local flag in device memory. Abort() (or AbortAllCeComms(), for a
 // watchdog, before it aborts NCCL) copies a value that satisfies every pending wait into the
 // flags on a stream of its own, so the streams drain; the result is then garbage and every later
-// call and CheckError() report the abort.
+// call and CheckError() report the abort. It also writes the peers' flags (peer-mapped in one
+// process, IPC-mapped across processes: the same copy), so the peers' waits on this rank end too,
+// as far as the peer's memory is still mapped.
 //
 // Ordering rule (as for NCCL): every rank issues the same CE calls in the same order, and a CE
 // call's stream waits only ever depend on the peers' CE work of that call and of earlier ones. A
@@ -63,7 +74,7 @@ class CeComm {
   Status Run(Collective c, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
   bool Serves(Collective c) const { return usable_ && c != Collective::kAllToAll; }
 
-  // Releases every wait of this rank (and, in one process, of its peers); thread-safe.
+  // Releases every wait of this rank and of its peers (their flags are mapped here); thread-safe.
   void Abort();
   Status CheckError() const;
   // The flag block as text (debugging a stuck call; bounded wait, never blocks for long).
@@ -77,7 +88,7 @@ class CeComm {
     int rank = 0;
     char* rs_staging = nullptr;  // its staging (reduce-scatter rows), mapped here
     char* ag_staging = nullptr;  // its staging (all-gather rows)
-    uint32_t* flags = nullptr;   // its flag block (device memory, peer-mapped)
+    uint32_t* flags = nullptr;   // its flag block (device memory, peer- or IPC-mapped)
   };
   // Flag block layout (uint32 words) of one rank.
   uint32_t* RsReady(uint32_t* f, int src, int lane) const { return f + src * cfg_.lanes + lane; }
@@ -105,6 +116,7 @@ class CeComm {
   uint32_t* release_host_ = nullptr;  // pinned, the abort's release values
   cudaStream_t abort_stream_ = nullptr;
   std::vector<Peer> peers_;     // indexed by rank; peers_[rank_] unused
+  std::vector<void*> ipc_mapped_;  // peers' buffers opened by cudaIpcOpenMemHandle (closed first)
   cudaStream_t reduce_ = nullptr, unpack_ = nullptr;
   std::vector<cudaStream_t> rs_lanes_, ag_lanes_;
   cudaEvent_t ev_start_ = nullptr, ev_batch_ = nullptr;

@@ -155,8 +155,35 @@ TEST(CePlan, CommDecisionFallsBackWhereItMust) {
   };
   EXPECT_NE(with([](CeCaps& c) { c.peers[0].nvlink = false; }).find("not linked by NVLink"), std::string::npos);
   EXPECT_NE(with([](CeCaps& c) { c.peers[0].can_access_peer = false; }).find("no peer access"), std::string::npos);
-  EXPECT_NE(with([](CeCaps& c) { c.peers[0].ipc_ok = false; }).find("IPC"), std::string::npos);
-  EXPECT_NE(with([](CeCaps& c) { c.peers[0].same_process = false; }).find("other processes"), std::string::npos);
+  // Another process: usable once its IPC handles opened; a refusal names the peer and the error.
+  EXPECT_EQ(with([](CeCaps& c) { c.peers[0].same_process = false; }), "");
+  EXPECT_EQ(with([](CeCaps& c) {
+              c.peers[0].same_process = false;
+              c.peers[0].rank = 1;
+              c.peers[0].ipc_ok = false;
+              c.peers[0].ipc_error = "invalid device context";
+            }),
+            "unsupported: IPC handle of peer 1 refused: invalid device context");
+  EXPECT_EQ(with([](CeCaps& c) { c.peers[0].same_process = false; c.peers[0].ipc_ok = false; }),
+            "unsupported: IPC handle of peer 0 refused");
+  // IPC handles are not used within one process: ipc_ok does not matter there.
+  EXPECT_EQ(with([](CeCaps& c) { c.peers[0].ipc_ok = false; }), "");
+  // Peer access and NVLink are checked before IPC (where the peer's GPU is visible here).
+  EXPECT_NE(with([](CeCaps& c) { c.peers[0].same_process = false; c.peers[0].nvlink = false; c.peers[0].ipc_ok = false; })
+                .find("not linked by NVLink"),
+            std::string::npos);
+  // Four ranks: all in other processes is fine; a mix of threads and processes is refused.
+  CeCaps four = ok;
+  four.nranks = 4;
+  four.peers.assign(3, CePeerCaps{});
+  for (auto& p : four.peers) p.same_process = false;
+  EXPECT_EQ(CeCommDecision(four), "");
+  four.peers[1].same_process = true;
+  EXPECT_NE(CeCommDecision(four).find("both in this process and in others"), std::string::npos);
+  four.peers[1].same_process = false;
+  four.peers[2].rank = 3;
+  four.peers[2].ipc_ok = false;
+  EXPECT_EQ(CeCommDecision(four), "unsupported: IPC handle of peer 3 refused");
   EXPECT_NE(with([](CeCaps& c) { c.stream_mem_ops = false; }).find("stream memory operations"), std::string::npos);
   EXPECT_NE(with([](CeCaps& c) { c.free_bytes = 200ull << 20; }).find("too little device memory"), std::string::npos);
   EXPECT_NE(with([](CeCaps& c) { c.nranks = 1; c.peers.clear(); }).find("single rank"), std::string::npos);
