@@ -97,6 +97,18 @@ int RunRanks(Shared& sh, const std::vector<int>& devices, int first_rank) {
 
 // maxconn1: the deferred workloads again in a child with CUDA_DEVICE_MAX_CONNECTIONS=1; its rows
 // are printed and kept with the baseline columns against this process's rows.
+// A child's rows: printed under their own header, baseline columns against this process's rows.
+void PrintChildRows(const std::string& title, std::vector<RunRecord>& child, Shared& sh) {
+  std::printf("#\n# %s; vs columns against the rows above\n", title.c_str());
+  PrintTableHeader(stdout);
+  for (RunRecord& r : child) {
+    SetBaselineColumns(&r, sh.records);
+    std::printf("# workload: %s\n", WorkloadKey(r).c_str());
+    PrintRow(stdout, r);
+    sh.records.push_back(r);
+  }
+}
+
 int MergeMaxConn1(const BenchOptions& o, Shared& sh) {
   std::vector<RunRecord> child;
   std::string why;
@@ -106,14 +118,7 @@ int MergeMaxConn1(const BenchOptions& o, Shared& sh) {
     std::fprintf(stderr, "%s: maxconn1 child failed: %s\n", CommandName(o), why.c_str());
     return 1;
   }
-  std::printf("#\n# maxconn1: own process with CUDA_DEVICE_MAX_CONNECTIONS=1; vs columns against the rows above\n");
-  PrintTableHeader(stdout);
-  for (RunRecord& r : child) {
-    SetBaselineColumns(&r, sh.records);
-    std::printf("# workload: %s\n", WorkloadKey(r).c_str());
-    PrintRow(stdout, r);
-    sh.records.push_back(r);
-  }
+  PrintChildRows("maxconn1: own process with CUDA_DEVICE_MAX_CONNECTIONS=1", child, sh);
   return 0;
 }
 
@@ -127,20 +132,12 @@ int MergeCe(const BenchOptions& o, Shared& sh) {
   std::fprintf(stderr, "corun: ce: running %s in a child with CUDA_DEVICE_MAX_CONNECTIONS=%d\n", list.c_str(),
                kCeConnections);
   if (!RunCeChild(o, list, &child, &why)) {
-    std::fprintf(stderr, "corun bench: ce child failed: %s\n", why.c_str());
+    std::fprintf(stderr, "%s: ce child failed: %s\n", CommandName(o), why.c_str());
     return 1;
   }
-  std::printf("#\n# ce: own process with CUDA_DEVICE_MAX_CONNECTIONS=%d; vs columns against the rows above\n",
-              kCeConnections);
-  PrintTableHeader(stdout);
-  for (RunRecord& r : child) {
-    SetBaselineColumns(&r, sh.records);
-    std::printf("# workload: %s\n", WorkloadKey(r).c_str());
-    PrintRow(stdout, r);
-    sh.records.push_back(r);
-  }
+  PrintChildRows("ce: own process with CUDA_DEVICE_MAX_CONNECTIONS=" + std::to_string(kCeConnections), child, sh);
   // Rows came back; a child that exited non-zero (a wrong value, an error) fails this run too.
-  if (!why.empty()) std::fprintf(stderr, "corun bench: ce child: %s\n", why.c_str());
+  if (!why.empty()) std::fprintf(stderr, "%s: ce child: %s\n", CommandName(o), why.c_str());
   return why.empty() ? 0 : 1;
 }
 
