@@ -1,0 +1,326 @@
+// Copy-engine collectives, set-up: the descriptor exchange, peer mapping (peer access in one
+// process, IPC handles across processes), the agreement, and teardown and abort.
+#include "ce_comm.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <chrono>
+#include <thread>
+
+#include "ce_debug.h"
+#include "ce_reduce.h"
+#include "checks.h"
+#include "driver.h"
+
+namespace corun {
+namespace {
+
+std::mutex g_mu;
+std::set<CeComm*>& Live() {
+  static std::set<CeComm*> s;
+  return s;
+}
+
+// What one rank tells the others at creation (fixed size, exchanged as bytes). The pointers serve
+// ranks of this process, the IPC handles ranks of other processes.
+struct Desc {
+  int32_t pid = 0, device = 0, local_ok = 0, ipc_exported = 0;
+  uint64_t process = 0;  // ProcessToken(): equal pids of two hosts or pid namespaces do not match
+  uint64_t rs_staging = 0, ag_staging = 0, flags = 0;
+  char pci[32] = {};
+  cudaIpcMemHandle_t rs_h = {}, ag_h = {}, flags_h = {};
+};
+
+// Identifies this process among the ranks of a communicator (random, drawn once).
+uint64_t ProcessToken() {
+  static const uint64_t t = [] {
+    std::random_device rd;
+    return (static_cast<uint64_t>(rd()) << 32 | rd()) ^ static_cast<uint64_t>(getpid());
+  }();
+  return t;
+}
+
+// Host barrier of the ranks of one communicator living in this process (threads), keyed by a
+// value every rank knows. Peer access is enabled between two of these: enabling it while a peer
+// already runs the next NCCL kernel (which waits for this rank) can block both.
+void ProcessBarrier(uint64_t key, int n) {
+  static std::mutex mu;
+  static std::condition_variable cv;
+  static std::map<uint64_t, std::pair<int, int>> state;  // key -> (arrived, generation)
+  std::unique_lock<std::mutex> l(mu);
+  auto& st = state[key];
+  const int gen = st.second;
+  if (++st.first == n) {
+    st.first = 0;
+    ++st.second;
+    cv.notify_all();
+  } else {
+    cv.wait(l, [&] { return state[key].second != gen; });
+  }
+}
+
+}  // namespace
+
+void AbortAllCeComms() {
+  std::lock_guard<std::mutex> l(g_mu);
+  for (CeComm* c : Live()) c->Abort();
+}
+
+CeComm::~CeComm() {
+  {
+    std::lock_guard<std::mutex> l(g_mu);
+    Live().erase(this);
+  }
+  if (usable_ || !ipc_mapped_.empty()) cudaSetDevice(device_);
+  for (cudaStream_t st : rs_lanes_) cudaStreamDestroy(st);
+  for (cudaStream_t st : ag_lanes_) cudaStreamDestroy(st);
+  if (reduce_) cudaStreamDestroy(reduce_);
+  if (unpack_) cudaStreamDestroy(unpack_);
+  for (cudaEvent_t e : ev_done_) cudaEventDestroy(e);
+  if (ev_start_) cudaEventDestroy(ev_start_);
+  if (ev_batch_) cudaEventDestroy(ev_batch_);
+  // The peers' buffers first, then this rank's own (peers in other processes close theirs in
+  // their own destructors; the caller has drained every CE call before).
+  for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
+  if (rs_staging_) cudaFree(rs_staging_);
+  if (ag_staging_) cudaFree(ag_staging_);
+  if (flags_) cudaFree(flags_);
+  if (outbox_) cudaFree(outbox_);
+  if (abort_stream_) cudaStreamDestroy(abort_stream_);
+  if (release_host_) cudaFreeHost(release_host_);
+}
+
+Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
+  const std::string bad = CeConfigError(cfg);
+  if (!bad.empty()) CORUN_FAIL("CeComm: bad configuration: " + bad);
+  cfg_ = cfg;
+  NCCLCHECK(ncclCommUserRank(nccl, &rank_));
+  NCCLCHECK(ncclCommCount(nccl, &nranks_));
+  NCCLCHECK(ncclCommCuDevice(nccl, &device_));
+  CUDACHECK(cudaSetDevice(device_));
+  CUDACHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device_));
+  slot_bytes_ = CeSlotBytes(cfg_, nranks_);
+
+  CeCaps caps;
+  caps.nranks = nranks_;
+  const DriverTable& d = Driver();
+  // The v2 memory operations are always there since CUDA 12 (the *_V1 attributes describe the
+  // deprecated v1 API and read 0 there): the entry points decide.
+  caps.stream_mem_ops = d.cuStreamWriteValue32 && d.cuStreamWaitValue32 && d.cuStreamBatchMemOp;
+  int maph = 0;
+  CUDACHECK(cudaDeviceGetAttribute(&maph, cudaDevAttrCanMapHostMemory, device_));
+  caps.mapped_host = maph != 0;
+  size_t free_b = 0, total_b = 0;
+  CUDACHECK(cudaMemGetInfo(&free_b, &total_b));
+  caps.free_bytes = free_b;
+  caps.staging_bytes = 2 * CeStagingBytes(cfg_, nranks_);
+
+  // Local resources, only where the path is plausible (a refused allocation is a fallback).
+  bool local_ok = nranks_ >= 2 && nranks_ <= kCeMaxRanks && caps.stream_mem_ops && caps.mapped_host &&
+                  caps.free_bytes >= caps.staging_bytes + (caps.staging_bytes >> 2);
+  if (local_ok) {
+    const size_t half = caps.staging_bytes / 2;
+    if (cudaMalloc(&rs_staging_, half) != cudaSuccess || cudaMalloc(&ag_staging_, half) != cudaSuccess ||
+        cudaMalloc(reinterpret_cast<void**>(&flags_), FlagWords() * sizeof(uint32_t)) != cudaSuccess ||
+        cudaMalloc(reinterpret_cast<void**>(&outbox_), kOutboxWords * sizeof(uint32_t)) != cudaSuccess) {
+      (void)cudaGetLastError();
+      local_ok = false;
+    } else {
+      CUDACHECK(cudaMemset(flags_, 0, FlagWords() * sizeof(uint32_t)));
+      CUDACHECK(cudaMemset(outbox_, 0, kOutboxWords * sizeof(uint32_t)));
+    }
+  }
+  Desc mine;
+  mine.pid = static_cast<int32_t>(getpid());
+  mine.device = device_;
+  mine.local_ok = local_ok;
+  mine.rs_staging = reinterpret_cast<uint64_t>(rs_staging_);
+  mine.ag_staging = reinterpret_cast<uint64_t>(ag_staging_);
+  mine.flags = reinterpret_cast<uint64_t>(flags_);
+  mine.process = ProcessToken();
+  CUDACHECK(cudaDeviceGetPCIBusId(mine.pci, sizeof(mine.pci), device_));
+  // IPC handles for peers in other processes (each buffer is its own allocation: offset 0). A
+  // refusal here only matters to those peers: they report it.
+  if (local_ok) {
+    mine.ipc_exported = cudaIpcGetMemHandle(&mine.rs_h, rs_staging_) == cudaSuccess &&
+                        cudaIpcGetMemHandle(&mine.ag_h, ag_staging_) == cudaSuccess &&
+                        cudaIpcGetMemHandle(&mine.flags_h, flags_) == cudaSuccess;
+    if (!mine.ipc_exported) (void)cudaGetLastError();
+  }
+
+  CE_DLOG("init: local_ok %d, staging %llu B, flags %zu words", local_ok ? 1 : 0,
+          static_cast<unsigned long long>(caps.staging_bytes), FlagWords());
+  // One all-gather of the descriptors through a small device buffer.
+  std::vector<Desc> all(nranks_);
+  Desc* dbuf = nullptr;
+  int* dok = nullptr;
+  CUDACHECK(cudaMalloc(&dbuf, nranks_ * sizeof(Desc)));
+  CUDACHECK(cudaMalloc(&dok, sizeof(int)));
+  CUDACHECK(cudaMemcpyAsync(dbuf + rank_, &mine, sizeof(Desc), cudaMemcpyHostToDevice, s));
+  NCCLCHECK(ncclAllGather(dbuf + rank_, dbuf, sizeof(Desc), ncclUint8, nccl, s));
+  CUDACHECK(cudaMemcpyAsync(all.data(), dbuf, nranks_ * sizeof(Desc), cudaMemcpyDeviceToHost, s));
+  CUDACHECK(cudaStreamSynchronize(s));
+
+  CE_DLOG("init: descriptors exchanged");
+  // Peers of other processes: their buffers as opened here (kept in ipc_mapped_ for closing).
+  std::vector<Peer> mapped(nranks_);
+  for (int p = 0; p < nranks_; ++p) {
+    if (p == rank_) continue;
+    CePeerCaps pc;
+    pc.rank = p;
+    pc.same_process = all[p].process == mine.process;
+    // The peer's device as numbered in this process (-1: not visible here).
+    int dev = all[p].device;
+    if (!pc.same_process && cudaDeviceGetByPCIBusId(&dev, all[p].pci) != cudaSuccess) {
+      (void)cudaGetLastError();
+      dev = -1;
+    }
+    if (dev >= 0) {
+      int can = 0, atomics = 0;
+      CUDACHECK(cudaDeviceCanAccessPeer(&can, device_, dev));
+      pc.can_access_peer = can != 0;
+      // NVLink pairs have native peer atomics, PCIe peer paths do not.
+      if (can) CUDACHECK(cudaDeviceGetP2PAttribute(&atomics, cudaDevP2PAttrNativeAtomicSupported, device_, dev));
+      pc.nvlink = atomics != 0;
+    }
+    // Not visible: nothing to query; the IPC open below is the check (see ce_comm.h).
+    if (!pc.same_process && pc.can_access_peer && pc.nvlink && local_ok && all[p].local_ok) {
+      if (!all[p].ipc_exported) {
+        pc.ipc_ok = false;
+        pc.ipc_error = "the peer could not export its buffers";
+      }
+      const cudaIpcMemHandle_t* hs[3] = {&all[p].rs_h, &all[p].ag_h, &all[p].flags_h};
+      void* ptr[3] = {nullptr, nullptr, nullptr};
+      for (int b = 0; b < 3 && pc.ipc_ok; ++b) {
+        const cudaError_t e = cudaIpcOpenMemHandle(&ptr[b], *hs[b], cudaIpcMemLazyEnablePeerAccess);
+        if (e != cudaSuccess) {
+          (void)cudaGetLastError();
+          pc.ipc_ok = false;
+          pc.ipc_error = cudaGetErrorString(e);
+        } else {
+          ipc_mapped_.push_back(ptr[b]);
+        }
+      }
+      mapped[p].rs_staging = static_cast<char*>(ptr[0]);
+      mapped[p].ag_staging = static_cast<char*>(ptr[1]);
+      mapped[p].flags = static_cast<uint32_t*>(ptr[2]);
+      CE_DLOG("init: IPC buffers of rank %d: %s", p, pc.ipc_ok ? "opened" : pc.ipc_error.c_str());
+    }
+    caps.peers.push_back(pc);
+  }
+  std::string why = CeCommDecision(caps);
+  if (why.empty() && !local_ok) why = "unsupported: staging or flag allocation refused";
+  for (int p = 0; p < nranks_ && why.empty(); ++p)
+    if (!all[p].local_ok) why = "unsupported: rank " + std::to_string(p) + " cannot allocate its staging";
+  // Peer access, where every rank lives in this process and could allocate (the same condition on
+  // every rank, so all of them reach both barriers): no NCCL kernel of this communicator is in
+  // flight between the barriers.
+  bool all_here = true;
+  for (int p = 0; p < nranks_; ++p) all_here &= all[p].process == mine.process && all[p].local_ok;
+  if (all_here && nranks_ >= 2 && nranks_ <= kCeMaxRanks) {
+    const uint64_t key = all[0].flags;
+    CE_DLOG("init: barrier before peer access");
+    ProcessBarrier(key, nranks_);
+    for (int p = 0; p < nranks_ && why.empty(); ++p) {
+      if (p == rank_) continue;
+      int can = 0;
+      CUDACHECK(cudaDeviceCanAccessPeer(&can, device_, all[p].device));
+      if (!can) continue;
+      const cudaError_t e = cudaDeviceEnablePeerAccess(all[p].device, 0);
+      if (e == cudaErrorPeerAccessAlreadyEnabled) {
+        (void)cudaGetLastError();
+      } else if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        why = std::string("unsupported: peer access to rank ") + std::to_string(p) + " refused: " + cudaGetErrorString(e);
+      }
+    }
+    CE_DLOG("init: peer access done (%s), barrier after", why.empty() ? "ok" : why.c_str());
+    ProcessBarrier(key, nranks_);
+  }
+
+  // The reduction kernels are loaded now (CUDA loads modules lazily, at first launch): loading
+  // them at the first call, behind stream waits on a peer whose own first launch is stuck the
+  // same way, deadlocks both ranks.
+  if (why.empty()) {
+    const Status ls = CeReduceLoad(s);
+    if (!ls.ok()) why = "unsupported: reduction kernels did not load: " + ls.message();
+  }
+
+  // Every rank takes the CE path or none does.
+  int ok = why.empty() ? 1 : 0;
+  CUDACHECK(cudaMemcpyAsync(dok, &ok, sizeof(int), cudaMemcpyHostToDevice, s));
+  NCCLCHECK(ncclAllReduce(dok, dok, 1, ncclInt32, ncclMin, nccl, s));
+  CUDACHECK(cudaMemcpyAsync(&ok, dok, sizeof(int), cudaMemcpyDeviceToHost, s));
+  CUDACHECK(cudaStreamSynchronize(s));
+  CE_DLOG("init: agreement %d", ok);
+  CUDACHECK(cudaFree(dbuf));
+  CUDACHECK(cudaFree(dok));
+  if (!ok) {
+    for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
+    ipc_mapped_.clear();
+    why_ = why.empty() ? "unsupported: another rank cannot use the copy-engine path" : why;
+    usable_ = false;
+    return Status::Ok();
+  }
+
+  peers_.assign(nranks_, Peer{});
+  for (int p = 0; p < nranks_; ++p) {
+    if (all[p].process == mine.process) {
+      peers_[p].rs_staging = reinterpret_cast<char*>(all[p].rs_staging);
+      peers_[p].ag_staging = reinterpret_cast<char*>(all[p].ag_staging);
+      peers_[p].flags = reinterpret_cast<uint32_t*>(all[p].flags);
+    } else {
+      peers_[p] = mapped[p];
+    }
+    peers_[p].rank = p;
+  }
+  int lo = 0, hi = 0;
+  CUDACHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+  CUDACHECK(cudaStreamCreateWithPriority(&reduce_, cudaStreamNonBlocking, hi));
+  CUDACHECK(cudaStreamCreateWithFlags(&unpack_, cudaStreamNonBlocking));
+  CUDACHECK(cudaStreamCreateWithPriority(&abort_stream_, cudaStreamNonBlocking, hi));
+  CUDACHECK(cudaHostAlloc(reinterpret_cast<void**>(&release_host_), FlagWords() * sizeof(uint32_t), cudaHostAllocPortable));
+  rs_lanes_.resize(cfg_.lanes);
+  ag_lanes_.resize(cfg_.lanes);
+  for (auto& st : rs_lanes_) CUDACHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  for (auto& st : ag_lanes_) CUDACHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  CUDACHECK(cudaEventCreateWithFlags(&ev_start_, cudaEventDisableTiming));
+  CUDACHECK(cudaEventCreateWithFlags(&ev_batch_, cudaEventDisableTiming));
+  ev_done_.resize(2 * cfg_.lanes + 2);
+  for (auto& e : ev_done_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  usable_ = true;
+  why_.clear();
+  CE_DLOG("init: usable, %d lanes, %d slots of %llu B", cfg_.lanes, cfg_.slots,
+          static_cast<unsigned long long>(slot_bytes_));
+  std::lock_guard<std::mutex> l(g_mu);
+  Live().insert(this);
+  return Status::Ok();
+}
+
+void CeComm::Abort() {
+  if (aborted_.exchange(true) || !flags_ || !abort_stream_) return;
+  // Every wait is on a local flag in device memory: overwrite them with a value that satisfies
+  // all pending waits, on a stream of its own (no CE stream is needed for it to run).
+  const uint32_t v = CeReleaseValue(std::max(rs_seq_, ag_seq_));
+  for (size_t i = 0; i < FlagWords(); ++i) release_host_[i] = v;
+  cudaSetDevice(device_);
+  cudaMemcpyAsync(flags_, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
+  // The peers' waits on this rank are released too: their flags are mapped here (peer access in
+  // one process, IPC across processes: the same copy). Not verified on a GPU: a copy into the
+  // flags of a peer process that already exited.
+  for (const Peer& p : peers_)
+    if (p.rank != rank_ && p.flags)
+      cudaMemcpyAsync(p.flags, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
+  cudaStreamSynchronize(abort_stream_);
+}
+
+}  // namespace corun
