@@ -114,6 +114,8 @@ int RunLauncher(const LauncherOptions& o, const std::vector<std::string>& cmd) {
   if (o.nccl_ctas > 0) env.emplace_back("CORUN_NCCL_CTAS", std::to_string(o.nccl_ctas));
   // NCCL reads its CTA limit from the environment when a communicator is created.
   if (p.ncclctas > 0) env.emplace_back("NCCL_MAX_CTAS", std::to_string(p.ncclctas));
+  // maxconn1 is an environment setting only: one hardware queue for the whole program.
+  if (p.maxconn1) env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");
   const char* old = std::getenv("LD_PRELOAD");
   env.emplace_back("LD_PRELOAD", old && *old ? std::string(old) + ":" + preload : preload);
   if (o.dry_run) {

@@ -87,7 +87,8 @@ int Analyze(const std::string& dir, const AttributionOptions& o, int status_if_n
 
 int RunTraceApp(int argc, char** argv, int dash) {
   CLI::App app{"corun trace [options] -- CMD [ARGS...]: record CMD's kernels, copies and collectives (CUPTI) "
-               "and show where computation-communication overlap is lost; corun trace --analyze DIR"};
+               "and show where computation-communication overlap is lost; corun trace --analyze DIR",
+               "corun trace"};
   std::string policy, dir = "corun_trace", steps, window, analyze, lib;
   AttributionOptions o;
   bool verbose = false;
@@ -147,6 +148,7 @@ int RunTraceApp(int argc, char** argv, int dash) {
     }
     env.emplace_back("CORUN_POLICY", p.Name());
     if (p.ncclctas > 0) env.emplace_back("NCCL_MAX_CTAS", std::to_string(p.ncclctas));
+    if (p.maxconn1) env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");
   }
   const std::string cmd = argv[dash + 1];
   std::string where;

@@ -2,6 +2,7 @@
 // `corun -p POLICY -- CMD` (so the interposer applies it) and scores the run by its wall time or
 // by a number the program prints (--metric REGEX, first capture group; lower is better unless
 // --higher-is-better). The best policy goes to the profile cache; `corun -p tuned -- CMD` reads it.
+#include <cmath>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -81,7 +82,12 @@ bool RunOnce(const std::string& policy, const std::vector<std::string>& cmd, con
     *why = "--metric matched nothing in the output";
     return false;
   }
-  const double v = std::strtod(last.c_str(), nullptr);
+  char* end = nullptr;
+  const double v = std::strtod(last.c_str(), &end);
+  if (end == last.c_str() || *end != '\0' || !std::isfinite(v)) {
+    *why = "--metric captured '" + last + "', which is not a finite number";
+    return false;
+  }
   *score = higher ? -v : v;
   return true;
 }

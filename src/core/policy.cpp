@@ -118,7 +118,7 @@ Status ParsePolicy(const std::string& text, Policy* out) {
     } else {
       return TermError(text, term,
                        "is not a policy term (sequential, overlap, priority, shape:K|NK|auto, "
-                       "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1)");
+                       "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce, tuned)");
     }
   }
   if (saw_sequential && saw_other)

@@ -275,7 +275,7 @@ std::string CeComm::DumpFlags() const {
     done = cudaStreamQuery(st) == cudaSuccess;
     if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  std::string out = "rank " + std::to_string(rank_) + " rs seq " + std::to_string(rs_seq_) + " ag seq " + std::to_string(ag_seq_) + (done ? "" : " (copy stuck)");
+  std::string out = "rank " + std::to_string(rank_) + " rs seq " + std::to_string(rs_seq_.load()) + " ag seq " + std::to_string(ag_seq_.load()) + (done ? "" : " (copy stuck)");
   auto row = [&](const char* name, int base, int n) {
     out += std::string(" ") + name + "[";
     for (int i = 0; i < n; ++i) out += (i ? "," : "") + std::to_string(h[base + i]);

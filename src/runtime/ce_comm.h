@@ -80,8 +80,8 @@ class CeComm {
   // The flag block as text (debugging a stuck call; bounded wait, never blocks for long).
   std::string DumpFlags() const;
   // Chunks numbered so far by the reduce-scatter and the all-gather phases.
-  uint32_t rs_seq() const { return rs_seq_; }
-  uint32_t ag_seq() const { return ag_seq_; }
+  uint32_t rs_seq() const { return rs_seq_.load(); }
+  uint32_t ag_seq() const { return ag_seq_.load(); }
 
  private:
   struct Peer {
@@ -122,7 +122,8 @@ class CeComm {
   cudaEvent_t ev_start_ = nullptr, ev_batch_ = nullptr;
   std::vector<cudaEvent_t> ev_done_;
   int sms_ = 0;
-  uint32_t rs_seq_ = 0, ag_seq_ = 0;
+  // Written by the rank's thread, read by Abort() on a watchdog's thread.
+  std::atomic<uint32_t> rs_seq_{0}, ag_seq_{0};
   std::atomic<bool> aborted_{false};
 };
 

@@ -185,11 +185,19 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
       dev = -1;
     }
     if (dev >= 0) {
+      // Between collective points a failure is a "no" (every rank must reach the agreement), never
+      // an early return that would leave the peers waiting in it.
       int can = 0, atomics = 0;
-      CUDACHECK(cudaDeviceCanAccessPeer(&can, device_, dev));
+      if (cudaDeviceCanAccessPeer(&can, device_, dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        can = 0;
+      }
       pc.can_access_peer = can != 0;
       // NVLink pairs have native peer atomics, PCIe peer paths do not.
-      if (can) CUDACHECK(cudaDeviceGetP2PAttribute(&atomics, cudaDevP2PAttrNativeAtomicSupported, device_, dev));
+      if (can && cudaDeviceGetP2PAttribute(&atomics, cudaDevP2PAttrNativeAtomicSupported, device_, dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        atomics = 0;
+      }
       pc.nvlink = atomics != 0;
     }
     // Not visible: nothing to query; the IPC open below is the check (see ce_comm.h).
@@ -233,7 +241,10 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     for (int p = 0; p < nranks_ && why.empty(); ++p) {
       if (p == rank_) continue;
       int can = 0;
-      CUDACHECK(cudaDeviceCanAccessPeer(&can, device_, all[p].device));
+      if (cudaDeviceCanAccessPeer(&can, device_, all[p].device) != cudaSuccess) {  // no return between barriers
+        (void)cudaGetLastError();
+        can = 0;
+      }
       if (!can) continue;
       const cudaError_t e = cudaDeviceEnablePeerAccess(all[p].device, 0);
       if (e == cudaErrorPeerAccessAlreadyEnabled) {
@@ -310,7 +321,7 @@ void CeComm::Abort() {
   if (aborted_.exchange(true) || !flags_ || !abort_stream_) return;
   // Every wait is on a local flag in device memory: overwrite them with a value that satisfies
   // all pending waits, on a stream of its own (no CE stream is needed for it to run).
-  const uint32_t v = CeReleaseValue(std::max(rs_seq_, ag_seq_));
+  const uint32_t v = CeReleaseValue(std::max(rs_seq_.load(), ag_seq_.load()));
   for (size_t i = 0; i < FlagWords(); ++i) release_host_[i] = v;
   cudaSetDevice(device_);
   cudaMemcpyAsync(flags_, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
