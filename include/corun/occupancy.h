@@ -55,6 +55,13 @@ size_t SmemPerBlock(const DeviceLimits& d, const KernelFootprint& k);
 int RegsPerWarp(const DeviceLimits& d, int regs_per_thread);
 // Registers one block takes (per-warp allocation, rounded).
 int RegsPerBlock(const DeviceLimits& d, const KernelFootprint& k);
+// Warps of one block.
+int WarpsPerBlock(const DeviceLimits& d, int threads);
+// Registers in the fullest of the SM's register quarters when `warps` warps of one kernel are
+// dealt round-robin to the schedulers: ceil(warps / quarters) x RegsPerWarp. A warp's registers
+// must fit inside one quarter (e.g. NCCL's 544-thread, 96-register CTA: 17 warps, 5 in one
+// quarter = 15,360 of 16,384).
+int RegsInFullestQuarter(const DeviceLimits& d, int warps, int regs_per_thread);
 
 Occupancy ResidentBlocks(const DeviceLimits& d, const KernelFootprint& k);
 

@@ -6,6 +6,7 @@
 #include "../runtime/gemm_tiled.h"
 #include "../runtime/nvml.h"
 #include "cli.h"
+#include "corun/coresidence.h"
 #include "corun/occupancy.h"
 
 namespace corun {
@@ -71,6 +72,16 @@ int RunInfo(bool as_json) {
         for (int k = o.blocks - 1; k >= 1; --k)
           if (auto pad = PadForCap(L, fp, k)) fmt::print(" K={}:{}B", k, *pad);
         fmt::print("\n");
+      }
+      // Dispatch-order co-residence beside NCCL's default sm_90 CTA (the only one measured).
+      if (L.sm_major == 9 && L.sm_minor == 0) {
+        const CoResidence cr = ComputeBesideComm(L, fp, kNcclCtaSm90);
+        g["kernels"][TileConfigName(t)]["beside_nccl_cta"] = {{"blocks", cr.blocks},
+                                                              {"limiter", LimiterName(cr.limiter)}};
+        if (!as_json)
+          fmt::print("    beside NCCL's CTA ({} threads x {} regs, {} B smem): {} blocks (limited by {})\n",
+                     kNcclCtaSm90.threads, kNcclCtaSm90.regs_per_thread,
+                     kNcclCtaSm90.static_smem + kNcclCtaSm90.dynamic_smem, cr.blocks, LimiterName(cr.limiter));
       }
     }
     j["gpus"].push_back(g);

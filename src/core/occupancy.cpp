@@ -65,6 +65,12 @@ int RegsPerBlock(const DeviceLimits& d, const KernelFootprint& k) {
   return CeilDiv(k.threads, d.warp_size) * RegsPerWarp(d, k.regs_per_thread);
 }
 
+int WarpsPerBlock(const DeviceLimits& d, int threads) { return CeilDiv(std::max(threads, 0), d.warp_size); }
+
+int RegsInFullestQuarter(const DeviceLimits& d, int warps, int regs_per_thread) {
+  return warps <= 0 ? 0 : CeilDiv(warps, std::max(1, d.reg_subpartitions)) * RegsPerWarp(d, regs_per_thread);
+}
+
 Occupancy ResidentBlocks(const DeviceLimits& d, const KernelFootprint& k) {
   Occupancy o;
   if (k.threads <= 0 || k.threads > d.max_threads_per_block) {
@@ -138,11 +144,10 @@ int CommRoomBeside(const DeviceLimits& d, const KernelFootprint& compute, int co
   // room beside almost any compute block.
   const int parts = std::max(1, d.reg_subpartitions);
   const int per_part = d.regs_per_sm / parts;
-  const int rw_c = RegsPerWarp(d, compute.regs_per_thread);
-  const int rw_m = RegsPerWarp(d, comm.regs_per_thread);
-  const int used = CeilDiv(warp_c, parts) * rw_c;
+  const int used = RegsInFullestQuarter(d, warp_c, compute.regs_per_thread);
   int by_regs = 0;
-  while (by_regs < 64 && used + CeilDiv((by_regs + 1) * warp_m, parts) * rw_m <= per_part) ++by_regs;
+  while (by_regs < 64 && used + RegsInFullestQuarter(d, (by_regs + 1) * warp_m, comm.regs_per_thread) <= per_part)
+    ++by_regs;
   return std::max(0, std::min({by_threads, by_blocks, by_smem, by_regs}));
 }
 
