@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <set>
 
 #include "corun/parse.h"
 #include "corun/strings.h"
@@ -56,12 +57,15 @@ Status ParsePolicy(const std::string& text, Policy* out) {
   Policy p;
   if (text.empty()) return TermError(text, "", "is empty");
   bool saw_sequential = false, saw_other = false;
+  std::set<std::string> seen;
   for (const std::string& term : Split(text, '+')) {
     if (term.empty()) return TermError(text, term, "has an empty term");
     const size_t colon = term.find(':');
     const std::string key = term.substr(0, colon);
     const std::string val = colon == std::string::npos ? "" : term.substr(colon + 1);
     const bool has_val = colon != std::string::npos;
+    // A repeated term would silently mean its last value (smtarget:8+smtarget:16).
+    if (!seen.insert(key).second) return TermError(text, term, "repeats " + key);
     long v = 0;
     if (key == "sequential" && !has_val) {
       saw_sequential = true;
@@ -79,7 +83,6 @@ Status ParsePolicy(const std::string& text, Policy* out) {
       p.maxconn1 = true;
     } else if (key == "shape" && has_val) {
       saw_other = true;
-      if (p.shape != ShapeMode::kNone) return TermError(text, term, "repeats shape");
       if (val == "auto") {
         p.shape = ShapeMode::kAuto;
       } else if (!val.empty() && (val.back() == 'K' || val.back() == 'k')) {

@@ -52,6 +52,7 @@ c 2 -p shape:x -- CMD
 c 2 -p fast -- CMD
 c 2 -p sequential -- CMD
 c 2 -p greenctx:16 -- CMD
+c 2 -p smtarget:8+smtarget:16 -- CMD
 c 2 -p shape:auto -- CMD
 c 2 --nccl-ctas -1 -- CMD
 c 2 --lib /nonexistent.so -- CMD

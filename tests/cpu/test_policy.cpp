@@ -62,6 +62,10 @@ TEST(Policy, ErrorsNameTheBadTerm) {
   EXPECT_NE(Err("fast").find("'fast' is not a policy term"), std::string::npos);
   EXPECT_NE(Err("sequential+priority").find("one stream"), std::string::npos);
   EXPECT_NE(Err("shape:2+shape:3").find("repeats"), std::string::npos);
+  // Any repeated term, not only shape: the last value would win silently.
+  EXPECT_NE(Err("smtarget:8+smtarget:16").find("repeats smtarget"), std::string::npos);
+  EXPECT_NE(Err("ncclctas:4+priority+ncclctas:8").find("repeats ncclctas"), std::string::npos);
+  EXPECT_NE(Err("priority+priority").find("repeats priority"), std::string::npos);
   Err("");
   Err("priority+");
   Err("shape:");
