@@ -100,7 +100,7 @@ CORUN_EXPORT CUresult cuFuncSetAttribute(CUfunction f, CUfunction_attribute attr
   using Fn = CUresult (*)(CUfunction, CUfunction_attribute, int);
   auto real = reinterpret_cast<Fn>(RealOf(kHookCuFuncSetAttribute));
   if (!real) return CUDA_ERROR_NOT_INITIALIZED;
-  if (attr != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES || !S().enabled) return real(f, attr, value);
+  if (attr != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES || !S().TracksLimits()) return real(f, attr, value);
   CUdevice dev = 0;
   const bool known = CurrentDevice(S(), &dev);
   return ProgramSetsLimit(f, dev, known, false, value);
@@ -110,7 +110,7 @@ CORUN_EXPORT CUresult cuKernelSetAttribute(CUfunction_attribute attr, int value,
   using Fn = CUresult (*)(CUfunction_attribute, int, CUkernel, CUdevice);
   auto real = reinterpret_cast<Fn>(RealOf(kHookCuKernelSetAttribute));
   if (!real) return CUDA_ERROR_NOT_INITIALIZED;
-  if (attr != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES || !S().enabled) return real(attr, value, k, dev);
+  if (attr != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES || !S().TracksLimits()) return real(attr, value, k, dev);
   return ProgramSetsLimit(reinterpret_cast<CUfunction>(k), dev, true, true, value);
 }
 
@@ -120,7 +120,7 @@ CORUN_EXPORT CUresult cuFuncGetAttribute(int* value, CUfunction_attribute attr, 
   if (!real) return CUDA_ERROR_NOT_INITIALIZED;
   const CUresult r = real(value, attr, f);
   CUdevice dev = 0;
-  if (r == CUDA_SUCCESS && value && attr == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES && S().enabled &&
+  if (r == CUDA_SUCCESS && value && attr == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES && S().TracksLimits() &&
       CurrentDevice(S(), &dev))
     *value = ProgramView(f, dev, *value);
   return r;
@@ -131,7 +131,7 @@ CORUN_EXPORT CUresult cuKernelGetAttribute(int* value, CUfunction_attribute attr
   auto real = reinterpret_cast<Fn>(RealOf(kHookCuKernelGetAttribute));
   if (!real) return CUDA_ERROR_NOT_INITIALIZED;
   const CUresult r = real(value, attr, k, dev);
-  if (r == CUDA_SUCCESS && value && attr == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES && S().enabled)
+  if (r == CUDA_SUCCESS && value && attr == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES && S().TracksLimits())
     *value = ProgramView(reinterpret_cast<CUfunction>(k), dev, *value);
   return r;
 }

@@ -32,6 +32,9 @@ struct State {
   CUresult (*kern_set)(CUfunction_attribute, int, CUkernel, CUdevice) = nullptr;
   CUresult (*prio_range)(int*, int*) = nullptr;
   std::atomic<bool> driver_ready{false};
+  // Only a shaping policy ever raises a kernel's limit, so only then is the program's own limit
+  // followed (its attribute sets and reads pass straight through otherwise).
+  bool TracksLimits() const { return enabled && cfg.policy.shape != ShapeMode::kNone; }
 };
 
 State& S();
