@@ -41,6 +41,9 @@ struct KernelFootprint {
 
 enum class Limiter { kNone, kThreads, kRegisters, kSharedMemory, kBlocks };
 const char* LimiterName(Limiter l);
+// Which per-resource count binds `blocks` (their minimum); ties name shared memory, the resource a
+// pad turns.
+Limiter BindingLimiter(int blocks, int by_smem, int by_regs, int by_threads);
 
 struct Occupancy {
   int blocks = 0;  // resident blocks per SM (0: the kernel cannot launch)

@@ -18,6 +18,14 @@ std::string Invalid(const DeviceLimits& d, const KernelFootprint& k, const char*
   if (o.blocks == 0) return std::string(what) + ": " + o.why_zero;
   return "";
 }
+
+// Whether `c` communication CTAs fit on one SM by themselves; else what stops them, and why.
+Limiter CommAlone(const DeviceLimits& d, const KernelFootprint& comm, int c, std::string* why) {
+  const Limiter l = MixExceeds(d, KernelFootprint{}, 0, comm, c);
+  if (l != Limiter::kNone)
+    *why = std::to_string(c) + " communication CTAs do not fit on one SM (" + LimiterName(l) + ")";
+  return l;
+}
 }  // namespace
 
 Limiter MixExceeds(const DeviceLimits& d, const KernelFootprint& compute, int n, const KernelFootprint& comm,
@@ -57,9 +65,8 @@ CoResidence ComputeBesideComm(const DeviceLimits& d, const KernelFootprint& comp
     r.why_zero = why;
     return r;
   }
-  if (Limiter l = MixExceeds(d, compute, 0, comm, comm_ctas); l != Limiter::kNone) {
+  if (Limiter l = CommAlone(d, comm, comm_ctas, &r.why_zero); l != Limiter::kNone) {
     r.limiter = l;
-    r.why_zero = std::to_string(comm_ctas) + " communication CTAs do not fit on one SM (" + LimiterName(l) + ")";
     return r;
   }
   const int wc = WarpsPerBlock(d, compute.threads), wm = WarpsPerBlock(d, comm.threads) * comm_ctas;
@@ -71,11 +78,7 @@ CoResidence ComputeBesideComm(const DeviceLimits& d, const KernelFootprint& comp
          comm_regs + RegsInFullestQuarter(d, (r.by_regs + 1) * wc, compute.regs_per_thread) <= QuarterRegs(d))
     ++r.by_regs;
   r.blocks = std::min({r.by_threads, r.by_regs, r.by_smem, r.by_blocks});
-  // Ties name shared memory, as ResidentBlocks does: it is the resource a pad turns.
-  if (r.blocks == r.by_smem) r.limiter = Limiter::kSharedMemory;
-  else if (r.blocks == r.by_regs) r.limiter = Limiter::kRegisters;
-  else if (r.blocks == r.by_threads) r.limiter = Limiter::kThreads;
-  else r.limiter = Limiter::kBlocks;
+  r.limiter = BindingLimiter(r.blocks, r.by_smem, r.by_regs, r.by_threads);
   if (r.blocks == 0) r.why_zero = std::string("no compute block fits beside (") + LimiterName(r.limiter) + ")";
   return r;
 }
@@ -90,9 +93,8 @@ PadRoom PadKeepsRoom(const DeviceLimits& d, const KernelFootprint& compute, cons
     p.why = why;
     return p;
   }
-  if (Limiter l = MixExceeds(d, compute, 0, comm, comm_ctas); l != Limiter::kNone) {
+  if (Limiter l = CommAlone(d, comm, comm_ctas, &p.why); l != Limiter::kNone) {
     p.limiter = l;
-    p.why = std::to_string(comm_ctas) + " communication CTAs do not fit on one SM (" + LimiterName(l) + ")";
     return p;
   }
   const size_t S = d.smem_per_sm, C = SmemPerBlock(d, comm) * comm_ctas;

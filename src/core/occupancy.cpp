@@ -98,13 +98,16 @@ Occupancy ResidentBlocks(const DeviceLimits& d, const KernelFootprint& k) {
   o.by_regs = (warps_per_part * d.reg_subpartitions) / warps;
   o.by_smem = static_cast<int>(d.smem_per_sm / SmemPerBlock(d, k));
   o.blocks = std::min({o.by_threads, o.by_regs, o.by_smem, o.by_blocks});
-  // Name the binding limit; ties go to shared memory, the knob this project turns.
-  if (o.blocks == o.by_smem) o.limiter = Limiter::kSharedMemory;
-  else if (o.blocks == o.by_regs) o.limiter = Limiter::kRegisters;
-  else if (o.blocks == o.by_threads) o.limiter = Limiter::kThreads;
-  else o.limiter = Limiter::kBlocks;
+  o.limiter = BindingLimiter(o.blocks, o.by_smem, o.by_regs, o.by_threads);
   if (o.blocks == 0) o.why_zero = std::string("no block fits (") + LimiterName(o.limiter) + ")";
   return o;
+}
+
+Limiter BindingLimiter(int blocks, int by_smem, int by_regs, int by_threads) {
+  if (blocks == by_smem) return Limiter::kSharedMemory;
+  if (blocks == by_regs) return Limiter::kRegisters;
+  if (blocks == by_threads) return Limiter::kThreads;
+  return Limiter::kBlocks;
 }
 
 std::optional<size_t> PadForCap(const DeviceLimits& d, const KernelFootprint& k, int cap) {
