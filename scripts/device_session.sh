@@ -13,6 +13,7 @@
 #   check: build, the cpu, gpu and multigpu tiers (interposer, set-up failure, trace), the
 #          copy-engine tests one by one under a time limit (CORUN_CE_DEBUG=1), a short bench of
 #          the main policies in one process and under mpirun
+#   ce: build, the copy-engine tests (threads, processes), ce_bench --quick, the bench's ce rows
 #   app: build, corun tune -- CMD on the DDP example (scored by its printed step time), then
 #        corun -p tuned -- CMD
 # Header-only dependencies that the GPU image lacks can be carried in .deps/root (extracted
@@ -98,6 +99,32 @@ if [ "$MODE" = check ]; then
   if [ "$NGPU" -ge 2 ]; then
     mpirun --allow-run-as-root --oversubscribe -np "$NGPU" "$CORUN" bench "${SMALL[@]}" > "$OUT/mpirun.log" 2>&1
     echo "## mpirun exit $?" | tee -a "$OUT/mpirun.log"
+  fi
+  echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
+  exit $rc
+fi
+
+if [ "$MODE" = ce ]; then
+  # Copy-engine collectives: the tests (threads, then one process per GPU), the standalone
+  # CE-vs-NCCL measurement, then the bench's ce rows beside the SM policies (threads, mpirun).
+  export CORUN_CE_DEBUG=${CORUN_CE_DEBUG:-0}
+  (cd "$BUILD" && ctest -L ce --output-on-failure --timeout 90) > "$OUT/ce_tests.log" 2>&1 || rc=1
+  grep -E "tests passed|Failed|FAILED|\*\*\*" "$OUT/ce_tests.log" | head -12
+  CUDA_DEVICE_MAX_CONNECTIONS=32 timeout -k 5 120 "$BUILD/tests/ce_bench" --quick --out "$OUT/ce_bench_quick_$TAG.json" \
+    > "$OUT/ce_bench_quick.log" 2>&1; echo "## ce_bench --quick exit $?" | tee -a "$OUT/ce_bench_quick.log"
+  grep -vE "^corun ce:" "$OUT/ce_bench_quick.log" | tail -14
+  CEB=(-p sequential,overlap,priority,ce,ce+shape:2 -o allreduce --watchdog 90 -n 5 -w 2 --sustain 0.3)
+  timeout -k 5 200 "$CORUN" bench "${CEB[@]}" --compute cublaslt,tiled64x64x64 --gemm 8192x8192x8192 -b 896M \
+    --json "$OUT/bench_ce_$TAG.json" > "$OUT/bench_ce.log" 2>&1; echo "## bench ce exit $?" | tee -a "$OUT/bench_ce.log"
+  grep -vE "^corun: \[" "$OUT/bench_ce.log" | grep -E "^  |^#|wrong|error|ce" | head -30
+  timeout -k 5 120 "$CORUN" bench "${CEB[@]}" --compute cublaslt --gemm 1024x16384x4096 --gemms 32 -b 1000M \
+    --json "$OUT/bench_ce_ddpmix_$TAG.json" > "$OUT/bench_ce_ddpmix.log" 2>&1; echo "## bench ddpmix exit $?" | tee -a "$OUT/bench_ce_ddpmix.log"
+  grep -vE "^corun: \[" "$OUT/bench_ce_ddpmix.log" | grep -E "^  |^#|wrong|error|ce" | head -20
+  if [ "$NGPU" -ge 2 ]; then
+    timeout -k 5 150 mpirun --allow-run-as-root --oversubscribe -np "$NGPU" -x CUDA_DEVICE_MAX_CONNECTIONS=32 "$CORUN" bench "${CEB[@]}" \
+      --compute cublaslt --gemm 8192x8192x8192 -b 896M --json "$OUT/bench_ce_mpirun_$TAG.json" > "$OUT/bench_ce_mpirun.log" 2>&1
+    echo "## mpirun exit $?" | tee -a "$OUT/bench_ce_mpirun.log"
+    grep -vE "^corun: \[" "$OUT/bench_ce_mpirun.log" | grep -E "^  |wrong|error" | head -12
   fi
   echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
   exit $rc
