@@ -10,9 +10,17 @@
 //  - Rank p waits rs_ready[*][lane] >= q (stream wait, no SM), reduces a batch of chunks in one
 //    kernel, then writes the last reduced q to every source's rs_free[p]: the slot may be reused.
 //    A source waits rs_free[p] >= FreeWaitValue(q) before it overwrites Slot(q) with chunk q.
-//  - All-gather step: rank p pushes its reduced slice to every peer's output on lane Lane(q) and
-//    writes q to the peer's ag_ready[p][Lane(q)]; the caller's stream waits for the last q of
-//    every lane of every peer.
+//  - All-gather step, two forms (CeConfig::ag_pull):
+//    push: rank p pushes its part of chunk q into every peer's all-gather staging on lane
+//      Lane(q) and writes q to the peer's ag_ready[p][Lane(q)]; the peer copies it from its
+//      staging into its output and writes q to p's ag_free[peer][Lane(q)].
+//    pull: rank p's part of chunk q is written into p's own all-gather staging (by the
+//      reduction for an allreduce, by a local copy for an all-gather), p writes q to every
+//      peer's ag_ready[p][lane]; each peer copies it straight into its output (one copy, no
+//      unpack) on its lane Lane(q) and writes q to p's ag_free[peer][Lane(q)].
+//    Either way, "ag_free[peer][Lane(q - slots)] >= q - slots" on the writer's side means the
+//    staging slot chunk q needs is no longer read; one lane is one stream, so each word only grows.
+//    The caller's stream waits for every stream of the call.
 // Flags live in each rank's device memory (written by peers with 4-byte copies, as NCCL's CE
 // path does); Abort() overwrites them with ReleaseValue, which satisfies every pending wait.
 #pragma once
@@ -31,6 +39,7 @@ struct CeConfig {
   int lanes = 2;                       // copy streams (lanes) for pushes; as many again for the all-gather
   int batch = 4;                       // chunks reduced by one kernel
   uint64_t min_bytes = 0;              // calls smaller than this go to NCCL
+  bool ag_pull = false;                // all-gather step by pulls from the owner's staging (else pushes + unpack)
 };
 
 // A contiguous range of elements.
@@ -100,6 +109,10 @@ std::string CeCommDecision(const CeCaps& caps);
 std::string CeCallDecision(const std::string& dtype, const std::string& op, uint64_t bytes, const CeConfig& cfg);
 // Checks a configuration; empty = fine, else names the bad field.
 std::string CeConfigError(const CeConfig& cfg);
+// Overrides from the environment (read through `get`, e.g. std::getenv): CORUN_CE_CHUNK and
+// CORUN_CE_MIN_BYTES (sizes: 16M, 4096, ...), CORUN_CE_SLOTS, CORUN_CE_LANES, CORUN_CE_BATCH
+// (integers), CORUN_CE_PULL (0 or 1). Empty = fine; else one line naming the variable and value.
+std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg);
 // Bytes of one staging slot (one slice of a chunk, any element size), 256-byte aligned.
 uint64_t CeSlotBytes(const CeConfig& cfg, int nranks);
 // Staging bytes one rank allocates: slots x (nranks - 1) slices, for the reduce-scatter rows.

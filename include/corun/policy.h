@@ -64,6 +64,7 @@ struct PlanInputs {
   int nccl_ctas = 0;           // CTAs NCCL launches for this collective (probed; 0 = unknown)
   int greenctx_granularity = 8;
   bool single_process = true;  // maxconn1 needs to re-launch the benchmark as a child
+  bool ce_connections = false; // CUDA_DEVICE_MAX_CONNECTIONS is high enough for ce in this process
   int max_shape_caps = 4;      // how many explicit caps to try
 };
 std::vector<Policy> ExpandAll(const PlanInputs& in);

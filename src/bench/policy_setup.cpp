@@ -2,6 +2,7 @@
 // target, green context) and the communication backend (today NCCL: the base communicator or one
 // with a CTA cap, created once per cap). The compute kernels and the collective are launched
 // from here (Compute, Communicate), so a new backend is one case in SetupComm and Communicate.
+#include <cstdlib>
 #include <algorithm>
 #include <cstdio>
 
@@ -88,8 +89,11 @@ Status Rank::SetupShape(const Workload& w, const Policy& p, PolicyCtx* c) {
 // serves a workload is the same answer on every rank (Init agrees; the rest is the workload's).
 Status Rank::SetupCe(const Workload& w, PolicyCtx* c) {
   if (!ce_) {
+    // CORUN_CE_* tune the protocol (ce_plan.h); the same environment on every rank.
+    const std::string bad = CeConfigFromEnv([](const char* n) -> const char* { return std::getenv(n); }, &ce_cfg_);
+    if (!bad.empty()) CORUN_FAIL(bad);
     auto ce = std::make_unique<CeComm>();
-    CORUN_CHECK(Agreed("ce", [&] { return ce->Init(base_.get(), CeConfig{}, comm_lo_); }));
+    CORUN_CHECK(Agreed("ce", [&] { return ce->Init(base_.get(), ce_cfg_, comm_lo_); }));
     ce_ = std::move(ce);
     if (!ce_->usable() && rank_ == 0) std::fprintf(stderr, "corun: ce: %s\n", ce_->why().c_str());
   }
@@ -101,7 +105,7 @@ Status Rank::SetupCe(const Workload& w, PolicyCtx* c) {
   } else if (!ce_->Serves(w.coll)) {
     c->skip = std::string("ce does not serve ") + CollectiveName(w.coll) + " (NCCL's own zero-CTA path is not wired yet)";
   } else {
-    const std::string why = CeCallDecision(dtype_ == DType::kFp32 ? "fp32" : "bf16", "sum", w.bytes, CeConfig{});
+    const std::string why = CeCallDecision(dtype_ == DType::kFp32 ? "fp32" : "bf16", "sum", w.bytes, ce_cfg_);
     if (!why.empty()) c->skip = "ce " + why;
   }
   if (c->skip.empty()) c->note += (c->note.empty() ? "" : "; ") + std::string("copy engines, no NCCL");

@@ -70,6 +70,7 @@ Status Rank::PrepareWorkload(size_t wi, const Workload& w) {
   plan_.num_sms = info_.sms;
   plan_.nccl_ctas = comm_fp_known_ ? comm_ctas_ : 0;
   plan_.single_process = !sh_.pm.multi_process();
+  plan_.ce_connections = CeConnectionsHere();
   plan_.max_shape_caps = o_.max_shape_caps;
   if (w.own) {
     CORUN_CHECK(Agreed("footprint", [&] { return TiledGemm::Footprint(w.tile, &comp_fp_); }));

@@ -143,6 +143,7 @@ class Rank {
   Comm base_;
   std::map<int, std::unique_ptr<Comm>> cta_comms_;
   std::unique_ptr<CeComm> ce_;  // created at the first ce policy, kept for the run
+  CeConfig ce_cfg_;              // its protocol settings (CeConfigFromEnv)
   std::map<int, std::unique_ptr<GreenSplit>> greens_;
   std::map<GemmShape, std::unique_ptr<CublasLtGemm>> lts_;
   __nv_bfloat16 *a_ = nullptr, *b_ = nullptr, *c_ = nullptr;

@@ -1,6 +1,9 @@
 #include "corun/ce_plan.h"
 
 #include <algorithm>
+#include <cstdlib>
+
+#include "corun/parse.h"
 
 namespace corun {
 
@@ -90,6 +93,37 @@ std::string CeConfigError(const CeConfig& cfg) {
   if (cfg.slots < 2 || cfg.slots > 64) return "slots must be in [2, 64]";
   if (cfg.lanes < 1 || cfg.lanes > 8) return "lanes must be in [1, 8]";
   if (cfg.batch < 1 || cfg.batch > 32) return "batch must be in [1, 32]";
+  return "";
+}
+
+std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
+  CeConfig c = *cfg;
+  auto size = [&](const char* name, uint64_t* v) -> std::string {
+    const char* t = get(name);
+    if (!t) return "";
+    if (!ParseSize(t, v).ok()) return std::string("bad ") + name + " '" + Printable(t) + "' (a size: 16M, 4096, ...)";
+    return "";
+  };
+  auto integer = [&](const char* name, int* v, int lo, int hi) -> std::string {
+    const char* t = get(name);
+    if (!t) return "";
+    char* end = nullptr;
+    const long x = std::strtol(t, &end, 10);
+    if (!*t || *end || x < lo || x > hi)
+      return std::string("bad ") + name + " '" + Printable(t) + "' (an integer in [" + std::to_string(lo) + ", " +
+             std::to_string(hi) + "])";
+    *v = static_cast<int>(x);
+    return "";
+  };
+  int pull = c.ag_pull ? 1 : 0;
+  for (const std::string& e : {size("CORUN_CE_CHUNK", &c.chunk_bytes), size("CORUN_CE_MIN_BYTES", &c.min_bytes),
+                               integer("CORUN_CE_SLOTS", &c.slots, 2, 64), integer("CORUN_CE_LANES", &c.lanes, 1, 8),
+                               integer("CORUN_CE_BATCH", &c.batch, 1, 32), integer("CORUN_CE_PULL", &pull, 0, 1)})
+    if (!e.empty()) return e;
+  c.ag_pull = pull != 0;
+  const std::string bad = CeConfigError(c);
+  if (!bad.empty()) return "bad copy-engine configuration from CORUN_CE_*: " + bad;
+  *cfg = c;
   return "";
 }
 

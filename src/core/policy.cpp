@@ -165,9 +165,9 @@ std::string PolicyNotApplicable(const Policy& p, const PlanInputs& in) {
     return "smtarget:" + std::to_string(p.smtarget) + " exceeds the " + std::to_string(in.num_sms) + " SMs";
   if (p.greenctx > 0 && in.num_sms > 0 && p.greenctx >= in.num_sms)
     return "greenctx:" + std::to_string(p.greenctx) + " leaves no SM for compute";
-  if (p.ce && !in.single_process)
-    return "ce serves ranks that are threads of one process only (this run has a process per rank): "
-           "cross-process CE path built but not yet verified on a GPU";
+  if (p.ce && !in.single_process && !in.ce_connections)
+    return "ce with a process per rank needs CUDA_DEVICE_MAX_CONNECTIONS=32 in every rank's environment "
+           "(mpirun -x CUDA_DEVICE_MAX_CONNECTIONS=32; one process re-launches itself with it)";
   if (p.maxconn1 && !in.single_process)
     return "maxconn1 re-launches the benchmark as a child, which only the single-process mode can do";
   return "";

@@ -162,21 +162,46 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   used.push_back(unpack_);
   for (auto st : used) CUDACHECK(cudaStreamWaitEvent(st, ev_start_, 0));
 
-  // All-gather push of chunk i: this rank's part into every peer's all-gather staging.
+  const bool pull = cfg_.ag_pull;
+  // Before chunk q's all-gather buffer is written (push: in the peers' staging; pull: in this
+  // rank's staging, which the peers read), every reader of chunk q - S has released the slot.
+  auto ag_free_waits = [&](uint32_t q, std::vector<std::pair<uint32_t*, uint32_t>>* w) {
+    const uint32_t fw = CeFreeWaitValue(q, S);
+    if (!fw) return;
+    for (int p = 0; p < R; ++p)
+      if (p != r) w->push_back({AgFree(flags_, p, CeLane(fw, L)), fw});
+  };
+  // Push form, chunk i: this rank's part into every peer's all-gather staging.
   auto ag_push = [&](int i) -> Status {
     const uint32_t q = QA(i);
     const int lane = CeLane(q, L);
     cudaStream_t st = ag_lanes_[lane];
-    const uint32_t fw = CeFreeWaitValue(q, S);
+    std::vector<std::pair<uint32_t*, uint32_t>> w;
+    ag_free_waits(q, &w);
+    CORUN_CHECK(Wait(st, w));
     const Part src = ag_src(chunks[i]);
     for (int step = 1; step < R; ++step) {
       const int p = (r + step) % R;
-      if (fw) CORUN_CHECK(Wait(st, {{AgFree(flags_, p), fw}}));
       if (src.bytes)
         CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].ag_staging, q, CePeerIndex(r, p)), src.src, src.bytes,
                                   cudaMemcpyDeviceToDevice, st));
       CORUN_CHECK(Write(st, L + lane, AgReady(peers_[p].flags, r, lane), q));
     }
+    return Status::Ok();
+  };
+  // Pull form, all-gather: this rank's part of chunk i into its own staging (row 0), then every
+  // peer is told (on the reduce-scatter lanes, which an all-gather does not otherwise use).
+  auto ag_fill = [&](int i) -> Status {
+    const uint32_t q = QA(i);
+    const int lane = CeLane(q, L);
+    cudaStream_t st = rs_lanes_[lane];
+    std::vector<std::pair<uint32_t*, uint32_t>> w;
+    ag_free_waits(q, &w);
+    CORUN_CHECK(Wait(st, w));
+    const Part src = ag_src(chunks[i]);
+    if (src.bytes) CUDACHECK(cudaMemcpyAsync(Slot(ag_staging_, q, 0), src.src, src.bytes, cudaMemcpyDeviceToDevice, st));
+    for (int p = 0; p < R; ++p)
+      if (p != r) CORUN_CHECK(Write(st, lane, AgReady(peers_[p].flags, r, lane), q));
     return Status::Ok();
   };
 
@@ -202,6 +227,9 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       for (int p = 0; p < R; ++p)
         for (int lane = 0; lane < L && p != r; ++lane)
           if (last[lane]) waits.push_back({RsReady(flags_, p, lane), last[lane]});
+      const bool fill = pull && has_ag;  // the reduction also writes the staging the peers pull from
+      if (fill)
+        for (int i = b.first; i < b.second; ++i) ag_free_waits(QA(i), &waits);
       CORUN_CHECK(Wait(reduce_, waits));
       CeReduceBatch rb;
       rb.npeers = R - 1;
@@ -210,6 +238,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
         if (!own.bytes) continue;
         CeReduceItem& it = rb.item[rb.items++];
         it.out = own.dst;
+        it.out2 = fill ? Slot(ag_staging_, QA(i), 0) : nullptr;
         it.own = own.src;
         for (int p = 0; p < R; ++p)
           if (p != r) it.peer[CePeerIndex(p, r)] = Slot(rs_staging_, QR(i), CePeerIndex(p, r));
@@ -218,21 +247,41 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_));
       for (int p = 0; p < R; ++p)
         if (p != r) CORUN_CHECK(Write(reduce_, 2 * L, RsFree(peers_[p].flags, r), QR(b.second - 1)));
-      if (has_ag) {
+      if (fill) {
+        const std::vector<uint32_t> last_ag = CeLastPerLane(QA(b.first), QA(b.second - 1), L);
+        for (int lane = 0; lane < L; ++lane)
+          for (int p = 0; p < R && last_ag[lane]; ++p)
+            if (p != r) CORUN_CHECK(Write(reduce_, 2 * L, AgReady(peers_[p].flags, r, lane), last_ag[lane]));
+      } else if (has_ag) {
         CUDACHECK(cudaEventRecord(ev_batch_, reduce_));
         for (auto st : ag_lanes_) CUDACHECK(cudaStreamWaitEvent(st, ev_batch_, 0));
         for (int i = b.first; i < b.second; ++i) CORUN_CHECK(ag_push(i));
       }
     }
   } else {
-    // All-gather: this rank's own block is a local copy; the rest are pushes.
+    // All-gather: this rank's own block is a local copy; the rest are pushes or fills.
     CUDACHECK(cudaMemcpyAsync(out + static_cast<uint64_t>(r) * count * eb, in, count * eb, cudaMemcpyDeviceToDevice,
-                              rs_lanes_[0]));
-    for (int i = 0; i < n; ++i) CORUN_CHECK(ag_push(i));
+                              pull ? unpack_ : rs_lanes_[0]));
+    for (int i = 0; i < n; ++i) CORUN_CHECK(pull ? ag_fill(i) : ag_push(i));
   }
 
-  if (has_ag) {
-    // Unpack, in chunk order (one stream: the all-gather free flags only grow).
+  if (has_ag && pull) {
+    // Each peer's part straight from its staging into the output, on the chunk's lane.
+    for (int i = 0; i < n; ++i) {
+      const uint32_t q = QA(i);
+      const int lane = CeLane(q, L);
+      cudaStream_t st = ag_lanes_[lane];
+      for (int step = 1; step < R; ++step) {
+        const int j = (r + step) % R;
+        CORUN_CHECK(Wait(st, {{AgReady(flags_, j, lane), q}}));
+        const Part dst = unpack_dst(chunks[i], j);
+        if (dst.bytes)
+          CUDACHECK(cudaMemcpyAsync(dst.dst, Slot(peers_[j].ag_staging, q, 0), dst.bytes, cudaMemcpyDeviceToDevice, st));
+        CORUN_CHECK(Write(st, L + lane, AgFree(peers_[j].flags, r, lane), q));
+      }
+    }
+  } else if (has_ag) {
+    // Unpack, in chunk order, from this rank's staging.
     for (int i = 0; i < n; ++i) {
       const uint32_t q = QA(i);
       const int lane = CeLane(q, L);
@@ -248,7 +297,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
                                     cudaMemcpyDeviceToDevice, unpack_));
       }
       for (int j = 0; j < R; ++j)
-        if (j != r) CORUN_CHECK(Write(unpack_, 2 * L + 1, AgFree(peers_[j].flags, r), q));
+        if (j != r) CORUN_CHECK(Write(unpack_, 2 * L + 1, AgFree(peers_[j].flags, r, lane), q));
     }
   }
 
@@ -285,7 +334,7 @@ std::string CeComm::DumpFlags() const {
   row("rs_ready", 0, R * L);
   row("ag_ready", R * L, R * L);
   row("rs_free", 2 * R * L, R);
-  row("ag_free", 2 * R * L + R, R);
+  row("ag_free", 2 * R * L + R, R * L);
   if (done) cudaStreamDestroy(st);
   return out;
 }

@@ -94,8 +94,11 @@ class CeComm {
   uint32_t* RsReady(uint32_t* f, int src, int lane) const { return f + src * cfg_.lanes + lane; }
   uint32_t* AgReady(uint32_t* f, int src, int lane) const { return f + (nranks_ + src) * cfg_.lanes + lane; }
   uint32_t* RsFree(uint32_t* f, int src) const { return f + 2 * nranks_ * cfg_.lanes + src; }
-  uint32_t* AgFree(uint32_t* f, int src) const { return f + 2 * nranks_ * cfg_.lanes + nranks_ + src; }
-  size_t FlagWords() const { return 2 * static_cast<size_t>(nranks_) * cfg_.lanes + 2 * nranks_; }
+  // Per lane: the readers of the all-gather staging copy on several streams (out of chunk order).
+  uint32_t* AgFree(uint32_t* f, int src, int lane) const {
+    return f + 2 * nranks_ * cfg_.lanes + nranks_ + src * cfg_.lanes + lane;
+  }
+  size_t FlagWords() const { return 3 * static_cast<size_t>(nranks_) * cfg_.lanes + nranks_; }
   char* Slot(char* staging, uint32_t q, int src_row) const;
 
   enum class Kind { kAllReduce, kReduceScatter, kAllGather };

@@ -45,7 +45,8 @@ __global__ void __launch_bounds__(512) CeReduceKernel(CeReduceBatch b) {
   const CeReduceItem& it = b.item[blockIdx.y];
   constexpr int kVec = 16 / sizeof(T);
   const uint64_t n = it.count;
-  bool aligned = (reinterpret_cast<uintptr_t>(it.out) | reinterpret_cast<uintptr_t>(it.own)) % 16 == 0;
+  bool aligned = (reinterpret_cast<uintptr_t>(it.out) | reinterpret_cast<uintptr_t>(it.out2) |
+                  reinterpret_cast<uintptr_t>(it.own)) % 16 == 0;
   for (int p = 0; p < b.npeers; ++p) aligned &= reinterpret_cast<uintptr_t>(it.peer[p]) % 16 == 0;
   const uint64_t nvec = aligned ? n / kVec : 0;
   const uint64_t stride = uint64_t(gridDim.x) * blockDim.x;
@@ -53,12 +54,15 @@ __global__ void __launch_bounds__(512) CeReduceKernel(CeReduceBatch b) {
     float a[kVec] = {};
     Acc8(a, reinterpret_cast<const uint4*>(it.own)[v], static_cast<T*>(nullptr));
     for (int p = 0; p < b.npeers; ++p) Acc8(a, reinterpret_cast<const uint4*>(it.peer[p])[v], static_cast<T*>(nullptr));
-    reinterpret_cast<uint4*>(it.out)[v] = Pack(a, static_cast<T*>(nullptr));
+    const uint4 r = Pack(a, static_cast<T*>(nullptr));
+    reinterpret_cast<uint4*>(it.out)[v] = r;
+    if (it.out2) reinterpret_cast<uint4*>(it.out2)[v] = r;
   }
   for (uint64_t i = nvec * kVec + uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     float a = ToF(static_cast<const T*>(it.own)[i]);
     for (int p = 0; p < b.npeers; ++p) a += ToF(static_cast<const T*>(it.peer[p])[i]);
     FromF(a, static_cast<T*>(it.out) + i);
+    if (it.out2) FromF(a, static_cast<T*>(it.out2) + i);
   }
 }
 

@@ -15,6 +15,7 @@ constexpr int kCeMaxBatch = 32;
 
 struct CeReduceItem {
   void* out;
+  void* out2;                         // a second copy of the result (null: none), e.g. the staging peers pull from
   const void* own;                    // this rank's input slice
   const void* peer[kCeMaxRanks - 1];  // the peers' slices in the staging
   uint64_t count;

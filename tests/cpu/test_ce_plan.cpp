@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <set>
+#include <array>
 
 #include "corun/ce_plan.h"
 
@@ -141,6 +143,78 @@ TEST(CePlan, SimulatedProtocolReusesSlotsSafely) {
   for (int i = 0; i < R * L; ++i) EXPECT_EQ(next_push[i], static_cast<int>(lane_q[i % L].size()));
 }
 
+// The all-gather step in its pull form (CeConfig::ag_pull): each rank fills its own staging slot
+// per chunk (a batch at a time, as the reduction does) and announces it per lane; every peer
+// pulls on the chunk's lane, lanes in arbitrary order, and frees per (reader, lane). A slot is
+// never refilled while a reader still needs it, and every wait is eventually satisfied.
+TEST(CePlan, SimulatedPullAllGatherReusesSlotsSafely) {
+  for (const auto& [R, S, L, B] : std::vector<std::array<int, 4>>{{2, 2, 1, 1}, {2, 8, 2, 4}, {3, 4, 3, 2}, {4, 6, 4, 3}}) {
+    const int N = 41;
+    // Per rank, per slot: the chunk it holds and the peers that have not pulled it yet.
+    std::vector<std::vector<std::pair<uint32_t, std::set<int>>>> slot(R, std::vector<std::pair<uint32_t, std::set<int>>>(S));
+    std::vector<std::vector<uint32_t>> ready(R, std::vector<uint32_t>(R * L, 0));  // at reader: [src][lane]
+    std::vector<std::vector<uint32_t>> freed(R, std::vector<uint32_t>(R * L, 0));  // at owner: [reader][lane]
+    const auto batches = CeBatches(N, B, S);
+    std::vector<int> next_batch(R, 0);
+    std::vector<std::vector<uint32_t>> lane_q(L);
+    for (uint32_t q = 1; q <= static_cast<uint32_t>(N); ++q) lane_q[CeLane(q, L)].push_back(q);
+    std::vector<std::pair<int, int>> pull_pos(R * L, {0, 1});  // per (rank, lane): chunk index, peer step
+    uint32_t seed = 777u + R * 31u + S;
+    int idle = 0;
+    while (idle < 2000) {
+      seed = seed * 1103515245u + 12345u;
+      const int rank = (seed >> 8) % R, lane = (seed >> 16) % L;
+      bool moved = false;
+      if ((seed >> 4) % 2 == 0 && next_batch[rank] < static_cast<int>(batches.size())) {  // fill a batch
+        const auto b = batches[next_batch[rank]];
+        bool can = true;
+        for (int i = b.first; i < b.second; ++i) {
+          const uint32_t fw = CeFreeWaitValue(i + 1, S);
+          for (int p = 0; p < R && fw; ++p)
+            if (p != rank && static_cast<int32_t>(freed[rank][p * L + CeLane(fw, L)] - fw) < 0) can = false;
+        }
+        if (can) {
+          for (int i = b.first; i < b.second; ++i) {
+            auto& sl = slot[rank][CeSlot(i + 1, S)];
+            ASSERT_TRUE(sl.second.empty()) << "R " << R << ": slot refilled with chunk " << i + 1 << " while chunk "
+                                           << sl.first << " is still read";
+            sl.first = i + 1;
+            for (int p = 0; p < R; ++p)
+              if (p != rank) sl.second.insert(p);
+          }
+          const auto last = CeLastPerLane(b.first + 1, b.second, L);
+          for (int p = 0; p < R; ++p)
+            for (int l = 0; l < L; ++l)
+              if (p != rank && last[l]) ready[p][rank * L + l] = last[l];
+          ++next_batch[rank];
+          moved = true;
+        }
+      } else {  // the next pull of one lane
+        auto& [k, step] = pull_pos[rank * L + lane];
+        if (k < static_cast<int>(lane_q[lane].size())) {
+          const uint32_t q = lane_q[lane][k];
+          const int j = (rank + step) % R;
+          if (static_cast<int32_t>(ready[rank][j * L + lane] - q) >= 0) {
+            auto& sl = slot[j][CeSlot(q, S)];
+            ASSERT_EQ(sl.first, q) << "R " << R << ": pulled a slot that does not hold chunk " << q;
+            ASSERT_EQ(sl.second.erase(rank), 1u);
+            freed[j][rank * L + lane] = q;
+            if (++step == R) {
+              step = 1;
+              ++k;
+            }
+            moved = true;
+          }
+        }
+      }
+      idle = moved ? 0 : idle + 1;
+    }
+    for (int r = 0; r < R; ++r) EXPECT_EQ(next_batch[r], static_cast<int>(batches.size())) << "R " << R << " rank " << r;
+    for (int i = 0; i < R * L; ++i)
+      EXPECT_EQ(pull_pos[i].first, static_cast<int>(lane_q[i % L].size())) << "R " << R << " rank " << i / L << " lane " << i % L;
+  }
+}
+
 TEST(CePlan, CommDecisionFallsBackWhereItMust) {
   CeCaps ok;
   ok.nranks = 2;
@@ -209,4 +283,36 @@ TEST(CePlan, CallDecisionAndConfig) {
   // Staging: slots x peers x slot, each slot holds a slice of a chunk.
   EXPECT_EQ(CeStagingBytes(CeConfig{}, 2), 8ull * 1 * (8ull << 20));
   EXPECT_EQ(CeStagingBytes(CeConfig{}, 1), 0u);
+}
+
+namespace {
+std::map<std::string, std::string> g_env;
+const char* FakeEnv(const char* name) {
+  auto it = g_env.find(name);
+  return it == g_env.end() ? nullptr : it->second.c_str();
+}
+}  // namespace
+
+TEST(CePlan, ConfigFromEnvironment) {
+  CeConfig cfg;
+  g_env = {};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_EQ(cfg.chunk_bytes, CeConfig{}.chunk_bytes);
+  g_env = {{"CORUN_CE_CHUNK", "4M"}, {"CORUN_CE_LANES", "4"}, {"CORUN_CE_PULL", "1"}, {"CORUN_CE_MIN_BYTES", "1M"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_EQ(cfg.chunk_bytes, 4u << 20);
+  EXPECT_EQ(cfg.lanes, 4);
+  EXPECT_TRUE(cfg.ag_pull);
+  EXPECT_EQ(cfg.min_bytes, 1u << 20);
+  const CeConfig before = cfg;
+  g_env = {{"CORUN_CE_LANES", "9"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_LANES '9' (an integer in [1, 8])");
+  g_env = {{"CORUN_CE_PULL", "yes"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_PULL 'yes' (an integer in [0, 1])");
+  g_env = {{"CORUN_CE_CHUNK", "12Q"}};
+  EXPECT_NE(CeConfigFromEnv(FakeEnv, &cfg).find("bad CORUN_CE_CHUNK '12Q'"), std::string::npos);
+  g_env = {{"CORUN_CE_CHUNK", "1K"}};
+  EXPECT_NE(CeConfigFromEnv(FakeEnv, &cfg).find("chunk_bytes must be at least 4096"), std::string::npos);
+  EXPECT_EQ(cfg.lanes, before.lanes);  // a refused environment changes nothing
+  EXPECT_EQ(cfg.chunk_bytes, before.chunk_bytes);
 }

@@ -186,5 +186,8 @@ TEST(Policy, CopyEngineNotInAllAndThreadsOnly) {
   EXPECT_EQ(PolicyNotApplicable(P("ce"), in), "");
   EXPECT_EQ(PolicyNotApplicable(P("ce+smtarget:100"), in), "");
   in.single_process = false;
-  EXPECT_NE(PolicyNotApplicable(P("ce"), in).find("threads of one process"), std::string::npos);
+  EXPECT_NE(PolicyNotApplicable(P("ce"), in).find("CUDA_DEVICE_MAX_CONNECTIONS=32"), std::string::npos);
+  in.ce_connections = true;  // processes started with enough hardware queues: ce applies
+  EXPECT_EQ(PolicyNotApplicable(P("ce"), in), "");
+  in.ce_connections = false;
 }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <functional>
@@ -314,6 +315,11 @@ int main(int argc, char** argv) {
   app.add_option("--slots", cfg.slots);
   app.add_option("--lanes", cfg.lanes);
   app.add_option("--batch", cfg.batch);
+  app.add_flag("--pull", cfg.ag_pull, "all-gather step by pulls (CeConfig::ag_pull)");
+  bool alone_only = false;
+  std::string sizes;
+  app.add_flag("--alone-only", alone_only, "only the allreduce alone (no GEMM workloads)");
+  app.add_option("--sizes-mib", sizes, "comma-separated allreduce sizes alone, MiB (default 25,224,896)");
   app.add_option("--out", out_path, "JSON output file");
   app.add_flag("--quick", quick, "smaller run (smoke test)");
   CLI11_PARSE(app, argc, argv);
@@ -341,6 +347,24 @@ int main(int argc, char** argv) {
     alone = {25ull << 20};
     wls.resize(1);
   }
+  if (!sizes.empty()) {
+    alone.clear();
+    size_t pos = 0;
+    while (pos <= sizes.size()) {
+      const size_t c = sizes.find(',', pos);
+      const std::string tok = sizes.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
+      char* end = nullptr;
+      const unsigned long long mib = std::strtoull(tok.c_str(), &end, 10);
+      if (tok.empty() || *end || mib == 0) {
+        std::fprintf(stderr, "ce_bench: bad --sizes-mib '%s'\n", sizes.c_str());
+        return 2;
+      }
+      alone.push_back(mib << 20);
+      if (c == std::string::npos) break;
+      pos = c + 1;
+    }
+  }
+  if (alone_only) wls.clear();
   ncclUniqueId id;
   ncclGetUniqueId(&id);
   std::vector<std::thread> th;
@@ -356,7 +380,8 @@ int main(int argc, char** argv) {
   j["meta"] = {{"card", dev.name}, {"gpus", sh.n}, {"nccl", NcclVersion()}, {"cuda_runtime", CudaRuntimeVersion()},
                {"cuda_driver", CudaDriverVersion()}, {"date", date}, {"reps", reps}, {"warmup", warmup},
                {"timing", "burst (streams held on a host flag while queued), per rep the max over ranks"},
-               {"ce_config", {{"chunk_bytes", cfg.chunk_bytes}, {"slots", cfg.slots}, {"lanes", cfg.lanes}, {"batch", cfg.batch}}}};
+               {"ce_config", {{"chunk_bytes", cfg.chunk_bytes}, {"slots", cfg.slots}, {"lanes", cfg.lanes}, {"batch", cfg.batch},
+                              {"ag_pull", cfg.ag_pull}}}};
   auto per_rep_max = [&](const std::string& key) {
     const auto& v = sh.samples[key];
     if (v.empty()) return Summary{};

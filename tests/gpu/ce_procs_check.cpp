@@ -143,8 +143,10 @@ int Run() {
   stressed.slots = 2;
   stressed.lanes = 3;
   stressed.batch = 1;
+  CeConfig pull, stressed_pull = stressed;
+  pull.ag_pull = stressed_pull.ag_pull = true;
   int cfg_no = 0;
-  for (const CeConfig& cfg : {CeConfig{}, stressed}) {
+  for (const CeConfig& cfg : {CeConfig{}, stressed, pull, stressed_pull}) {
     CeComm ce;
     st = ce.Init(nccl, cfg, s);
     if (!st.ok()) { Fail("CeComm::Init: " + st.ToString(true)); break; }

@@ -170,23 +170,37 @@ TEST(CeCollMultiGpu, EveryCollectiveDtypeAndSizeMatchesNccl) {
   Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, CeConfig{}, cases); });
 }
 
-// Tiny chunks, two slots, three lanes, no batching: hundreds of chunks through every slot.
-TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
+// The all-gather step by pulls from the owner's staging (CeConfig::ag_pull).
+TEST(CeCollMultiGpu, PullFormMatchesNccl) {
   const int n = Gpus();
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
   CeConfig cfg;
-  cfg.chunk_bytes = 64 << 10;
-  cfg.slots = 2;
-  cfg.lanes = 3;
-  cfg.batch = 1;
-  std::vector<Case> cases = {{Collective::kAllReduce, DType::kBf16, 1000003},
-                             {Collective::kReduceScatter, DType::kFp32, 300007},
-                             {Collective::kAllGather, DType::kBf16, 300007}};
+  cfg.ag_pull = true;
+  const auto cases = AllCases(true);
   Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
-  cfg.slots = 16;
-  cfg.batch = 8;
-  cfg.lanes = 4;
-  Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+}
+
+// Tiny chunks, two slots, three lanes, no batching: hundreds of chunks through every slot; both
+// forms of the all-gather step.
+TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
+  const int n = Gpus();
+  if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
+  for (bool pull : {false, true}) {
+    CeConfig cfg;
+    cfg.ag_pull = pull;
+    cfg.chunk_bytes = 64 << 10;
+    cfg.slots = 2;
+    cfg.lanes = 3;
+    cfg.batch = 1;
+    std::vector<Case> cases = {{Collective::kAllReduce, DType::kBf16, 1000003},
+                               {Collective::kReduceScatter, DType::kFp32, 300007},
+                               {Collective::kAllGather, DType::kBf16, 300007}};
+    Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+    cfg.slots = 16;
+    cfg.batch = 8;
+    cfg.lanes = 4;
+    Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+  }
 }
 
 // Rank 1 never enters the collective: rank 0's waits hang until Abort() releases them; then the
