@@ -64,8 +64,8 @@ def why_failed(log):
     for pat in (r"^corun", r"Error|error|Terminated|timed out|Killed"):
         hits = [l for l in lines if re.search(pat, l)]
         if hits:
-            return hits[-1][:200]
-    return lines[-1][:200] if lines else "empty log"
+            return hits[-1][:200].replace("|", "/")  # it goes into a markdown table
+    return lines[-1][:200].replace("|", "/") if lines else "empty log"
 
 
 def read_manifest(d):
@@ -199,6 +199,9 @@ def decompose(v, ns, noop, target):
     out["measured_ms"] = D
     out["measured_mean_ms"] = sub(v["plain"]["mean"] if v["plain"] else None,
                                   ns["plain"]["mean"] if ns and ns["plain"] else None)
+    # The communication's own cost as the plain runs see it (what the issue calls exposed).
+    out["comm_cost_plain_ms"] = sub(v["plain"]["median"] if v["plain"] else None,
+                                    noop["plain"]["median"] if noop and noop["plain"] else None)
     tv, tns = v["trace"], ns["trace"] if ns else None
     tref = noop["trace"] if noop else None
     if tref is None:
@@ -303,6 +306,11 @@ def render(worlds, target):
                     b = d["ddp_bucket_work_parts"]
                     parts.append(f"bucket work = compute {b['compute_busy']:+.2f} + idle {b['idle']:+.2f} + comm-only "
                                  f"{b['comm_only']:+.2f} (plain runs: {fmt(d.get('ddp_bucket_work_plain_ms'))})")
+                if d["comm_cost_plain_ms"] is not None and "compute_slowdown_parts" in d:
+                    c = d["causes_ms"]
+                    parts.append(f"{d['variant']} − noop_hook (plain) {d['comm_cost_plain_ms']:.2f} vs trace "
+                                 f"{c['exposed_communication'] + c['compute_slowdown'] + c['idle_launch_gaps']:.2f} "
+                                 "(exposed + slowdown + idle)")
                 if "compute_slowdown_parts" in d:
                     cp = d["compute_slowdown_parts"]
                     parts.append(f"compute slowdown = same {cp['same_kernels_n']} kernels {cp['same_kernels']:+.2f} + "

@@ -125,6 +125,8 @@ class Report(unittest.TestCase):
             self.assertAlmostEqual(s["check_pct"], 100 * 0.3 / 10.2, places=9)
             self.assertTrue(s["within_target"])
             self.assertEqual(s["not_measured"], [])
+            self.assertAlmostEqual(s["comm_cost_plain_ms"], 6.2, places=9)
+            self.assertIn("stock − noop_hook (plain) 6.20 vs trace 6.50", md)
             # The GEMM is matched by name and shape (+2.0); the bucket kernel is not (mul vs copy).
             self.assertAlmostEqual(s["compute_slowdown_parts"]["same_kernels"], 2.0, places=9)
             self.assertEqual(s["compute_slowdown_parts"]["same_kernels_n"], 1)
