@@ -3,8 +3,18 @@
 `corun --` is measured on. Run with torchrun; rank 0 writes a JSON summary.
 
   torchrun --nproc_per_node=4 examples/ddp_gpt.py --steps 40 --warmup 10 --out run.json
+
+--mode takes DDP's gradient communication apart (docs/OVERLAP.md):
+  stock      DDP as it comes: buckets filled, allreduced and copied back during backward.
+  no_sync    every forward/backward inside ddp.no_sync(): no allreduce and no bucket work at all.
+  noop_hook  a comm hook that hands each bucket back untouched: DDP's bucket copies and
+             bookkeeping, no communication.
+In every mode each step ends with the same two 1-float allreduces (the step time's max, the
+loss's mean), outside the timed region; a trace can cut steps at the torch.randint that opens
+each step (kernel name DistributionRandomKernel).
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -51,6 +61,13 @@ class GPT(nn.Module):
         return self.head(self.ln(x))
 
 
+def noop_hook(state, bucket):
+    """A comm hook that communicates nothing: the bucket comes back as it went in."""
+    fut = torch.futures.Future()
+    fut.set_result(bucket.buffer())
+    return fut
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--d", type=int, default=4096)
@@ -64,6 +81,9 @@ def main():
     ap.add_argument("--bucket-mb", type=int, default=25)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--mode", choices=("stock", "no_sync", "noop_hook"), default="stock",
+                    help="stock DDP, no gradient sync at all, or a comm hook that communicates nothing")
+    ap.add_argument("--bucket-view", action="store_true", help="DDP(gradient_as_bucket_view=True)")
     ap.add_argument("--variant", default=os.environ.get("CORUN_POLICY", "stock"))
     ap.add_argument("--out", help="JSON summary written by rank 0")
     args = ap.parse_args()
@@ -75,7 +95,11 @@ def main():
     torch.manual_seed(args.seed)  # identical initial weights on every rank and every run
     with torch.device("cuda"):  # initialise on the GPU: fast, and deterministic with the seed
         model = GPT(args.vocab, args.d, args.layers, args.heads).to(torch.bfloat16)
-    ddp = DDP(model, device_ids=[local], bucket_cap_mb=args.bucket_mb)
+    ddp = DDP(model, device_ids=[local], bucket_cap_mb=args.bucket_mb, gradient_as_bucket_view=args.bucket_view)
+    if args.mode == "noop_hook":
+        ddp.register_comm_hook(None, noop_hook)
+    # no_sync: DDP neither prepares the reducer in forward nor fills buckets in backward.
+    sync_ctx = ddp.no_sync if args.mode == "no_sync" else contextlib.nullcontext
     opt = torch.optim.SGD(ddp.parameters(), lr=args.lr)
     gen = torch.Generator(device="cuda").manual_seed(args.seed + 17 * rank)  # per-rank data shard
 
@@ -85,10 +109,11 @@ def main():
         idx = torch.randint(0, args.vocab, (args.batch, args.seq + 1), device="cuda", generator=gen)
         torch.cuda.synchronize()
         start.record()
-        logits = ddp(idx[:, :-1])
-        loss = F.cross_entropy(logits.float().view(-1, args.vocab), idx[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with sync_ctx():
+            logits = ddp(idx[:, :-1])
+            loss = F.cross_entropy(logits.float().view(-1, args.vocab), idx[:, 1:].reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
         opt.step()
         end.record()
         end.synchronize()
@@ -102,6 +127,7 @@ def main():
     timed = times[args.warmup:]
     summary = {
         "variant": args.variant,
+        "mode": args.mode,
         "world": world,
         "card": torch.cuda.get_device_name(),
         "torch": torch.__version__,
@@ -109,14 +135,15 @@ def main():
         "cuda": torch.version.cuda,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": {"d": args.d, "layers": args.layers, "seq": args.seq, "batch": args.batch, "vocab": args.vocab,
-                  "params": sum(p.numel() for p in model.parameters()), "dtype": "bf16", "bucket_mb": args.bucket_mb},
+                  "params": sum(p.numel() for p in model.parameters()), "dtype": "bf16", "bucket_mb": args.bucket_mb,
+                  "gradient_as_bucket_view": args.bucket_view},
         "steps": args.steps, "warmup": args.warmup,
         "step_ms": {"median": statistics.median(timed), "min": min(timed), "max": max(timed), "all": timed},
         "loss": losses,
         "env": {k: v for k, v in os.environ.items() if k.startswith(("CORUN_", "TORCH_NCCL", "NCCL_", "CUDA_DEVICE_MAX"))},
     }
     if rank == 0:
-        print(f"[{args.variant}] world {world}: step median {summary['step_ms']['median']:.2f} ms "
+        print(f"[{args.variant}/{args.mode}] world {world}: step median {summary['step_ms']['median']:.2f} ms "
               f"(min {summary['step_ms']['min']:.2f}, max {summary['step_ms']['max']:.2f}); "
               f"loss {losses[0]:.4f} -> {losses[-1]:.4f}", flush=True)
         if args.out:

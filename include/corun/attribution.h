@@ -32,8 +32,12 @@ struct AttributionOptions {
 Status ParseStepsSpec(const std::string& spec);                      // checks "nvtx:X" / "kernel:X"
 Status ParseWindowSpec(const std::string& spec, double* begin_ms, double* end_ms);  // "A:B" in ms
 
+// "Compute" is the program's own GPU work: kernels, memsets and device-to-device copies (DDP's
+// bucket copies are cudaMemcpyAsync D2D: the GPU is busy with them, and a collective beside them is
+// not exposed). Host<->device copies count as neither.
 struct Breakdown {
   double window_ms = 0, compute_only_ms = 0, comm_only_ms = 0, both_ms = 0, idle_ms = 0;
+  double dtod_copy_ms = 0;  // union of device-to-device copies in the window (inside compute_only/both)
 };
 
 // One collective launch (NCCL kernel or peer copy) in the window.

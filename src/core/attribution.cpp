@@ -186,15 +186,21 @@ void AttributeLane(const TraceFile& f, int dev, bool several, const AttributionO
   r->begin = b;
   r->end = e;
 
-  // Compute = every other kernel and memset; plain copies (copy engines, not SMs) count as neither.
-  std::vector<Iv> cv, mv;
+  // Compute = every other kernel and memset (they hold SMs: cv, used for waits and alone/beside);
+  // the breakdown adds device-to-device copies (xv): GPU work of the program without SMs, neither
+  // idle time nor something a collective beside them is exposed by. Host copies count as neither.
+  std::vector<Iv> cv, mv, xv;
   for (const GpuActivity* a : acts) {
     if (a->comm)
       mv.emplace_back(a->start, a->end);
     else if (a->kind != GpuKind::kMemcpy)
       cv.emplace_back(a->start, a->end);
+    else if (a->name == "memcpy dtod")
+      xv.emplace_back(a->start, a->end);
   }
-  const std::vector<Iv> C = Merge(cv, b, e), M = Merge(mv, b, e);
+  std::vector<Iv> pv = cv;
+  pv.insert(pv.end(), xv.begin(), xv.end());
+  const std::vector<Iv> C = Merge(pv, b, e), M = Merge(mv, b, e);
   const std::vector<Iv> Call = Merge(cv, INT64_MIN, INT64_MAX), Mall = Merge(mv, INT64_MIN, INT64_MAX);
   const int64_t both = InterLen(C, M);
   r->bd.window_ms = e > b ? (e - b) * kMs : 0;
@@ -202,6 +208,7 @@ void AttributeLane(const TraceFile& f, int dev, bool several, const AttributionO
   r->bd.compute_only_ms = (Len(C) - both) * kMs;
   r->bd.comm_only_ms = (Len(M) - both) * kMs;
   r->bd.idle_ms = std::max(0.0, r->bd.window_ms - (Len(C) + Len(M) - both) * kMs);
+  r->bd.dtod_copy_ms = Len(Merge(xv, b, e)) * kMs;
 
   // Busy periods that hold both sides (a bench together-step is one).
   std::vector<Iv> all = cv;

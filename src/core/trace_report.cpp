@@ -123,6 +123,7 @@ json TraceSummaryJson(const TraceAnalysis& a) {
                 {"window_end_ms", (r.end - o.t0) * 1e-6}, {"steps", r.steps}, {"step_median_ms", r.step_median_ms},
                 {"breakdown_ms", {{"compute_only", r.bd.compute_only_ms}, {"comm_only", r.bd.comm_only_ms},
                                   {"both", r.bd.both_ms}, {"idle", r.bd.idle_ms}}},
+                {"dtod_copy_ms", r.bd.dtod_copy_ms},
                 {"coll_launches", r.launches.size()}, {"coll_wait_ms", r.coll_wait_ms},
                 {"coll_wait_behind_compute_ms", r.coll_wait_behind_compute_ms},
                 {"compute_extra_ms", r.compute_extra_ms}, {"comm_extra_ms", r.comm_extra_ms},

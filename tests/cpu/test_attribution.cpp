@@ -77,6 +77,24 @@ TEST(Attribution, BreakdownKnownAnswer) {
   EXPECT_NEAR(r.bd.both_ms + r.bd.compute_only_ms + r.bd.comm_only_ms + r.bd.idle_ms, r.bd.window_ms, 1e-9);
 }
 
+TEST(Attribution, DeviceCopiesAreProgramWork) {
+  // DDP copies gradients between buckets and parameters with D2D memcpys: a collective beside one
+  // is not exposed, and the time is not idle. compute [0,20]; dtod copy [20,50]; comm [40,70];
+  // host copy [80,90] (neither). The copy holds no SMs: the collective did not wait behind compute.
+  TraceFile f = File({K("gemm", 0, 20, 1), Copy("dtod", 20, 50, 1), K(kNccl, 40, 70, 2, 9), Copy("htod", 80, 90, 1)});
+  f.api = {ApiCall{39 * kMs, 40 * kMs, 9, 7, "cuLaunchKernelEx"}};
+  LaneReport r = One(f, Window(0, 100));
+  EXPECT_NEAR(r.bd.compute_only_ms, 40, 1e-9);
+  EXPECT_NEAR(r.bd.both_ms, 10, 1e-9);
+  EXPECT_NEAR(r.bd.comm_only_ms, 20, 1e-9);
+  EXPECT_NEAR(r.bd.idle_ms, 30, 1e-9);
+  EXPECT_NEAR(r.bd.dtod_copy_ms, 30, 1e-9);
+  ASSERT_EQ(r.launches.size(), 1u);
+  EXPECT_NEAR(r.launches[0].overlap_ms, 0, 1e-9);  // no compute kernel beside it
+  // The copy is no kernel: no per-name entry, and the collective ran alone.
+  for (const KernelStat& k : r.kernels) EXPECT_NE(k.name, "memcpy dtod");
+}
+
 TEST(Attribution, OverlappingStreamsCountOnce) {
   // Compute on two streams overlapping; comm kernel then a peer copy that overlaps it.
   TraceFile f = File({K("a", 0, 50, 1), K("b", 20, 80, 3), K(kNccl, 70, 90, 2), Copy("ptop", 85, 95, 4)});
