@@ -82,9 +82,28 @@ struct Case {
   uint64_t count;  // the NCCL call's count
 };
 
+// Loads every kernel the cases launch (fill, verify per dtype and mode, memset) before any CE
+// call is in flight: a lazy module load behind stream waits on a peer can block this thread
+// while the peer's thread waits for it (ce_comm.h, ordering rule).
+void WarmKernels(int rank, int n, cudaStream_t s) {
+  void* buf = nullptr;
+  unsigned long long* w = nullptr;
+  if (cudaMalloc(&buf, 1 << 16) != cudaSuccess || cudaMalloc(&w, sizeof(*w)) != cudaSuccess) return;
+  for (DType t : {DType::kBf16, DType::kFp32})
+    for (VerifyMode vm : {VerifyMode::kSumAll, VerifyMode::kGather, VerifyMode::kSumOwnChunk}) {
+      (void)FillCollective(buf, t, 64 * n, rank, 0, 1, s);
+      cudaMemsetAsync(w, 0, sizeof(*w), s);
+      (void)VerifyCollective(buf, t, vm, 8, rank, n, 1, w, s);
+    }
+  cudaStreamSynchronize(s);
+  cudaFree(buf);
+  cudaFree(w);
+}
+
 // One rank's checks of a list of cases; both CE and NCCL run every case twice (slot reuse
 // across calls), the second time in place for allreduce.
 void RankCases(int rank, int n, ncclComm_t nccl, cudaStream_t s, const CeConfig& cfg, const std::vector<Case>& cases) {
+  WarmKernels(rank, n, s);
   CeComm ce;
   Status st = ce.Init(nccl, cfg, s);
   RANK_EXPECT(st.ok(), st.ToString(true));
