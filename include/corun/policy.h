@@ -2,7 +2,9 @@
 // on the command line and in JSON ("shape:2+priority", "smtarget:116", "greenctx:16", ...).
 #pragma once
 #include <cstddef>
+#include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "corun/status.h"
@@ -10,6 +12,8 @@
 namespace corun {
 
 enum class ShapeMode { kNone, kCap, kPadBytes, kAuto };
+// NCCL_PROTO values a policy can force (kDefault: NCCL's own choice per call).
+enum class CommProto { kDefault, kSimple, kLL, kLL128 };
 
 struct Policy {
   bool sequential = false;     // compute, then communication, on one stream
@@ -27,19 +31,50 @@ struct Policy {
   // and is folded into "ce". Ranks must be threads of one process. Not in "all" nor in the tuner's
   // search until a GPU run has validated it in the bench.
   bool ce = false;
+  // The communication kernel's geometry that NCCL takes only from its environment, read once per
+  // process (NCCL_NTHREADS, NCCL_PROTO, NCCL_MIN_CTAS/NCCL_MAX_CTAS): the bench runs such rows in
+  // a child process, the launcher exports the variables. They combine with every other term.
+  int nthreads = 0;                      // NCCL_NTHREADS: threads per CTA (Simple, LL); 0 = NCCL's
+  CommProto proto = CommProto::kDefault;  // NCCL_PROTO
+  int ctas = 0;                          // exactly N CTAs: NCCL_MIN_CTAS = NCCL_MAX_CTAS = N; 0 = off
 
   // Canonical name: "sequential", "overlap", or knobs joined by '+' in a fixed order, priority last.
   std::string Name() const;
   bool uses_two_streams() const { return !sequential; }
+  // Whether a term sets the communication kernel's geometry through NCCL's environment.
+  bool has_env_geometry() const { return nthreads > 0 || proto != CommProto::kDefault || ctas > 0; }
+  // The environment terms alone ("nthreads:256+proto:simple"; "" when none): rows of one geometry
+  // share a process.
+  std::string GeometryName() const;
   bool operator==(const Policy& o) const { return Name() == o.Name(); }
 };
 
 // Parses one policy ("shape:2+priority"). Errors name the bad term.
 Status ParsePolicy(const std::string& text, Policy* out);
 
+// The NCCL variables the geometry terms set, in a fixed order ({"NCCL_NTHREADS", "256"}, ...).
+std::vector<std::pair<std::string, std::string>> CommGeometryEnv(const Policy& p);
+// Whether `get` (getenv, or a test's table) already holds every variable of CommGeometryEnv(p).
+bool CommGeometryEnvHolds(const Policy& p, const char* (*get)(const char*));
+
+// Why a geometry term cannot apply in a process whose environment lacks its variables (one line
+// naming them).
+std::string GeometryNeedsEnv(const Policy& p);
+// getenv with the signature CommGeometryEnvHolds takes.
+inline const char* ProcessEnv(const char* name) { return std::getenv(name); }
+
+// What NCCL launched against what the geometry terms asked for: "" when it matches or nothing was
+// asked, else one line naming the term NCCL ignored or adjusted. `threads` and `ctas` are the
+// probed kernel's (0: unknown, not checked); the protocol is read from the kernel's name when
+// the name carries it (..._LL, _LL128, _SIMPLE), else it is left unchecked.
+std::string CommGeometryMismatch(const Policy& p, int threads, int ctas, const std::string& kernel);
+// The protocol a kernel name carries ("LL", "LL128", "SIMPLE"; "" when none).
+std::string KernelProtocol(const std::string& kernel);
+
 // One entry of a --policies list: a policy, or a set to be expanded per workload.
 struct PolicyItem {
-  enum Kind { kPolicy, kAll, kTuned } kind = kPolicy;
+  // kGeom: compute-side policies x communication geometries (ExpandGeom).
+  enum Kind { kPolicy, kAll, kTuned, kGeom } kind = kPolicy;
   Policy policy;
 };
 Status ParsePolicyList(const std::string& text, std::vector<PolicyItem>* out);
@@ -68,6 +103,10 @@ struct PlanInputs {
   int max_shape_caps = 4;      // how many explicit caps to try
 };
 std::vector<Policy> ExpandAll(const PlanInputs& in);
+// "geom": {sequential, priority, shape:4+priority (own GEMM)} x {NCCL's default, nthreads:256,
+// nthreads:256+ctas:32, nthreads:256+proto:simple}. Not part of "all": each geometry needs a
+// process of its own.
+std::vector<Policy> ExpandGeom(const PlanInputs& in);
 
 // Why a policy does not apply to a workload (empty: it applies).
 std::string PolicyNotApplicable(const Policy& p, const PlanInputs& in);

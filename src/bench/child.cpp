@@ -1,5 +1,6 @@
 #include "child.h"
 
+#include "corun/policy.h"
 #include "self_spawn.h"
 
 #include <unistd.h>
@@ -9,10 +10,10 @@
 namespace corun {
 namespace {
 
-// `corun bench <same flags> <extra>` in a child with `env` in place of the user's
-// CUDA_DEVICE_MAX_CONNECTIONS; its rows come back in `out`.
+// `corun bench <same flags> <extra>` in a child with `env` ("NAME=value") in place of the user's
+// values of those variables; its rows come back in `out`.
 bool RunChild(const BenchOptions& o, const std::string& tag, const std::vector<std::string>& extra,
-              const std::string& env, std::vector<RunRecord>* out, std::string* why) {
+              const std::vector<std::string>& env, std::vector<RunRecord>* out, std::string* why) {
   const std::string json = TempFile(("corun-" + tag).c_str());
   if (json.empty()) {
     *why = "cannot create a temporary file";
@@ -24,10 +25,10 @@ bool RunChild(const BenchOptions& o, const std::string& tag, const std::vector<s
   for (const auto& a : extra) spec.args.push_back(a);
   spec.args.push_back("--json");
   spec.args.push_back(json);
-  // Same environment (NVLink-multicast settings included) plus the one variable under test;
+  // Same environment (NVLink-multicast settings included) plus the variables under test;
   // its table is ours to print, so its stdout is dropped.
-  spec.drop_env = {"CUDA_DEVICE_MAX_CONNECTIONS="};
-  spec.add_env = {env};
+  for (const std::string& e : env) spec.drop_env.push_back(e.substr(0, e.find('=') + 1));
+  spec.add_env = env;
   const pid_t pid = SpawnSelf(spec);
   if (pid < 0) {
     *why = "cannot start the child process";
@@ -53,7 +54,7 @@ bool RunChild(const BenchOptions& o, const std::string& tag, const std::vector<s
 
 bool RunMaxConn1Child(const BenchOptions& o, std::vector<RunRecord>* out, std::string* why) {
   return RunChild(o, "maxconn1", {"--policies", "maxconn1", "--child-maxconn1", "--no-probe"},
-                  "CUDA_DEVICE_MAX_CONNECTIONS=1", out, why);
+                  {"CUDA_DEVICE_MAX_CONNECTIONS=1"}, out, why);
 }
 
 bool CeConnectionsHere() {
@@ -63,7 +64,21 @@ bool CeConnectionsHere() {
 
 bool RunCeChild(const BenchOptions& o, const std::string& policies, std::vector<RunRecord>* out, std::string* why) {
   return RunChild(o, "ce", {"--policies", policies},
-                  "CUDA_DEVICE_MAX_CONNECTIONS=" + std::to_string(kCeConnections), out, why);
+                  {"CUDA_DEVICE_MAX_CONNECTIONS=" + std::to_string(kCeConnections)}, out, why);
+}
+
+bool RunGeometryChild(const BenchOptions& o, const std::vector<std::string>& policies, std::vector<RunRecord>* out,
+                      std::string* why) {
+  Policy p;
+  if (policies.empty() || !ParsePolicy(policies[0], &p).ok()) {
+    *why = "no geometry policy to run";
+    return false;
+  }
+  std::string list;
+  for (const std::string& x : policies) list += (list.empty() ? "" : ",") + x;
+  std::vector<std::string> env;
+  for (const auto& [k, v] : CommGeometryEnv(p)) env.push_back(k + "=" + v);
+  return RunChild(o, "geom", {"--policies", list}, env, out, why);
 }
 
 }  // namespace corun

@@ -6,6 +6,9 @@
 //    (runtime/ce_comm.h). The child gets 32 queues. Setting the variable in this process instead
 //    would change the queue mapping of every other row of the run, so ce rows run here only when
 //    the user already gave the process enough queues.
+//  - the communication kernel's geometry (nthreads, proto, ctas): NCCL reads NCCL_NTHREADS,
+//    NCCL_PROTO and NCCL_MIN/MAX_CTAS once per process. One child per geometry runs every row
+//    of that geometry; rows run here only when this process's environment already holds it.
 #pragma once
 #include <string>
 #include <vector>
@@ -25,5 +28,10 @@ bool CeConnectionsHere();
 // Runs `corun bench <same flags> --policies <policies>` as a child with
 // CUDA_DEVICE_MAX_CONNECTIONS=kCeConnections; its rows come back in `out`.
 bool RunCeChild(const BenchOptions& o, const std::string& policies, std::vector<RunRecord>* out, std::string* why);
+
+// Runs `corun bench <same flags> --policies <policies>` as a child with the NCCL variables of
+// their geometry (policies of one GeometryName()); its rows come back in `out`.
+bool RunGeometryChild(const BenchOptions& o, const std::vector<std::string>& policies, std::vector<RunRecord>* out,
+                      std::string* why);
 
 }  // namespace corun

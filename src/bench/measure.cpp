@@ -79,6 +79,12 @@ Status Rank::RunPolicy(const Workload& w, const Policy& p, RunRecord* rec, int r
     rec->note = na;
     return Status::Ok();
   }
+  if (p.has_env_geometry() && !CommGeometryEnvHolds(p, ProcessEnv)) {
+    // Run here, it would measure NCCL's geometry of this process, not the one asked for.
+    rec->status = "skipped";
+    rec->note = GeometryNeedsEnv(p);
+    return Status::Ok();
+  }
   const auto t0 = std::chrono::steady_clock::now();
   PolicyCtx ctx;
   Status setup = SetupPolicy(w, p, &ctx);

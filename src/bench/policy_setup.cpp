@@ -133,7 +133,29 @@ Status Rank::SetupComm(const Workload& w, const Policy& p, PolicyCtx* c) {
       if (worst == 0) c->comm_ctas = ctas;
     }
   }
+  if (p.has_env_geometry()) CommGeometryNote(p, c);
   return Status::Ok();
+}
+
+// The geometry NCCL launched for a row that asked for one: CTAs x threads (and the kernel, whose
+// name may carry the protocol), and one line when NCCL ignored or adjusted a term. Child rows
+// print without their process's workload header, so the row itself carries it.
+void Rank::CommGeometryNote(const Policy& p, PolicyCtx* c) {
+  std::string n;
+  if (!comm_fp_known_) {
+    n = "geometry unchecked (no kernel probe)";
+  } else {
+    // A CTA-capped communicator not probed here (several GPUs in one process): its cap, unchecked.
+    const bool capped_unknown = c->comm_ctas <= 0 && p.ncclctas > 0;
+    const int ctas = c->comm_ctas > 0 ? c->comm_ctas : capped_unknown ? 0 : comm_ctas_;
+    n = "comm " + (capped_unknown ? "<=" + std::to_string(p.ncclctas) : std::to_string(ctas)) + " CTAs x " + std::to_string(comm_fp_.threads) + " threads " + comm_kernel_;
+    const std::string off = CommGeometryMismatch(p, comm_fp_.threads, ctas, comm_kernel_);
+    if (!off.empty()) {
+      n += "; " + off;
+      if (rank_ == 0) std::fprintf(stderr, "%s: policy %s: %s\n", CommandName(o_), p.Name().c_str(), off.c_str());
+    }
+  }
+  c->note += (c->note.empty() ? "" : "; ") + n;
 }
 
 Status Rank::SetupGreen(const Policy& p, PolicyCtx* c) {

@@ -49,6 +49,8 @@ struct Shared {
   std::vector<RunRecord> records;         // rank 0's
   std::vector<size_t> deferred_maxconn1;  // workload indices needing the child
   std::vector<std::string> deferred_ce;   // ce policies for the child (enough hardware queues)
+  // Policies with a geometry term for the child of their geometry, in order of first appearance.
+  std::vector<std::pair<std::string, std::vector<std::string>>> deferred_geom;
   std::atomic<int> error_rows{0};         // rows with status "error" seen by this process's ranks
   Meta meta;
   ProfileCache cache;
@@ -111,6 +113,7 @@ class Rank {
   Status SetupComm(const Workload& w, const Policy& p, PolicyCtx* ctx);
   Status SetupCe(const Workload& w, PolicyCtx* ctx);
   Status SetupGreen(const Policy& p, PolicyCtx* ctx);
+  void CommGeometryNote(const Policy& p, PolicyCtx* ctx);
   Status CommWithCtas(int ctas, Comm** out);
   Status BroadcastId(ncclUniqueId* id);
   Comm::ProbeAgreeFn ProbeAgreement(const std::string& step);

@@ -141,6 +141,35 @@ int MergeCe(const BenchOptions& o, Shared& sh) {
   return why.empty() ? 0 : 1;
 }
 
+// The communication kernel's geometry: one child per geometry with NCCL's variables set
+// (bench/child.h); its rows are printed and kept with the baseline columns against this
+// process's rows.
+int MergeGeometry(const BenchOptions& o, Shared& sh) {
+  int code = 0;
+  for (const auto& [geom, policies] : sh.deferred_geom) {
+    Policy p;
+    ParsePolicy(policies[0], &p);
+    std::string env;
+    for (const auto& [k, v] : CommGeometryEnv(p)) env += (env.empty() ? "" : " ") + k + "=" + v;
+    std::string list;
+    for (const std::string& x : policies) list += (list.empty() ? "" : ",") + x;
+    std::fprintf(stderr, "corun: %s: running %s in a child with %s\n", geom.c_str(), list.c_str(), env.c_str());
+    std::vector<RunRecord> child;
+    std::string why;
+    if (!RunGeometryChild(o, policies, &child, &why)) {
+      std::fprintf(stderr, "%s: %s child failed: %s\n", CommandName(o), geom.c_str(), why.c_str());
+      code = 1;
+      continue;
+    }
+    PrintChildRows(geom + ": own process with " + env, child, sh);
+    if (!why.empty()) {
+      std::fprintf(stderr, "%s: %s child: %s\n", CommandName(o), geom.c_str(), why.c_str());
+      code = 1;
+    }
+  }
+  return code;
+}
+
 int SaveTunes(Shared& sh) {
   for (const TuneSummary& t : sh.tunes) {
     ProfileEntry e;
@@ -279,6 +308,7 @@ int RunBench(const BenchOptions& o) {
   int code = RunRanks(sh, devices, my_first_rank);
   if (code == 0 && !sh.deferred_maxconn1.empty() && my_first_rank == 0) code = MergeMaxConn1(o, sh);
   if (code == 0 && !sh.deferred_ce.empty() && my_first_rank == 0) code = MergeCe(o, sh);
+  if (code == 0 && !sh.deferred_geom.empty() && my_first_rank == 0) code = MergeGeometry(o, sh);
   if (sh.error_rows > 0) code = 1;  // every rank's exit status says a policy failed
   if (my_first_rank != 0) return code;
   return Finish(o, sh, code);

@@ -25,7 +25,9 @@ void AddLauncherOptions(CLI::App* app, LauncherOptions* o) {
   const char* g = "Wrapping a program (corun [options] -- CMD)";
   app->add_option("-p,--policy", o->policy,
                   "policy for the program's kernels: priority, shape:K|NK[+priority], smtarget:N|auto, ncclctas:N, "
-                  "overlap (observe only), tuned (what 'corun tune -- CMD' stored)")
+                  "overlap (observe only), tuned (what 'corun tune -- CMD' stored); NCCL's kernel geometry, combinable "
+                  "with any of them: nthreads:N, proto:simple|ll|ll128, ctas:N (NCCL_NTHREADS, NCCL_PROTO, "
+                  "NCCL_MIN/MAX_CTAS; a value already in the environment wins)")
       ->capture_default_str()
       ->group(g);
   app->add_flag("-v,--verbose", o->verbose, "log each decision once per kernel name")->group(g);
@@ -59,6 +61,20 @@ std::vector<const CLI::Option*> LauncherOptionList(const CLI::App& app) {
 namespace {
 
 void Fail(const std::string& msg) { fmt::print(stderr, "corun: {}\n", msg); }
+
+// The communication kernel's geometry (nthreads, proto, ctas) reaches NCCL through its
+// environment, read once per process. A value the user already set wins (they asked for it
+// explicitly); --verbose says so in one line.
+void AddCommGeometryEnv(const Policy& p, bool verbose, std::vector<std::pair<std::string, std::string>>* env) {
+  for (const auto& [k, v] : CommGeometryEnv(p)) {
+    const char* have = std::getenv(k.c_str());
+    if (have && *have) {
+      if (verbose) fmt::print(stderr, "corun: {}={} already set: kept (the policy asks {})\n", k, Printable(have), v);
+      continue;
+    }
+    env->emplace_back(k, v);
+  }
+}
 
 }  // namespace
 
@@ -114,6 +130,7 @@ int RunLauncher(const LauncherOptions& o, const std::vector<std::string>& cmd) {
   if (o.nccl_ctas > 0) env.emplace_back("CORUN_NCCL_CTAS", std::to_string(o.nccl_ctas));
   // NCCL reads its CTA limit from the environment when a communicator is created.
   if (p.ncclctas > 0) env.emplace_back("NCCL_MAX_CTAS", std::to_string(p.ncclctas));
+  AddCommGeometryEnv(p, o.verbose, &env);
   // maxconn1 is an environment setting only: one hardware queue for the whole program.
   if (p.maxconn1) env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");
   const char* old = std::getenv("LD_PRELOAD");

@@ -158,8 +158,13 @@ int main(int argc, char** argv) {
   add_workload_flags(bench, "Options");
   bench->add_option("--cache", o.cache_path, "profile cache for -p tuned (default $CORUN_CACHE or ~/.cache/corun/profiles.json)");
   bench->add_option("-p,--policies", o.policies,
-                    "comma-separated: all, tuned, sequential, overlap, priority, shape:K|NK|auto[+priority], "
-                    "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce[+shape:K|smtarget:N|greenctx:N] (copy engines; not in all)")
+                    "comma-separated: all, tuned, geom, sequential, overlap, priority, shape:K|NK|auto[+priority], "
+                    "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce[+shape:K|smtarget:N|greenctx:N] (copy engines; not in all). "
+                    "NCCL's kernel geometry combines with any of them (sequential included): +nthreads:N (64..512, "
+                    "NCCL_NTHREADS), +proto:simple|ll|ll128 (NCCL_PROTO), +ctas:N (NCCL_MIN_CTAS=NCCL_MAX_CTAS=N); "
+                    "NCCL reads these once per process, so the rows of each geometry run in a child process. "
+                    "geom = {sequential, priority, shape:4+priority (own GEMM)} x {NCCL's default, nthreads:256, "
+                    "nthreads:256+ctas:32, nthreads:256+proto:simple} (not in all)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   bench->add_option("--max-caps", o.max_shape_caps, "explicit shape:K caps 'all' tries (K = 1..N)")

@@ -26,10 +26,48 @@ Status TermError(const std::string& policy, const std::string& term, const std::
   return Status::Error("bad policy '" + Printable(policy) + "': " + (term.empty() ? "" : "'" + Printable(term) + "' ") + why);
 }
 
+const char* ProtoTerm(CommProto p) {
+  switch (p) {
+    case CommProto::kSimple: return "simple";
+    case CommProto::kLL: return "ll";
+    case CommProto::kLL128: return "ll128";
+    default: return "";
+  }
+}
+
+// NCCL_PROTO's spelling of each protocol.
+const char* ProtoEnv(CommProto p) {
+  switch (p) {
+    case CommProto::kSimple: return "Simple";
+    case CommProto::kLL: return "LL";
+    case CommProto::kLL128: return "LL128";
+    default: return "";
+  }
+}
+
+std::string Upper(std::string s) {
+  for (char& c : s)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return s;
+}
+
 }  // namespace
 
+std::string Policy::GeometryName() const {
+  std::vector<std::string> parts;
+  if (nthreads > 0) parts.push_back("nthreads:" + std::to_string(nthreads));
+  if (ctas > 0) parts.push_back("ctas:" + std::to_string(ctas));
+  if (proto != CommProto::kDefault) parts.push_back(std::string("proto:") + ProtoTerm(proto));
+  std::string s;
+  for (const std::string& x : parts) s += (s.empty() ? "" : "+") + x;
+  return s;
+}
+
 std::string Policy::Name() const {
-  if (sequential) return "sequential";
+  // The compute side first, priority, then the communication kernel's geometry
+  // ("shape:4+priority+nthreads:256").
+  const std::string geom = GeometryName();
+  if (sequential) return geom.empty() ? "sequential" : "sequential+" + geom;
   std::vector<std::string> parts;
   if (ce) parts.push_back("ce");
   if (maxconn1) parts.push_back("maxconn1");
@@ -47,6 +85,7 @@ std::string Policy::Name() const {
   if (ncclctas > 0) parts.push_back("ncclctas:" + std::to_string(ncclctas));
   if (greenctx > 0) parts.push_back("greenctx:" + std::to_string(greenctx));
   if (comm_priority) parts.push_back("priority");
+  if (!geom.empty()) parts.push_back(geom);
   if (parts.empty()) return "overlap";
   std::string s = parts[0];
   for (size_t i = 1; i < parts.size(); ++i) s += "+" + parts[i];
@@ -114,6 +153,22 @@ Status ParsePolicy(const std::string& text, Policy* out) {
       saw_other = true;
       if (!ParseInt(val, 1, 64, &v)) return TermError(text, term, "needs N = 1..64 CTAs");
       p.ncclctas = static_cast<int>(v);
+    } else if (key == "nthreads" && has_val) {
+      // NCCL takes 64..512 (Simple and LL), a multiple of the warp size; outside that it falls
+      // back to its own value, and the run would silently measure another geometry.
+      if (!ParseInt(val, 64, 512, &v) || v % 32 != 0)
+        return TermError(text, term, "needs N = 64..512 threads, a multiple of 32 (NCCL_NTHREADS)");
+      p.nthreads = static_cast<int>(v);
+    } else if (key == "proto" && has_val) {
+      const std::string u = Upper(val);
+      if (u == "SIMPLE") p.proto = CommProto::kSimple;
+      else if (u == "LL") p.proto = CommProto::kLL;
+      else if (u == "LL128") p.proto = CommProto::kLL128;
+      else return TermError(text, term, "needs simple, ll or ll128 (NCCL_PROTO)");
+    } else if (key == "ctas" && has_val) {
+      if (!ParseInt(val, 1, 64, &v))
+        return TermError(text, term, "needs N = 1..64 CTAs (NCCL_MIN_CTAS = NCCL_MAX_CTAS)");
+      p.ctas = static_cast<int>(v);
     } else if (key == "greenctx" && has_val) {
       saw_other = true;
       if (!ParseInt(val, 1, 4096, &v)) return TermError(text, term, "needs N = 1..4096 SMs");
@@ -121,11 +176,20 @@ Status ParsePolicy(const std::string& text, Policy* out) {
     } else {
       return TermError(text, term,
                        "is not a policy term (sequential, overlap, priority, shape:K|NK|auto, "
-                       "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce, tuned)");
+                       "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce, nthreads:N, proto:P, "
+                       "ctas:N, tuned)");
     }
   }
   if (saw_sequential && saw_other)
-    return TermError(text, "sequential", "runs on one stream and takes no other term");
+    return TermError(text, "sequential",
+                     "runs on one stream and takes no other term but nthreads, proto and ctas");
+  if (p.ce && p.has_env_geometry())
+    return TermError(text, p.GeometryName(), "sets NCCL's kernel, which ce does not use");
+  if (p.ctas > 0 && p.ncclctas > 0)
+    return TermError(text, "ctas", "and ncclctas both set NCCL's CTA count: give one");
+  // LL128 kernels take their width from NCCL_LL128_NTHREADS, not NCCL_NTHREADS.
+  if (p.nthreads > 0 && p.proto == CommProto::kLL128)
+    return TermError(text, "nthreads", "is ignored by LL128 kernels (they read NCCL_LL128_NTHREADS)");
   if (p.ce && p.ncclctas > 0) return TermError(text, "ncclctas", "caps NCCL's CTAs, which ce does not use");
   if (p.ce && p.maxconn1)
     return TermError(text, "maxconn1", "leaves one hardware queue; ce needs one per copy stream");
@@ -142,6 +206,8 @@ Status ParsePolicyList(const std::string& text, std::vector<PolicyItem>* out) {
     PolicyItem it;
     if (item == "all") {
       it.kind = PolicyItem::kAll;
+    } else if (item == "geom") {
+      it.kind = PolicyItem::kGeom;
     } else if (item == "tuned") {
       it.kind = PolicyItem::kTuned;
     } else {
@@ -150,6 +216,66 @@ Status ParsePolicyList(const std::string& text, std::vector<PolicyItem>* out) {
     out->push_back(it);
   }
   return Status::Ok();
+}
+
+std::vector<std::pair<std::string, std::string>> CommGeometryEnv(const Policy& p) {
+  std::vector<std::pair<std::string, std::string>> env;
+  if (p.nthreads > 0) env.emplace_back("NCCL_NTHREADS", std::to_string(p.nthreads));
+  if (p.proto != CommProto::kDefault) env.emplace_back("NCCL_PROTO", ProtoEnv(p.proto));
+  if (p.ctas > 0) {
+    env.emplace_back("NCCL_MIN_CTAS", std::to_string(p.ctas));
+    env.emplace_back("NCCL_MAX_CTAS", std::to_string(p.ctas));
+  }
+  return env;
+}
+
+bool CommGeometryEnvHolds(const Policy& p, const char* (*get)(const char*)) {
+  for (const auto& [k, v] : CommGeometryEnv(p)) {
+    const char* have = get(k.c_str());
+    if (!have) return false;
+    // NCCL_PROTO is read without regard to case.
+    if (k == "NCCL_PROTO" ? Upper(have) != Upper(v) : v != have) return false;
+  }
+  return true;
+}
+
+std::string GeometryNeedsEnv(const Policy& p) {
+  std::string vars;
+  for (const auto& [k, v] : CommGeometryEnv(p)) vars += (vars.empty() ? "" : " ") + k + "=" + v;
+  return p.GeometryName() + " is read by NCCL from the environment once per process: export " + vars +
+         " to every rank (corun -p " + p.Name() + " -- CMD does)";
+}
+
+std::string KernelProtocol(const std::string& kernel) {
+  // NCCL's specialised kernels end in the protocol (ncclDevKernel_AllReduce_Sum_bf16_RING_LL);
+  // the generic kernel's name carries none.
+  const std::string u = Upper(kernel);
+  for (const char* proto : {"LL128", "SIMPLE", "LL"}) {
+    const std::string tag = std::string("_") + proto;
+    const size_t at = u.rfind(tag);
+    if (at == std::string::npos) continue;
+    const size_t end = at + tag.size();
+    if (end == u.size() || u[end] == '_' || u[end] == '(') return proto;
+  }
+  return "";
+}
+
+std::string CommGeometryMismatch(const Policy& p, int threads, int ctas, const std::string& kernel) {
+  std::vector<std::string> off;
+  // Simple kernels carry one extra warp for synchronisation: N asked runs N + 32.
+  if (p.nthreads > 0 && threads > 0 && threads != p.nthreads && threads != p.nthreads + 32)
+    off.push_back("nthreads:" + std::to_string(p.nthreads) + " (kernel runs " + std::to_string(threads) + " threads)");
+  if (p.ctas > 0 && ctas > 0 && ctas != p.ctas)
+    off.push_back("ctas:" + std::to_string(p.ctas) + " (kernel runs " + std::to_string(ctas) + " CTAs)");
+  if (p.proto != CommProto::kDefault) {
+    const std::string got = KernelProtocol(kernel);
+    if (!got.empty() && got != Upper(ProtoEnv(p.proto)))
+      off.push_back(std::string("proto:") + ProtoTerm(p.proto) + " (kernel " + kernel + " is " + got + ")");
+  }
+  if (off.empty()) return "";
+  std::string s = "NCCL ignored or adjusted ";
+  for (size_t i = 0; i < off.size(); ++i) s += (i ? ", " : "") + off[i];
+  return s;
 }
 
 std::string PolicyNotApplicable(const Policy& p, const PlanInputs& in) {
@@ -168,6 +294,9 @@ std::string PolicyNotApplicable(const Policy& p, const PlanInputs& in) {
   if (p.ce && !in.single_process && !in.ce_connections)
     return "ce with a process per rank needs CUDA_DEVICE_MAX_CONNECTIONS=32 in every rank's environment "
            "(mpirun -x CUDA_DEVICE_MAX_CONNECTIONS=32; one process re-launches itself with it)";
+  if (p.maxconn1 && p.has_env_geometry())
+    return "maxconn1 and " + p.GeometryName() +
+           " each need a process of their own here: combine them in the launcher (corun -p " + p.Name() + " -- CMD)";
   if (p.maxconn1 && !in.single_process)
     return "maxconn1 re-launches the benchmark as a child, which only the single-process mode can do";
   return "";
@@ -200,6 +329,20 @@ std::vector<Policy> ExpandAll(const PlanInputs& in) {
   add("greenctx:" + std::to_string((ctas + g - 1) / g * g));
   add("maxconn1");
   // "ce" stays out until a GPU run has validated it in the bench (ask for it by name: -p ce).
+  return out;
+}
+
+std::vector<Policy> ExpandGeom(const PlanInputs& in) {
+  std::vector<std::string> sides = {"sequential", "priority"};
+  if (in.own_gemm) sides.push_back("shape:4+priority");
+  std::vector<Policy> out;
+  for (const char* g : {"", "+nthreads:256", "+nthreads:256+ctas:32", "+nthreads:256+proto:simple"})
+    for (const std::string& side : sides) {
+      Policy p;
+      if (ParsePolicy(side + g, &p).ok() && PolicyNotApplicable(p, in).empty() &&
+          std::find(out.begin(), out.end(), p) == out.end())
+        out.push_back(p);
+    }
   return out;
 }
 

@@ -54,6 +54,8 @@ c 2 -p sequential -- CMD
 c 2 -p greenctx:16 -- CMD
 c 2 -p smtarget:8+smtarget:16 -- CMD
 c 2 -p shape:auto -- CMD
+c 2 -p priority+nthreads:100 -- CMD
+c 2 -p nthreads:256+proto:ll128 -- CMD
 c 2 --nccl-ctas -1 -- CMD
 c 2 --lib /nonexistent.so -- CMD
 c 2 -p tuned --cache "$TMP/none.json" -- CMD
@@ -81,6 +83,8 @@ c 2 bench --max-caps -1
 c 2 bench -p shape:0
 c 2 bench -p overlap,fast
 c 2 bench -p sequential+priority
+c 2 bench -p priority+proto:fast
+c 2 bench -p ctas:8+ncclctas:8
 c 2 bench --gemm 8192x8192
 c 2 bench --gemm 100x64x64 --compute tiled64x64x64
 c 2 bench -o broadcastx

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 
 #include "corun/launch_rules.h"
 #include "corun/policy.h"
@@ -190,4 +191,119 @@ TEST(Policy, CopyEngineNotInAllAndThreadsOnly) {
   in.ce_connections = true;  // processes started with enough hardware queues: ce applies
   EXPECT_EQ(PolicyNotApplicable(P("ce"), in), "");
   in.ce_connections = false;
+}
+
+TEST(Policy, CommGeometryTerms) {
+  for (const char* s : {"nthreads:256", "priority+nthreads:256", "shape:4+priority+nthreads:256+proto:simple",
+                        "sequential+nthreads:128", "priority+nthreads:256+ctas:32", "proto:ll128", "proto:ll",
+                        "ctas:32", "ncclctas:12+priority+nthreads:64", "smtarget:auto+priority+proto:simple"})
+    EXPECT_EQ(P(s).Name(), s);
+  // The compute side first, then priority, then the geometry, whatever the order given.
+  EXPECT_EQ(P("nthreads:256+priority").Name(), "priority+nthreads:256");
+  EXPECT_EQ(P("proto:Simple+nthreads:512+shape:4").Name(), "shape:4+nthreads:512+proto:simple");
+  EXPECT_EQ(P("proto:LL128").proto, CommProto::kLL128);
+  EXPECT_EQ(P("nthreads:256").nthreads, 256);
+  EXPECT_EQ(P("ctas:32").ctas, 32);
+  EXPECT_TRUE(P("proto:ll").has_env_geometry());
+  EXPECT_FALSE(P("ncclctas:8+priority").has_env_geometry());  // a communicator setting, no environment
+  EXPECT_EQ(P("shape:4+priority+nthreads:256+proto:simple").GeometryName(), "nthreads:256+proto:simple");
+  EXPECT_EQ(P("priority").GeometryName(), "");
+  // Rows of one geometry share a process whatever their compute side.
+  EXPECT_EQ(P("sequential+nthreads:256").GeometryName(), P("shape:2+priority+nthreads:256").GeometryName());
+  EXPECT_TRUE(P("sequential+nthreads:256").sequential);
+  EXPECT_FALSE(P("sequential+nthreads:256").uses_two_streams());
+}
+
+TEST(Policy, CommGeometryBadTerms) {
+  EXPECT_NE(Err("nthreads:32").find("64..512"), std::string::npos);
+  EXPECT_NE(Err("nthreads:544").find("'nthreads:544'"), std::string::npos);
+  EXPECT_NE(Err("nthreads:100").find("multiple of 32"), std::string::npos);
+  Err("nthreads:");
+  Err("nthreads:abc");
+  Err("nthreads");
+  EXPECT_NE(Err("proto:fast").find("simple, ll or ll128"), std::string::npos);
+  Err("proto");
+  EXPECT_NE(Err("ctas:0").find("1..64"), std::string::npos);
+  Err("ctas:65");
+  EXPECT_NE(Err("nthreads:256+priority+nthreads:128").find("repeats nthreads"), std::string::npos);
+  EXPECT_NE(Err("proto:ll+proto:simple").find("repeats proto"), std::string::npos);
+  EXPECT_NE(Err("ctas:8+ncclctas:8").find("both set NCCL's CTA count"), std::string::npos);
+  EXPECT_NE(Err("nthreads:256+proto:ll128").find("NCCL_LL128_NTHREADS"), std::string::npos);
+  EXPECT_NE(Err("ce+nthreads:256").find("ce does not use"), std::string::npos);
+  // sequential takes the geometry and nothing else.
+  EXPECT_NE(Err("sequential+priority+nthreads:256").find("one stream"), std::string::npos);
+  EXPECT_NE(Err("sequential+ncclctas:8").find("one stream"), std::string::npos);
+}
+
+TEST(Policy, CommGeometryEnvironment) {
+  using Env = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(CommGeometryEnv(P("priority")), Env{});
+  EXPECT_EQ(CommGeometryEnv(P("shape:4+priority+nthreads:256+proto:simple")),
+            (Env{{"NCCL_NTHREADS", "256"}, {"NCCL_PROTO", "Simple"}}));
+  EXPECT_EQ(CommGeometryEnv(P("ctas:32+proto:ll128")),
+            (Env{{"NCCL_PROTO", "LL128"}, {"NCCL_MIN_CTAS", "32"}, {"NCCL_MAX_CTAS", "32"}}));
+  static std::map<std::string, std::string> table;
+  auto get = [](const char* k) -> const char* {
+    auto it = table.find(k);
+    return it == table.end() ? nullptr : it->second.c_str();
+  };
+  table = {};
+  EXPECT_TRUE(CommGeometryEnvHolds(P("priority"), get));
+  EXPECT_FALSE(CommGeometryEnvHolds(P("priority+nthreads:256"), get));
+  table = {{"NCCL_NTHREADS", "256"}, {"NCCL_PROTO", "simple"}};
+  EXPECT_TRUE(CommGeometryEnvHolds(P("priority+nthreads:256"), get));
+  EXPECT_TRUE(CommGeometryEnvHolds(P("nthreads:256+proto:simple"), get));  // NCCL_PROTO ignores case
+  EXPECT_FALSE(CommGeometryEnvHolds(P("nthreads:128"), get));
+  EXPECT_FALSE(CommGeometryEnvHolds(P("proto:ll"), get));
+}
+
+TEST(Policy, CommGeometryMismatchIsOneLine) {
+  EXPECT_EQ(KernelProtocol("ncclDevKernel_AllReduce_Sum_bf16_RING_LL"), "LL");
+  EXPECT_EQ(KernelProtocol("ncclDevKernel_AllReduce_Sum_bf16_RING_LL128"), "LL128");
+  EXPECT_EQ(KernelProtocol("ncclDevKernel_AllReduce_Sum_f32_RING_SIMPLE"), "SIMPLE");
+  EXPECT_EQ(KernelProtocol("ncclDevKernel_Generic_4"), "");
+  EXPECT_EQ(KernelProtocol("ncclDevKernel_AllGather_RING_LL(ncclDevKernelArgs4K)"), "LL");
+  // Simple adds one warp: 256 asked runs 288.
+  EXPECT_EQ(CommGeometryMismatch(P("priority+nthreads:256"), 288, 24, "ncclDevKernel_Generic_4"), "");
+  EXPECT_EQ(CommGeometryMismatch(P("priority+nthreads:256"), 256, 24, "k_RING_LL"), "");
+  EXPECT_EQ(CommGeometryMismatch(P("priority"), 544, 24, "k"), "");  // nothing asked
+  EXPECT_EQ(CommGeometryMismatch(P("nthreads:256"), 0, 0, ""), "");  // nothing probed: unchecked
+  const std::string m = CommGeometryMismatch(P("priority+nthreads:256"), 544, 24, "k");
+  EXPECT_NE(m.find("NCCL ignored or adjusted nthreads:256 (kernel runs 544 threads)"), std::string::npos) << m;
+  EXPECT_EQ(m.find('\n'), std::string::npos);
+  EXPECT_NE(CommGeometryMismatch(P("ctas:32"), 288, 24, "k").find("ctas:32 (kernel runs 24 CTAs)"), std::string::npos);
+  EXPECT_NE(CommGeometryMismatch(P("proto:simple"), 544, 24, "ncclDevKernel_AllReduce_Sum_bf16_RING_LL").find("is LL"),
+            std::string::npos);
+  EXPECT_EQ(CommGeometryMismatch(P("proto:simple"), 544, 24, "ncclDevKernel_AllReduce_Sum_bf16_RING_SIMPLE"), "");
+  const std::string two = CommGeometryMismatch(P("nthreads:128+ctas:8"), 544, 24, "k");
+  EXPECT_NE(two.find("nthreads:128"), std::string::npos);
+  EXPECT_NE(two.find("ctas:8"), std::string::npos);
+}
+
+TEST(Policy, GeomListAndExpansion) {
+  std::vector<PolicyItem> items;
+  ASSERT_TRUE(ParsePolicyList("geom,priority+nthreads:256", &items).ok());
+  EXPECT_EQ(items[0].kind, PolicyItem::kGeom);
+  EXPECT_EQ(items[1].policy.Name(), "priority+nthreads:256");
+  PlanInputs in;
+  in.own_gemm = true;
+  in.natural_blocks = 6;
+  in.num_sms = 132;
+  in.nccl_ctas = 24;
+  std::vector<std::string> names;
+  for (const Policy& p : ExpandGeom(in)) names.push_back(p.Name());
+  const std::vector<std::string> want = {
+      "sequential", "priority", "shape:4+priority",
+      "sequential+nthreads:256", "priority+nthreads:256", "shape:4+priority+nthreads:256",
+      "sequential+nthreads:256+ctas:32", "priority+nthreads:256+ctas:32", "shape:4+priority+nthreads:256+ctas:32",
+      "sequential+nthreads:256+proto:simple", "priority+nthreads:256+proto:simple",
+      "shape:4+priority+nthreads:256+proto:simple"};
+  EXPECT_EQ(names, want);
+  in.own_gemm = false;
+  names.clear();
+  for (const Policy& p : ExpandGeom(in)) names.push_back(p.Name());
+  EXPECT_EQ(names.size(), 8u);
+  for (const std::string& n : names) EXPECT_EQ(n.find("shape"), std::string::npos) << n;
+  // "all" keeps out of the geometry: each geometry needs a process of its own.
+  for (const Policy& p : ExpandAll(in)) EXPECT_FALSE(p.has_env_geometry()) << p.Name();
 }
