@@ -32,6 +32,8 @@ struct CeConfig {
   int batch = 4;                       // chunks reduced by one kernel
   uint64_t min_bytes = 0;              // calls smaller than this go to NCCL
 };
+// min_bytes in the interposer (CORUN_CE_MIN_BYTES overrides it): below it NCCL's latency wins.
+constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
 
 // A contiguous range of elements.
 struct CeRange {
