@@ -41,6 +41,8 @@ struct CeConfig {
   uint64_t min_bytes = 0;              // calls smaller than this go to NCCL
   bool ag_pull = false;                // all-gather step by pulls from the owner's staging (else pushes + unpack)
 };
+// min_bytes in the interposer (CORUN_CE_MIN_BYTES overrides it): below it NCCL's latency wins.
+constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
 
 // A contiguous range of elements.
 struct CeRange {

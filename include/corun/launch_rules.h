@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "corun/occupancy.h"
+#include "corun/ce_plan.h"
 #include "corun/policy.h"
 #include "corun/status.h"
 
@@ -32,10 +33,12 @@ const char* SkipReasonName(SkipReason r);
 
 struct InterposeConfig {
   Policy policy;
-  std::vector<std::string> comm_patterns{"ncclDevKernel", "ncclKernel"};
+  // CeReduceKernel: the copy-engine path's reduction (ce), communication like NCCL's kernels.
+  std::vector<std::string> comm_patterns{"ncclDevKernel", "ncclKernel", "CeReduceKernel"};
   std::vector<std::string> allow;  // if non-empty: only these (substrings) are shaped
   std::vector<std::string> deny;   // never shaped
   int nccl_ctas_hint = 0;          // for smtarget:auto before the first NCCL launch is seen
+  uint64_t ce_min_bytes = kCeInterposeMinBytes;  // under `ce`: smaller collectives go to NCCL
 };
 
 // Whether a policy can be applied to an unmodified program (the launcher checks before exec,

@@ -133,6 +133,13 @@ int RunLauncher(const LauncherOptions& o, const std::vector<std::string>& cmd) {
   AddCommGeometryEnv(p, o.verbose, &env);
   // maxconn1 is an environment setting only: one hardware queue for the whole program.
   if (p.maxconn1) env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");
+  // ce: the copy-engine path holds 2 * lanes + 3 streams of its own beside the program's and
+  // NCCL's (a shared hardware queue can block a stream behind another's wait), and its stream
+  // waits on peers must never sit behind a lazy module load (ce_comm.h). The user's values win.
+  if (p.ce) {
+    if (!std::getenv("CUDA_DEVICE_MAX_CONNECTIONS")) env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "32");
+    if (!std::getenv("CUDA_MODULE_LOADING")) env.emplace_back("CUDA_MODULE_LOADING", "EAGER");
+  }
   const char* old = std::getenv("LD_PRELOAD");
   env.emplace_back("LD_PRELOAD", old && *old ? std::string(old) + ":" + preload : preload);
   if (o.dry_run) {

@@ -1,5 +1,7 @@
 #include "corun/launch_rules.h"
 
+#include "corun/parse.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -36,7 +38,6 @@ bool MatchesAny(const std::string& name, const std::vector<std::string>& pattern
 Status CheckInterposable(const Policy& p) {
   if (p.sequential) return Status::Error("policy 'sequential' cannot be applied to a program");
   if (p.greenctx) return Status::Error("greenctx needs the program's own streams: use corun bench");
-  if (p.ce) return Status::Error("ce (copy-engine collectives) is not in the interposer yet: use corun bench -p ce");
   if (p.shape == ShapeMode::kAuto)
     return Status::Error("shape:auto is for corun bench (it needs the NCCL kernel's footprint first); use shape:K");
   return Status::Ok();
@@ -65,6 +66,10 @@ Status ConfigFromEnv(const char* (*get)(const char*), InterposeConfig* cfg) {
     if (*end != '\0' || v < 0 || v > 4096)
       return Status::Error(std::string("CORUN_NCCL_CTAS must be a CTA count (0-4096), not '") + p + "'");
     cfg->nccl_ctas_hint = static_cast<int>(v);
+  }
+  if (const char* p = get("CORUN_CE_MIN_BYTES"); p && *p) {
+    if (!ParseSize(p, &cfg->ce_min_bytes).ok())
+      return Status::Error(std::string("CORUN_CE_MIN_BYTES must be a size (e.g. 1048576, 4M), not '") + p + "'");
   }
   return Status::Ok();
 }

@@ -22,6 +22,17 @@ int cuKernelGetAttribute();
 int cublasCreate_v2();
 int cublasLtMatmulDescCreate();
 int cublasLtMatmulAlgoGetHeuristic();
+int ncclCommInitRank();
+int ncclCommInitRankConfig();
+int ncclCommInitAll();
+int ncclCommSplit();
+int ncclCommDestroy();
+int ncclCommAbort();
+int ncclGroupStart();
+int ncclGroupEnd();
+int ncclAllReduce();
+int ncclReduceScatter();
+int ncclAllGather();
 }
 
 namespace corun {
@@ -41,6 +52,17 @@ const HookEntry kHooks[kHookCount] = {
     CORUN_HOOK(kHookCublasCreateV2, cublasCreate_v2, "libcublas.so"),
     CORUN_HOOK(kHookCublasLtMatmulDescCreate, cublasLtMatmulDescCreate, "libcublasLt.so"),
     CORUN_HOOK(kHookCublasLtMatmulAlgoGetHeuristic, cublasLtMatmulAlgoGetHeuristic, "libcublasLt.so"),
+    CORUN_HOOK(kHookNcclCommInitRank, ncclCommInitRank, "libnccl.so"),
+    CORUN_HOOK(kHookNcclCommInitRankConfig, ncclCommInitRankConfig, "libnccl.so"),
+    CORUN_HOOK(kHookNcclCommInitAll, ncclCommInitAll, "libnccl.so"),
+    CORUN_HOOK(kHookNcclCommSplit, ncclCommSplit, "libnccl.so"),
+    CORUN_HOOK(kHookNcclCommDestroy, ncclCommDestroy, "libnccl.so"),
+    CORUN_HOOK(kHookNcclCommAbort, ncclCommAbort, "libnccl.so"),
+    CORUN_HOOK(kHookNcclGroupStart, ncclGroupStart, "libnccl.so"),
+    CORUN_HOOK(kHookNcclGroupEnd, ncclGroupEnd, "libnccl.so"),
+    CORUN_HOOK(kHookNcclAllReduce, ncclAllReduce, "libnccl.so"),
+    CORUN_HOOK(kHookNcclReduceScatter, ncclReduceScatter, "libnccl.so"),
+    CORUN_HOOK(kHookNcclAllGather, ncclAllGather, "libnccl.so"),
 };
 #undef CORUN_HOOK
 

@@ -18,6 +18,18 @@ enum HookId {
   kHookCublasCreateV2,
   kHookCublasLtMatmulDescCreate,
   kHookCublasLtMatmulAlgoGetHeuristic,
+  // NCCL (nccl.cpp): communicators and the collectives the copy-engine path serves under `ce`.
+  kHookNcclCommInitRank,
+  kHookNcclCommInitRankConfig,
+  kHookNcclCommInitAll,
+  kHookNcclCommSplit,
+  kHookNcclCommDestroy,
+  kHookNcclCommAbort,
+  kHookNcclGroupStart,
+  kHookNcclGroupEnd,
+  kHookNcclAllReduce,
+  kHookNcclReduceScatter,
+  kHookNcclAllGather,
   kHookCount
 };
 

@@ -1,12 +1,14 @@
 // What the interposer's stages share: the configuration (config.cpp), the per-device and
 // per-function facts with the program's own shared-memory limit (facts.cpp), the launch path
-// (launch.cpp), the counters and the report (report.cpp). The exported hooks are in interpose.cpp.
+// (launch.cpp), the counters and the report (report.cpp). The exported hooks are in interpose.cpp,
+// NCCL's in nccl.cpp (the copy-engine collectives under `ce`).
 #pragma once
 #include <cuda.h>
 
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "corun/launch_rules.h"
@@ -103,6 +105,11 @@ CUresult ProgramSetsLimit(CUfunction f, CUdevice dev, bool dev_known, bool by_ke
 int ProgramView(CUfunction f, CUdevice dev, int driver_value);
 
 void LogOnce(State& s, FuncInfo* fi, const std::string& what);
+
+// ---- the NCCL stage (nccl.cpp): under `ce`, its counts in the report and its summary line
+// (empty when the stage saw no collective).
+void CeReportJson(nlohmann::ordered_json* j);
+std::string CeSummaryLine();
 
 // ---- the launch path (launch.cpp) -----------------------------------------------------------
 CUresult Launch(HookId self, HookId ex_id, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,

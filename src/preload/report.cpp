@@ -34,6 +34,7 @@ nlohmann::ordered_json ReportJson(const State& s) {
   j["failed"] = g_count.failed.load();
   j["sm_targets"] = g_count.sm_targets.load();
   j["nccl_ctas"] = g_count.nccl_ctas.load();
+  CeReportJson(&j);
   return j;
 }
 
@@ -77,6 +78,8 @@ __attribute__((destructor)) void AtExit() {
   const bool quiet = std::getenv("CORUN_QUIET") != nullptr;
   if (s.enabled && ((g_count.launches.load() > 0 && !quiet) || s.verbose))
     fmt::print(stderr, "{}\n", SummaryLine(s));
+  if (s.enabled && (!quiet || s.verbose))
+    if (const std::string ce = CeSummaryLine(); !ce.empty()) fmt::print(stderr, "{}\n", ce);
   if (!s.report.empty()) WriteReport(s);
 }
 

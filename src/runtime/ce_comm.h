@@ -133,4 +133,18 @@ class CeComm {
 // Every live CeComm, for a watchdog that must release waits before aborting NCCL.
 void AbortAllCeComms();
 
+// The NCCL functions CeComm calls (at creation only). One definition per binary: ce_nccl.cpp
+// (the linked NCCL: bench, tests) or the interposer's nccl.cpp (the program's own libnccl, found
+// by dlsym past the interposer's hooks, which must not see corun's own calls).
+struct CeNccl {
+  ncclResult_t (*CommUserRank)(const ncclComm_t, int*) = nullptr;
+  ncclResult_t (*CommCount)(const ncclComm_t, int*) = nullptr;
+  ncclResult_t (*CommCuDevice)(const ncclComm_t, int*) = nullptr;
+  ncclResult_t (*AllGather)(const void*, void*, size_t, ncclDataType_t, ncclComm_t, cudaStream_t) = nullptr;
+  ncclResult_t (*AllReduce)(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t,
+                            cudaStream_t) = nullptr;
+  const char* (*GetErrorString)(ncclResult_t) = nullptr;
+};
+const CeNccl& CeNcclApi();
+
 }  // namespace corun

@@ -21,6 +21,15 @@
 #include "checks.h"
 #include "driver.h"
 
+// NCCLCHECK through CeNcclApi() (checks.h's names the linked ncclGetErrorString).
+#define CE_NCCLCHECK(cmd)                                                                          \
+  do {                                                                                             \
+    ncclResult_t _n = (cmd);                                                                       \
+    if (_n != ncclSuccess && _n != ncclInProgress)                                                 \
+      return ::corun::Status::Error(std::string(#cmd) + ": " + CeNcclApi().GetErrorString(_n))    \
+          .At(__FILE__, __LINE__);                                                                 \
+  } while (0)
+
 namespace corun {
 namespace {
 
@@ -103,9 +112,13 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   const std::string bad = CeConfigError(cfg);
   if (!bad.empty()) CORUN_FAIL("CeComm: bad configuration: " + bad);
   cfg_ = cfg;
-  NCCLCHECK(ncclCommUserRank(nccl, &rank_));
-  NCCLCHECK(ncclCommCount(nccl, &nranks_));
-  NCCLCHECK(ncclCommCuDevice(nccl, &device_));
+  const CeNccl& nccl_api = CeNcclApi();
+  if (!nccl_api.CommUserRank || !nccl_api.CommCount || !nccl_api.CommCuDevice || !nccl_api.AllGather ||
+      !nccl_api.AllReduce || !nccl_api.GetErrorString)
+    CORUN_FAIL("CeComm: the NCCL functions it needs were not found");
+  CE_NCCLCHECK(nccl_api.CommUserRank(nccl, &rank_));
+  CE_NCCLCHECK(nccl_api.CommCount(nccl, &nranks_));
+  CE_NCCLCHECK(nccl_api.CommCuDevice(nccl, &device_));
   CUDACHECK(cudaSetDevice(device_));
   CUDACHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device_));
   slot_bytes_ = CeSlotBytes(cfg_, nranks_);
@@ -166,7 +179,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaMalloc(&dbuf, nranks_ * sizeof(Desc)));
   CUDACHECK(cudaMalloc(&dok, sizeof(int)));
   CUDACHECK(cudaMemcpyAsync(dbuf + rank_, &mine, sizeof(Desc), cudaMemcpyHostToDevice, s));
-  NCCLCHECK(ncclAllGather(dbuf + rank_, dbuf, sizeof(Desc), ncclUint8, nccl, s));
+  CE_NCCLCHECK(nccl_api.AllGather(dbuf + rank_, dbuf, sizeof(Desc), ncclUint8, nccl, s));
   CUDACHECK(cudaMemcpyAsync(all.data(), dbuf, nranks_ * sizeof(Desc), cudaMemcpyDeviceToHost, s));
   CUDACHECK(cudaStreamSynchronize(s));
 
@@ -269,7 +282,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   // Every rank takes the CE path or none does.
   int ok = why.empty() ? 1 : 0;
   CUDACHECK(cudaMemcpyAsync(dok, &ok, sizeof(int), cudaMemcpyHostToDevice, s));
-  NCCLCHECK(ncclAllReduce(dok, dok, 1, ncclInt32, ncclMin, nccl, s));
+  CE_NCCLCHECK(nccl_api.AllReduce(dok, dok, 1, ncclInt32, ncclMin, nccl, s));
   CUDACHECK(cudaMemcpyAsync(&ok, dok, sizeof(int), cudaMemcpyDeviceToHost, s));
   CUDACHECK(cudaStreamSynchronize(s));
   CE_DLOG("init: agreement %d", ok);

@@ -130,7 +130,7 @@ TEST(LaunchRules, ConfigFromEnvRejectsWhatCannotApply) {
   EXPECT_EQ(c.policy.Name(), "shape:3+priority");
   EXPECT_EQ(c.deny, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(c.comm_patterns, (std::vector<std::string>{"x"}));
-  for (const char* bad : {"sequential", "greenctx:16", "shape:auto", "bogus", "ce", "ce+shape:2"}) {
+  for (const char* bad : {"sequential", "greenctx:16", "shape:auto", "bogus"}) {
     InterposeConfig c2;
     env = {{"CORUN_POLICY", bad}};
     EXPECT_FALSE(ConfigFromEnv(get, &c2).ok()) << bad;

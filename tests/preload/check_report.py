@@ -5,7 +5,8 @@ against what the program itself saw arrive at the driver.
   check_report.py --report FILE [--observed FILE --equal k1,k2] [--expect EXPR]... [--summary]
                   [--env K=V]... -- CMD...
 
-The report's keys are names in EXPR (skipped reasons as skipped_<reason>), the observed file's
+The report's keys are names in EXPR (skipped reasons as skipped_<reason>, ce_fallback's as
+ce_fallback_<reason>), the observed file's
 keys are seen_<key>. --summary requires exactly one summary line on stderr whose counts equal the
 report's. --env sets a variable for CMD only (LD_PRELOAD: the checker itself stays unwrapped).
 Exit 0 when all hold, 77 when CMD reports itself skipped, 1 otherwise."""
@@ -46,7 +47,8 @@ if not os.path.exists(a.report):
     sys.exit(1)
 report = json.load(open(a.report))
 names = {k: v for k, v in report.items() if not isinstance(v, dict)}
-names.update({f"skipped_{k}": v for k, v in report.get("skipped", {}).items()})
+for key in ("skipped", "ce_fallback"):
+    names.update({f"{key}_{k}": v for k, v in report.get(key, {}).items()})
 if a.observed:
     seen = json.load(open(a.observed))
     names.update({f"seen_{k}": v for k, v in seen.items()})

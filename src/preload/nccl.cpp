@@ -1,0 +1,410 @@
+// The NCCL stage: under `ce`, the program's ncclAllReduce / ncclReduceScatter / ncclAllGather are
+// served by the copy-engine runtime (runtime/ce_comm.h) where corun/ce_route.h allows, else NCCL.
+//
+// Communicators created through the hooks are tracked; their CeComm is created collectively at the
+// first call the CE path would serve (not at creation: a creation inside a group would deadlock
+// CeComm::Init's synchronous NCCL calls, and communicators that never carry a large collective
+// then hold no staging). Every rank routes a call alike (ce_route.h), so every rank reaches that
+// first call and the Init in it. Without `ce` every hook is a plain pass-through.
+#include <cuda.h>
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "ce_comm.h"
+#include "corun/ce_route.h"
+#include "preload.h"
+
+#define CORUN_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace corun {
+
+// CeComm's NCCL functions: the program's own libnccl, past our hooks (corun's own calls must not
+// be routed).
+const CeNccl& CeNcclApi() {
+  static const CeNccl api = [] {
+    CeNccl a;
+    auto sym = [](auto* fn, const char* name) {
+      *fn = reinterpret_cast<std::remove_pointer_t<decltype(fn)>>(NextSym("libnccl.so", name));
+    };
+    sym(&a.CommUserRank, "ncclCommUserRank");
+    sym(&a.CommCount, "ncclCommCount");
+    sym(&a.CommCuDevice, "ncclCommCuDevice");
+    a.AllGather = reinterpret_cast<decltype(a.AllGather)>(RealOf(kHookNcclAllGather));
+    a.AllReduce = reinterpret_cast<decltype(a.AllReduce)>(RealOf(kHookNcclAllReduce));
+    sym(&a.GetErrorString, "ncclGetErrorString");
+    return a;
+  }();
+  return api;
+}
+
+namespace {
+
+template <class Fn>
+Fn Real(HookId id) {
+  return reinterpret_cast<Fn>(RealOf(id));
+}
+
+bool Ce() {
+  const State& s = S();
+  return s.enabled && s.cfg.policy.ce;
+}
+
+struct CommEntry {
+  std::mutex mu;  // Init and calls of this rank's communicator (never held across ranks)
+  bool nonblocking = false;
+  bool blocking_known = true;
+  int nranks = 0;
+  CeState state = CeState::kNotCreated;
+  std::unique_ptr<CeComm> ce;
+  size_t record = 0;  // index in Comms().records once created
+};
+
+struct CommRecord {
+  int rank = -1, nranks = 0;
+  bool usable = false;
+  std::string why;
+};
+
+struct Comms {
+  std::mutex mu;
+  std::map<ncclComm_t, std::shared_ptr<CommEntry>> live;
+  std::vector<CommRecord> records;
+};
+Comms& G() {
+  static Comms* c = new Comms;  // lives as long as the process: hooks can run during exit
+  return *c;
+}
+
+std::atomic<uint64_t> g_served{0}, g_served_bytes{0};
+std::atomic<uint64_t> g_fallback[static_cast<int>(CeRoute::kCount)]{};
+thread_local int t_group_depth = 0;
+
+// Blocking unless the config says 0, or leaves it undefined and NCCL_COMM_BLOCKING=0 (NCCL's own
+// rule); a split without a config inherits its parent's.
+bool Blocking(const ncclConfig_t* cfg, bool inherited) {
+  if (cfg && cfg->blocking != NCCL_CONFIG_UNDEF_INT) return cfg->blocking != 0;
+  if (const char* e = std::getenv("NCCL_COMM_BLOCKING"); e && *e) return std::atoi(e) != 0;
+  return inherited;
+}
+
+void Track(ncclComm_t comm, bool blocking) {
+  if (!comm) return;
+  auto e = std::make_shared<CommEntry>();
+  e->nonblocking = !blocking;
+  if (blocking) {
+    auto count = CeNcclApi().CommCount;
+    if (!count || count(comm, &e->nranks) != ncclSuccess) e->nranks = 0;
+  }
+  std::lock_guard<std::mutex> l(G().mu);
+  G().live[comm] = std::move(e);
+}
+
+std::shared_ptr<CommEntry> Find(ncclComm_t comm) {
+  std::lock_guard<std::mutex> l(G().mu);
+  auto it = G().live.find(comm);
+  return it == G().live.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<CommEntry> Untrack(ncclComm_t comm) {
+  std::lock_guard<std::mutex> l(G().mu);
+  auto it = G().live.find(comm);
+  if (it == G().live.end()) return nullptr;
+  auto e = std::move(it->second);
+  G().live.erase(it);
+  return e;
+}
+
+// NCCL's data types and reductions by value (stable across NCCL versions), in corun's names.
+std::string TypeName(ncclDataType_t t, size_t* bytes) {
+  static const struct {
+    const char* name;
+    size_t bytes;
+  } k[] = {{"int8", 1}, {"uint8", 1}, {"int32", 4}, {"uint32", 4}, {"int64", 8}, {"uint64", 8},
+           {"fp16", 2}, {"fp32", 4},  {"fp64", 8},  {"bf16", 2},   {"fp8e4m3", 1}, {"fp8e5m2", 1}};
+  const int i = static_cast<int>(t);
+  if (i >= 0 && i < static_cast<int>(sizeof(k) / sizeof(k[0]))) {
+    *bytes = k[i].bytes;
+    return k[i].name;
+  }
+  *bytes = 1;
+  return "type" + std::to_string(i);
+}
+std::string OpName(ncclRedOp_t op) {
+  static const char* k[] = {"sum", "prod", "max", "min", "avg"};
+  const int i = static_cast<int>(op);
+  return i >= 0 && i < 5 ? k[i] : "custom" + std::to_string(i);
+}
+
+bool Capturing(cudaStream_t st) {
+  using Fn = CUresult (*)(CUstream, CUstreamCaptureStatus*);
+  static Fn fn = reinterpret_cast<Fn>(NextSym("libcuda.so", "cuStreamIsCapturing"));
+  if (!fn) return false;  // no driver: nothing is being captured (and the CE path cannot start)
+  CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;
+  // An error (e.g. an illegal query during another thread's global capture) counts as capture.
+  if (fn(reinterpret_cast<CUstream>(st), &cs) != CUDA_SUCCESS) return true;
+  return cs != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+// Creates the CeComm of `comm` (collective: every rank gets here at the same call). Under e->mu.
+void CreateCe(ncclComm_t comm, CommEntry* e) {
+  State& s = S();
+  CeConfig cfg;
+  cfg.min_bytes = s.cfg.ce_min_bytes;
+  auto ce = std::make_unique<CeComm>();
+  int prev = -1;
+  const bool had_dev = cudaGetDevice(&prev) == cudaSuccess;
+  (void)cudaGetLastError();
+  Status st = Status::Ok();
+  int dev = 0;
+  auto cudev = CeNcclApi().CommCuDevice;
+  if (!cudev || cudev(comm, &dev) != ncclSuccess) {
+    st = Status::Error("ncclCommCuDevice failed");
+  } else if (cudaSetDevice(dev) != cudaSuccess) {
+    st = Status::Error(std::string("cudaSetDevice: ") + cudaGetErrorString(cudaGetLastError()));
+  }
+  cudaStream_t init = nullptr;
+  if (st.ok() && cudaStreamCreateWithFlags(&init, cudaStreamNonBlocking) != cudaSuccess)
+    st = Status::Error(std::string("cudaStreamCreateWithFlags: ") + cudaGetErrorString(cudaGetLastError()));
+  if (st.ok()) {
+    st = ce->Init(comm, cfg, init);
+    if (st.ok() && cudaStreamSynchronize(init) != cudaSuccess)
+      st = Status::Error(std::string("cudaStreamSynchronize: ") + cudaGetErrorString(cudaGetLastError()));
+  }
+  if (init) cudaStreamDestroy(init);
+  if (had_dev) cudaSetDevice(prev);
+  CommRecord rec;
+  rec.nranks = e->nranks;
+  if (!st.ok()) {
+    rec.why = "init failed: " + st.message();
+    fmt::print(stderr, "corun: copy-engine path not available, NCCL serves this communicator: {}\n", rec.why);
+    e->state = CeState::kUnusable;
+  } else {
+    rec.rank = ce->rank();
+    rec.usable = ce->usable();
+    rec.why = ce->why();
+    if (!rec.usable && s.verbose)
+      fmt::print(stderr, "corun: copy-engine path not available, NCCL serves this communicator: {}\n", rec.why);
+    e->state = rec.usable ? CeState::kUsable : CeState::kUnusable;
+    if (rec.usable) e->ce = std::move(ce);
+  }
+  std::lock_guard<std::mutex> l(G().mu);
+  e->record = G().records.size();
+  G().records.push_back(rec);
+}
+
+// One collective under `ce`: served here (returns true, *r the result) or left to NCCL (false).
+bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t dt, ncclRedOp_t op, ncclComm_t comm,
+           cudaStream_t st, ncclResult_t* r) {
+  std::shared_ptr<CommEntry> e = Find(comm);
+  CeCallFacts f;
+  f.tracked = e != nullptr;
+  f.in_group = t_group_depth > 0;
+  size_t eb = 1;
+  f.dtype = TypeName(dt, &eb);
+  f.op = kind == CeOp::kAllGather ? "sum" : OpName(op);
+  CeConfig cfg;
+  cfg.min_bytes = S().cfg.ce_min_bytes;
+  std::unique_lock<std::mutex> l;
+  if (e) {
+    l = std::unique_lock<std::mutex>(e->mu);
+    f.nonblocking = e->nonblocking;
+    f.state = e->state;
+    const uint64_t ranks = kind == CeOp::kAllReduce ? 1 : static_cast<uint64_t>(e->nranks > 0 ? e->nranks : 1);
+    f.bytes = static_cast<uint64_t>(count) * eb * ranks;
+  }
+  // The capture query only where everything before it already allows the CE path.
+  if (f.tracked && !f.nonblocking && !f.in_group) f.capturing = Capturing(st);
+  CeRoute route = CeRouteCall(f, cfg);
+  if (route == CeRoute::kServe && f.state == CeState::kNotCreated) {
+    CreateCe(comm, e.get());
+    f.state = e->state;
+    route = CeRouteCall(f, cfg);
+  }
+  if (route != CeRoute::kServe) {
+    g_fallback[static_cast<int>(route)].fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  const DType t = f.dtype == "bf16" ? DType::kBf16 : DType::kFp32;
+  int prev = -1;
+  const bool had_dev = cudaGetDevice(&prev) == cudaSuccess;
+  Status s = Status::Ok();
+  switch (kind) {
+    case CeOp::kAllReduce: s = e->ce->AllReduce(send, recv, count, t, st); break;
+    case CeOp::kReduceScatter: s = e->ce->ReduceScatter(send, recv, count, t, st); break;
+    case CeOp::kAllGather: s = e->ce->AllGather(send, recv, count, t, st); break;
+  }
+  if (had_dev) cudaSetDevice(prev);
+  if (!s.ok()) {
+    // Part of the call may be enqueued: never NCCL now (the peers are on the CE path).
+    fmt::print(stderr, "corun: copy-engine {} failed: {}\n", CeOpName(kind), s.message());
+    *r = ncclInternalError;
+    return true;
+  }
+  g_served.fetch_add(1, std::memory_order_relaxed);
+  g_served_bytes.fetch_add(f.bytes, std::memory_order_relaxed);
+  *r = ncclSuccess;
+  return true;
+}
+
+// Removes the CeComm of a communicator about to be destroyed or aborted.
+void Forget(ncclComm_t comm, bool abort) {
+  std::shared_ptr<CommEntry> e = Untrack(comm);
+  if (!e) return;
+  if (abort && e->ce) e->ce->Abort();  // thread-safe: releases the waits before taking the lock
+  std::lock_guard<std::mutex> l(e->mu);
+  e->ce.reset();
+}
+
+}  // namespace
+
+void CeReportJson(nlohmann::ordered_json* j) {
+  if (!Ce()) return;
+  (*j)["ce_served"] = g_served.load();
+  (*j)["ce_served_bytes"] = g_served_bytes.load();
+  nlohmann::ordered_json fb = nlohmann::ordered_json::object();
+  for (int i = 1; i < static_cast<int>(CeRoute::kCount); ++i) fb[CeRouteName(static_cast<CeRoute>(i))] = g_fallback[i].load();
+  (*j)["ce_fallback"] = fb;
+  nlohmann::ordered_json comms = nlohmann::ordered_json::array();
+  std::lock_guard<std::mutex> l(G().mu);
+  for (const CommRecord& r : G().records)
+    comms.push_back({{"rank", r.rank}, {"nranks", r.nranks}, {"usable", r.usable}, {"why", r.why}});
+  (*j)["ce_comms"] = comms;
+}
+
+std::string CeSummaryLine() {
+  if (!Ce()) return "";
+  uint64_t to_nccl = 0;
+  std::string why;
+  for (int i = 1; i < static_cast<int>(CeRoute::kCount); ++i) {
+    const uint64_t n = g_fallback[i].load();
+    if (!n) continue;
+    to_nccl += n;
+    why += fmt::format("{}{} {}", why.empty() ? "" : ", ", CeRouteName(static_cast<CeRoute>(i)), n);
+  }
+  const uint64_t served = g_served.load();
+  int usable = 0, comms = 0;
+  std::string first_why;
+  {
+    std::lock_guard<std::mutex> l(G().mu);
+    for (const CommRecord& r : G().records) {
+      ++comms;
+      usable += r.usable;
+      if (!r.usable && first_why.empty()) first_why = r.why;
+    }
+  }
+  if (!served && !to_nccl) return "";
+  return fmt::format("corun: pid {} copy engines: {} collectives served ({:.1f} MiB), {} to NCCL ({}); {} of {} "
+                     "communicators usable{}",
+                     static_cast<int>(getpid()), served, g_served_bytes.load() / 1048576.0, to_nccl,
+                     why.empty() ? "-" : why, usable, comms, first_why.empty() ? "" : " (" + first_why + ")");
+}
+
+}  // namespace corun
+
+using namespace corun;
+
+// ---- the exported hooks (names must match hooks.cpp's table) -------------------------------
+CORUN_EXPORT ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank) {
+  auto real = Real<decltype(&ncclCommInitRank)>(kHookNcclCommInitRank);
+  if (!real) return ncclSystemError;
+  const ncclResult_t r = real(comm, nranks, id, rank);
+  if (r == ncclSuccess && comm && Ce()) Track(*comm, Blocking(nullptr, true));
+  return r;
+}
+
+CORUN_EXPORT ncclResult_t ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank,
+                                                 ncclConfig_t* config) {
+  auto real = Real<decltype(&ncclCommInitRankConfig)>(kHookNcclCommInitRankConfig);
+  if (!real) return ncclSystemError;
+  const ncclResult_t r = real(comm, nranks, id, rank, config);
+  // A non-blocking communicator may still be in creation (ncclInProgress): tracked as such.
+  if ((r == ncclSuccess || r == ncclInProgress) && comm && Ce()) Track(*comm, Blocking(config, true));
+  return r;
+}
+
+// Several devices in one call (one thread): no CE (its Init would need one thread per rank).
+CORUN_EXPORT ncclResult_t ncclCommInitAll(ncclComm_t* comms, int ndev, const int* devlist) {
+  auto real = Real<decltype(&ncclCommInitAll)>(kHookNcclCommInitAll);
+  if (!real) return ncclSystemError;
+  return real(comms, ndev, devlist);
+}
+
+CORUN_EXPORT ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key, ncclComm_t* newcomm, ncclConfig_t* config) {
+  auto real = Real<decltype(&ncclCommSplit)>(kHookNcclCommSplit);
+  if (!real) return ncclSystemError;
+  const ncclResult_t r = real(comm, color, key, newcomm, config);
+  if ((r == ncclSuccess || r == ncclInProgress) && newcomm && *newcomm && Ce()) {
+    std::shared_ptr<CommEntry> parent = Find(comm);
+    Track(*newcomm, Blocking(config, !parent || !parent->nonblocking));
+  }
+  return r;
+}
+
+CORUN_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
+  auto real = Real<decltype(&ncclCommDestroy)>(kHookNcclCommDestroy);
+  if (!real) return ncclSystemError;
+  if (Ce()) Forget(comm, false);
+  return real(comm);
+}
+
+CORUN_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
+  auto real = Real<decltype(&ncclCommAbort)>(kHookNcclCommAbort);
+  if (!real) return ncclSystemError;
+  if (Ce()) Forget(comm, true);
+  return real(comm);
+}
+
+CORUN_EXPORT ncclResult_t ncclGroupStart() {
+  auto real = Real<decltype(&ncclGroupStart)>(kHookNcclGroupStart);
+  if (!real) return ncclSystemError;
+  if (Ce()) ++t_group_depth;
+  return real();
+}
+
+CORUN_EXPORT ncclResult_t ncclGroupEnd() {
+  auto real = Real<decltype(&ncclGroupEnd)>(kHookNcclGroupEnd);
+  if (!real) return ncclSystemError;
+  if (Ce() && t_group_depth > 0) --t_group_depth;
+  return real();
+}
+
+CORUN_EXPORT ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataType_t dt, ncclRedOp_t op,
+                                        ncclComm_t comm, cudaStream_t st) {
+  auto real = Real<decltype(&ncclAllReduce)>(kHookNcclAllReduce);
+  if (!real) return ncclSystemError;
+  ncclResult_t r = ncclSuccess;
+  if (Ce() && Serve(CeOp::kAllReduce, send, recv, count, dt, op, comm, st, &r)) return r;
+  return real(send, recv, count, dt, op, comm, st);
+}
+
+CORUN_EXPORT ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recvcount, ncclDataType_t dt,
+                                            ncclRedOp_t op, ncclComm_t comm, cudaStream_t st) {
+  auto real = Real<decltype(&ncclReduceScatter)>(kHookNcclReduceScatter);
+  if (!real) return ncclSystemError;
+  ncclResult_t r = ncclSuccess;
+  if (Ce() && Serve(CeOp::kReduceScatter, send, recv, recvcount, dt, op, comm, st, &r)) return r;
+  return real(send, recv, recvcount, dt, op, comm, st);
+}
+
+CORUN_EXPORT ncclResult_t ncclAllGather(const void* send, void* recv, size_t sendcount, ncclDataType_t dt,
+                                        ncclComm_t comm, cudaStream_t st) {
+  auto real = Real<decltype(&ncclAllGather)>(kHookNcclAllGather);
+  if (!real) return ncclSystemError;
+  ncclResult_t r = ncclSuccess;
+  if (Ce() && Serve(CeOp::kAllGather, send, recv, sendcount, dt, ncclSum, comm, st, &r)) return r;
+  return real(send, recv, sendcount, dt, comm, st);
+}
