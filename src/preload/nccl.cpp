@@ -163,6 +163,8 @@ bool Capturing(cudaStream_t st) {
 void CreateCe(ncclComm_t comm, CommEntry* e) {
   State& s = S();
   CeConfig cfg;
+  // CORUN_CE_CHUNK, _SLOTS, _LANES, _BATCH, _PULL (ce_plan.h); a bad value leaves NCCL serving.
+  const std::string bad = CeConfigFromEnv([](const char* n) -> const char* { return std::getenv(n); }, &cfg);
   cfg.min_bytes = s.cfg.ce_min_bytes;
   auto ce = std::make_unique<CeComm>();
   int prev = -1;
@@ -171,7 +173,9 @@ void CreateCe(ncclComm_t comm, CommEntry* e) {
   Status st = Status::Ok();
   int dev = 0;
   auto cudev = CeNcclApi().CommCuDevice;
-  if (!cudev || cudev(comm, &dev) != ncclSuccess) {
+  if (!bad.empty()) {
+    st = Status::Error(bad);
+  } else if (!cudev || cudev(comm, &dev) != ncclSuccess) {
     st = Status::Error("ncclCommCuDevice failed");
   } else if (cudaSetDevice(dev) != cudaSuccess) {
     st = Status::Error(std::string("cudaSetDevice: ") + cudaGetErrorString(cudaGetLastError()));
