@@ -11,8 +11,8 @@
 namespace corun {
 
 // In the order they are checked; kServe: the CE path serves the call.
-enum class CeRoute { kServe, kUntracked, kNonBlocking, kGroup, kCapture, kDtype, kOp, kSmall, kUnusable, kCount };
-// "served", "untracked", "nonblocking", "group", "capture", "dtype", "op", "small", "unusable".
+enum class CeRoute { kServe, kUntracked, kNonBlocking, kRanks, kGroup, kCapture, kDtype, kOp, kSmall, kUnusable, kCount };
+// "served", "untracked", "nonblocking", "ranks", "group", "capture", "dtype", "op", "small", "unusable".
 const char* CeRouteName(CeRoute r);
 
 // The copy-engine communicator beside an NCCL one: not created yet (it is created collectively at
@@ -22,6 +22,8 @@ enum class CeState { kNotCreated, kUsable, kUnusable };
 struct CeCallFacts {
   bool tracked = true;       // the communicator was created through a hooked call
   bool nonblocking = false;  // ... with ncclConfig_t blocking = 0 (not ready when created)
+  int nranks = 2;            // ranks of the communicator
+  int max_ranks = kCeInterposeMaxRanks;  // larger communicators go to NCCL
   bool in_group = false;     // between ncclGroupStart and ncclGroupEnd on this thread
   bool capturing = false;    // the stream is being captured into a graph
   std::string dtype;         // "bf16", "fp32", "fp16", ... (corun names)

@@ -39,6 +39,7 @@ struct InterposeConfig {
   std::vector<std::string> deny;   // never shaped
   int nccl_ctas_hint = 0;          // for smtarget:auto before the first NCCL launch is seen
   uint64_t ce_min_bytes = kCeInterposeMinBytes;  // under `ce`: smaller collectives go to NCCL
+  int ce_max_ranks = kCeInterposeMaxRanks;       // under `ce`: larger communicators go to NCCL
 };
 
 // Whether a policy can be applied to an unmodified program (the launcher checks before exec,

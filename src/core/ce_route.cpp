@@ -8,6 +8,7 @@ const char* CeRouteName(CeRoute r) {
     case CeRoute::kServe: return "served";
     case CeRoute::kUntracked: return "untracked";
     case CeRoute::kNonBlocking: return "nonblocking";
+    case CeRoute::kRanks: return "ranks";
     case CeRoute::kGroup: return "group";
     case CeRoute::kCapture: return "capture";
     case CeRoute::kDtype: return "dtype";
@@ -22,6 +23,7 @@ const char* CeRouteName(CeRoute r) {
 CeRoute CeRouteCall(const CeCallFacts& f, const CeConfig& cfg) {
   if (!f.tracked) return CeRoute::kUntracked;
   if (f.nonblocking) return CeRoute::kNonBlocking;
+  if (f.nranks > f.max_ranks) return CeRoute::kRanks;
   // Calls inside a group are fused by NCCL at ncclGroupEnd; serving one of them here would
   // reorder it against the others.
   if (f.in_group) return CeRoute::kGroup;

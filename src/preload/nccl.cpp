@@ -226,6 +226,8 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
   if (e) {
     l = std::unique_lock<std::mutex>(e->mu);
     f.nonblocking = e->nonblocking;
+    f.nranks = e->nranks;
+    f.max_ranks = S().cfg.ce_max_ranks;
     f.state = e->state;
     const uint64_t ranks = kind == CeOp::kAllReduce ? 1 : static_cast<uint64_t>(e->nranks > 0 ? e->nranks : 1);
     f.bytes = static_cast<uint64_t>(count) * eb * ranks;

@@ -45,6 +45,8 @@ TEST(CeRoute, EachReason) {
   };
   EXPECT_EQ(with([](CeCallFacts& f) { f.tracked = false; }), CeRoute::kUntracked);
   EXPECT_EQ(with([](CeCallFacts& f) { f.nonblocking = true; }), CeRoute::kNonBlocking);
+  EXPECT_EQ(with([](CeCallFacts& f) { f.nranks = 4; }), CeRoute::kRanks);
+  EXPECT_EQ(with([](CeCallFacts& f) { f.nranks = 4; f.max_ranks = 4; }), CeRoute::kServe);
   EXPECT_EQ(with([](CeCallFacts& f) { f.in_group = true; }), CeRoute::kGroup);
   EXPECT_EQ(with([](CeCallFacts& f) { f.capturing = true; }), CeRoute::kCapture);
   EXPECT_EQ(with([](CeCallFacts& f) { f.dtype = "fp16"; }), CeRoute::kDtype);
@@ -60,17 +62,19 @@ TEST(CeRoute, OrderOfReasons) {
   CeCallFacts f;
   f.tracked = false;
   f.nonblocking = f.in_group = f.capturing = true;
+  f.nranks = 8;
   f.dtype = "fp16";
   f.op = "max";
   f.bytes = 1;
   f.state = CeState::kUnusable;
-  const CeRoute order[] = {CeRoute::kUntracked, CeRoute::kNonBlocking, CeRoute::kGroup, CeRoute::kCapture,
+  const CeRoute order[] = {CeRoute::kUntracked, CeRoute::kNonBlocking, CeRoute::kRanks, CeRoute::kGroup, CeRoute::kCapture,
                            CeRoute::kDtype,     CeRoute::kOp,          CeRoute::kSmall, CeRoute::kUnusable};
   for (CeRoute want : order) {
     ASSERT_EQ(CeRouteCall(f, Cfg()), want) << CeRouteName(want);
     switch (want) {
       case CeRoute::kUntracked: f.tracked = true; break;
       case CeRoute::kNonBlocking: f.nonblocking = false; break;
+      case CeRoute::kRanks: f.nranks = 2; break;
       case CeRoute::kGroup: f.in_group = false; break;
       case CeRoute::kCapture: f.capturing = false; break;
       case CeRoute::kDtype: f.dtype = "bf16"; break;
@@ -88,6 +92,7 @@ TEST(CeRoute, Names) {
   EXPECT_STREQ(CeRouteName(CeRoute::kGroup), "group");
   EXPECT_STREQ(CeRouteName(CeRoute::kUnusable), "unusable");
   EXPECT_STREQ(CeRouteName(CeRoute::kNonBlocking), "nonblocking");
+  EXPECT_STREQ(CeRouteName(CeRoute::kRanks), "ranks");
 }
 
 TEST(CeRoute, ThresholdFromTheEnvironment) {
@@ -106,4 +111,16 @@ TEST(CeRoute, ThresholdFromTheEnvironment) {
   InterposeConfig c2;
   EXPECT_TRUE(ConfigFromEnv(ce, &c2).ok());
   EXPECT_TRUE(c2.policy.ce);
+}
+
+TEST(CeRoute, MaxRanksFromTheEnvironment) {
+  InterposeConfig cfg;
+  EXPECT_EQ(cfg.ce_max_ranks, kCeInterposeMaxRanks);
+  auto env4 = [](const char* k) -> const char* { return std::string(k) == "CORUN_CE_MAX_RANKS" ? "4" : nullptr; };
+  ASSERT_TRUE(ConfigFromEnv(env4, &cfg).ok());
+  EXPECT_EQ(cfg.ce_max_ranks, 4);
+  auto bad = [](const char* k) -> const char* { return std::string(k) == "CORUN_CE_MAX_RANKS" ? "1" : nullptr; };
+  const Status s = ConfigFromEnv(bad, &cfg);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("CORUN_CE_MAX_RANKS must be a rank count (2-8), not '1'"), std::string::npos);
 }
