@@ -155,7 +155,7 @@ void AttributeLane(const TraceFile& f, int dev, bool several, const AttributionO
   // would stretch the window to the clock's origin.
   for (const GpuActivity& a : f.gpu) {
     if (a.device != dev) continue;
-    if (a.start <= 0 || a.end < a.start) {
+    if (a.end <= 0 || a.end < a.start) {
       ++r->incomplete;
       continue;
     }
