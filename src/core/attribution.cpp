@@ -155,7 +155,8 @@ void AttributeLane(const TraceFile& f, int dev, bool several, const AttributionO
   // would stretch the window to the clock's origin.
   for (const GpuActivity& a : f.gpu) {
     if (a.device != dev) continue;
-    if (a.end <= 0 || a.end < a.start) {
+    // ... and nothing the GPU ran can have started before the tracer did (start_ns, when known).
+    if (a.end <= 0 || a.end < a.start || (f.start_ns > 0 && a.start < f.start_ns)) {
       ++r->incomplete;
       continue;
     }

@@ -83,11 +83,13 @@ TEST(Attribution, IncompleteRecordsAreLeftOut) {
   killed.start = 0;
   killed.end = 0;
   GpuActivity backwards = K(kNccl, 90, 80, 2);
-  TraceFile f = File({K("gemm", 1000, 1040, 1), K(kNccl, 1030, 1060, 2), killed, backwards});
+  GpuActivity before_start = K("gemm", 5, 1050, 1);  // earlier than the tracer's start
+  TraceFile f = File({K("gemm", 1000, 1040, 1), K(kNccl, 1030, 1060, 2), killed, backwards, before_start});
+  f.start_ns = 900 * kMs;
   AttributionOptions o;
   o.warmup_frac = 0;
   LaneReport r = One(f, o);
-  EXPECT_EQ(r.incomplete, 2);
+  EXPECT_EQ(r.incomplete, 3);
   EXPECT_EQ(r.records, 2);
   EXPECT_NEAR(r.bd.window_ms, 60, 1e-9);
   EXPECT_NEAR(r.bd.both_ms, 10, 1e-9);
