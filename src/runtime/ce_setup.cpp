@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "ce_debug.h"
+#include "corun/node_barrier.h"
 #include "ce_reduce.h"
 #include "checks.h"
 #include "driver.h"
@@ -277,6 +279,22 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   if (why.empty()) {
     const Status ls = CeReduceLoad(s);
     if (!ls.ok()) why = "unsupported: reduction kernels did not load: " + ls.message();
+  }
+
+  // Ranks in other processes: nobody launches the agreement's NCCL kernel before every rank has
+  // opened its peers' buffers. Opening one enables peer access to the exporting GPU, which (as
+  // between threads above) can wait for that GPU, and its NCCL kernel waits for the opener.
+  // The condition reads only the exchanged descriptors: every rank takes this branch or none.
+  bool any_remote = false;
+  for (int p = 0; p < nranks_; ++p) any_remote |= all[p].process != all[0].process;
+  if (any_remote) {
+    std::string key_src;
+    for (const Desc& d : all)
+      key_src += std::to_string(d.process) + ":" + std::to_string(d.pid) + ":" + std::to_string(d.flags) + ";";
+    char key[40];
+    std::snprintf(key, sizeof(key), "ce_%zx_%d", std::hash<std::string>{}(key_src), nranks_);
+    std::string bwhy;
+    if (!NodeBarrier(key, nranks_, 120, &bwhy)) CE_DLOG("init: %s (going on without it)", bwhy.c_str());
   }
 
   // Every rank takes the CE path or none does.
