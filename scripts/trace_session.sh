@@ -25,11 +25,11 @@ cat "$OUT/bench_traced.txt"
 grep -E "^  (overlap|priority)" "$OUT/bench_plain.txt" "$OUT/bench_plain2.txt"
 python3 "$ROOT/scripts/trace_vs_bench.py" "$OUT/bench_trace" "$OUT/bench_traced.json" | tee "$OUT/trace_vs_bench.txt"
 python3 "$ROOT/scripts/trace_plot.py" "$OUT/bench_trace" --steps 3 -o "$OUT/bench_timeline.png" 2>&1 | tail -1
-# The DDP example: plain, then traced (steps cut by the per-step 1-float max-allreduce).
+# The DDP example: plain, then traced (steps cut at the torch.randint that opens each step).
 N=$(nvidia-smi -L | wc -l)
 DDP=(--standalone --nproc_per_node="$N" "$ROOT/examples/ddp_gpt.py" --steps ${DDP_STEPS:-30} --warmup 10)
 timeout 200 torchrun "${DDP[@]}" --out "$OUT/ddp_plain.json" > "$OUT/ddp_plain.txt" 2>&1; tail -2 "$OUT/ddp_plain.txt"
-timeout 200 "$C" trace -o "$OUT/ddp_trace" --steps kernel:AllReduce_Max_f32 --skip 10 -- torchrun "${DDP[@]}" --out "$OUT/ddp_traced.json" > "$OUT/ddp_traced.txt" 2>&1
+timeout 200 "$C" trace -o "$OUT/ddp_trace" --steps kernel:DistributionRandomKernel --skip 10 -- torchrun "${DDP[@]}" --out "$OUT/ddp_traced.json" > "$OUT/ddp_traced.txt" 2>&1
 cat "$OUT/ddp_traced.txt" | grep -v "^W\|warn" | tail -40
 python3 "$ROOT/scripts/trace_plot.py" "$OUT/ddp_trace" --steps 2 -o "$OUT/ddp_timeline.png" 2>&1 | tail -1
 cp "$OUT"/*.png "$FINAL/" 2>/dev/null
