@@ -25,9 +25,10 @@ void AddLauncherOptions(CLI::App* app, LauncherOptions* o) {
   const char* g = "Wrapping a program (corun [options] -- CMD)";
   app->add_option("-p,--policy", o->policy,
                   "policy for the program's kernels: priority, shape:K|NK[+priority], smtarget:N|auto, ncclctas:N, "
-                  "overlap (observe only), tuned (what 'corun tune -- CMD' stored); NCCL's kernel geometry, combinable "
-                  "with any of them: nthreads:N, proto:simple|ll|ll128, ctas:N (NCCL_NTHREADS, NCCL_PROTO, "
-                  "NCCL_MIN/MAX_CTAS; a value already in the environment wins)")
+                  "maxconn1, ce (allreduce/reduce-scatter/all-gather by copy engines, communicators of at most "
+                  "$CORUN_CE_MAX_RANKS (2) ranks), overlap (observe only), tuned (what 'corun tune -- CMD' stored); "
+                  "NCCL's kernel geometry, combinable with any but ce: nthreads:N, proto:simple|ll|ll128, ctas:N "
+                  "(NCCL_NTHREADS, NCCL_PROTO, NCCL_MIN/MAX_CTAS; a value already in the environment wins)")
       ->capture_default_str()
       ->group(g);
   app->add_flag("-v,--verbose", o->verbose, "log each decision once per kernel name")->group(g);

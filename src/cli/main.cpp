@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
   bench->add_option("-p,--policies", o.policies,
                     "comma-separated: all, tuned, geom, sequential, overlap, priority, shape:K|NK|auto[+priority], "
                     "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce[+shape:K|smtarget:N|greenctx:N] (copy engines; not in all). "
-                    "NCCL's kernel geometry combines with any of them (sequential included): +nthreads:N (64..512, "
+                    "NCCL's kernel geometry combines with any of them but ce and maxconn1 (sequential included): +nthreads:N (64..512, "
                     "NCCL_NTHREADS), +proto:simple|ll|ll128 (NCCL_PROTO), +ctas:N (NCCL_MIN_CTAS=NCCL_MAX_CTAS=N); "
                     "NCCL reads these once per process, so the rows of each geometry run in a child process. "
                     "geom = {sequential, priority, shape:4+priority (own GEMM)} x {NCCL's default, nthreads:256, "
