@@ -3,7 +3,11 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "corun/policy.h"
+#include "corun/status.h"
 
 namespace corun {
 
@@ -19,6 +23,9 @@ void AddLauncherOptions(CLI::App* app, LauncherOptions* o);
 std::vector<const CLI::Option*> LauncherOptionList(const CLI::App& app);
 // Execs `cmd` under the policy; returns only on failure (2 bad input, 126/127 for the command).
 int RunLauncher(const LauncherOptions& o, const std::vector<std::string>& cmd);
+// The environment a policy sets for the program (NCCL geometry, maxconn1, ce), checked; the
+// launcher and `corun trace -p` share it.
+Status PolicyEnv(const Policy& p, bool verbose, std::vector<std::pair<std::string, std::string>>* env);
 
 // corun's library `name` (libcorun_preload.so, libcorun_trace.so): explicit_path (--lib) if given,
 // else $env_var if set (may be null), else ../lib and the folder of corun, the build tree,

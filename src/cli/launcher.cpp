@@ -14,6 +14,7 @@
 
 #include "app_profile.h"
 #include "cli.h"
+#include "corun/ce_plan.h"
 #include "corun/launch_rules.h"
 #include "corun/parse.h"
 #include "corun/policy.h"
@@ -63,21 +64,46 @@ namespace {
 
 void Fail(const std::string& msg) { fmt::print(stderr, "corun: {}\n", msg); }
 
-// The communication kernel's geometry (nthreads, proto, ctas) reaches NCCL through its
-// environment, read once per process. A value the user already set wins (they asked for it
-// explicitly); --verbose says so in one line.
-void AddCommGeometryEnv(const Policy& p, bool verbose, std::vector<std::pair<std::string, std::string>>* env) {
-  for (const auto& [k, v] : CommGeometryEnv(p)) {
+}  // namespace
+
+// What a policy sets in the program's environment besides CORUN_POLICY (the launcher and
+// `corun trace -p` alike). Values the user already set win; --verbose says so in one line.
+Status PolicyEnv(const Policy& p, bool verbose, std::vector<std::pair<std::string, std::string>>* env) {
+  auto keep_user = [&](const std::string& k, const std::string& v) {
     const char* have = std::getenv(k.c_str());
     if (have && *have) {
       if (verbose) fmt::print(stderr, "corun: {}={} already set: kept (the policy asks {})\n", k, Printable(have), v);
-      continue;
+      return;
     }
     env->emplace_back(k, v);
+  };
+  // NCCL reads its CTA limit and its kernel geometry from the environment, once per process.
+  if (p.ncclctas > 0) env->emplace_back("NCCL_MAX_CTAS", std::to_string(p.ncclctas));
+  for (const auto& [k, v] : CommGeometryEnv(p)) keep_user(k, v);
+  // maxconn1 is an environment setting only: one hardware queue for the whole program.
+  if (p.maxconn1) env->emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");
+  if (p.ce) {
+    // The copy-engine settings the library would refuse at run time are refused here, before
+    // anything runs: CORUN_CE_MIN_BYTES / _MAX_RANKS (the library's rules) and the protocol's.
+    InterposeConfig icfg;
+    Status st = ConfigFromEnv(
+        [](const char* k) -> const char* {
+          const std::string n = k;
+          return n == "CORUN_CE_MIN_BYTES" || n == "CORUN_CE_MAX_RANKS" ? std::getenv(k) : nullptr;
+        },
+        &icfg);
+    if (!st.ok()) return st;
+    CeConfig cfg;
+    const std::string bad = CeConfigFromEnv([](const char* k) -> const char* { return std::getenv(k); }, &cfg);
+    if (!bad.empty()) return Status::Error(bad);
+    // The copy-engine path holds 2 * lanes + 3 streams of its own beside the program's and
+    // NCCL's (a shared hardware queue can block a stream behind another's wait), and its stream
+    // waits on peers must never sit behind a lazy module load (ce_comm.h).
+    keep_user("CUDA_DEVICE_MAX_CONNECTIONS", "32");
+    keep_user("CUDA_MODULE_LOADING", "EAGER");
   }
+  return Status::Ok();
 }
-
-}  // namespace
 
 int RunLauncher(const LauncherOptions& o, const std::vector<std::string>& cmd) {
   if (cmd.empty() || cmd[0].empty()) {
@@ -129,17 +155,9 @@ int RunLauncher(const LauncherOptions& o, const std::vector<std::string>& cmd) {
   if (!o.deny.empty()) env.emplace_back("CORUN_DENY", o.deny);
   if (!o.patterns.empty()) env.emplace_back("CORUN_COMM_PATTERNS", o.patterns);
   if (o.nccl_ctas > 0) env.emplace_back("CORUN_NCCL_CTAS", std::to_string(o.nccl_ctas));
-  // NCCL reads its CTA limit from the environment when a communicator is created.
-  if (p.ncclctas > 0) env.emplace_back("NCCL_MAX_CTAS", std::to_string(p.ncclctas));
-  AddCommGeometryEnv(p, o.verbose, &env);
-  // maxconn1 is an environment setting only: one hardware queue for the whole program.
-  if (p.maxconn1) env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");
-  // ce: the copy-engine path holds 2 * lanes + 3 streams of its own beside the program's and
-  // NCCL's (a shared hardware queue can block a stream behind another's wait), and its stream
-  // waits on peers must never sit behind a lazy module load (ce_comm.h). The user's values win.
-  if (p.ce) {
-    if (!std::getenv("CUDA_DEVICE_MAX_CONNECTIONS")) env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "32");
-    if (!std::getenv("CUDA_MODULE_LOADING")) env.emplace_back("CUDA_MODULE_LOADING", "EAGER");
+  if (Status pe = PolicyEnv(p, o.verbose, &env); !pe.ok()) {
+    Fail(pe.message());
+    return 2;
   }
   const char* old = std::getenv("LD_PRELOAD");
   env.emplace_back("LD_PRELOAD", old && *old ? std::string(old) + ":" + preload : preload);

@@ -147,8 +147,10 @@ int RunTraceApp(int argc, char** argv, int dash) {
       return 2;
     }
     env.emplace_back("CORUN_POLICY", p.Name());
-    if (p.ncclctas > 0) env.emplace_back("NCCL_MAX_CTAS", std::to_string(p.ncclctas));
-    if (p.maxconn1) env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");
+    if (Status pe = PolicyEnv(p, false, &env); !pe.ok()) {
+      fmt::print(stderr, "corun trace: {}\n", pe.message());
+      return 2;
+    }
   }
   const std::string cmd = argv[dash + 1];
   std::string where;

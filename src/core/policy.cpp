@@ -328,7 +328,7 @@ std::vector<Policy> ExpandAll(const PlanInputs& in) {
   const int g = std::max(1, in.greenctx_granularity);
   add("greenctx:" + std::to_string((ctas + g - 1) / g * g));
   add("maxconn1");
-  // "ce" stays out until a GPU run has validated it in the bench (ask for it by name: -p ce).
+  // "ce" stays out: correct, but behind NCCL's best policy on every workload measured (README; ask for it: -p ce).
   return out;
 }
 

@@ -14,9 +14,9 @@
 // (cudaIpcMemLazyEnablePeerAccess); a refused open makes every rank fall back. Where a peer's GPU
 // is visible in this process, peer access and NVLink are checked as for threads; where it is not
 // (CUDA_VISIBLE_DEVICES differs per rank), the open succeeding is the only check, so a PCIe-only
-// pair is not detected (it works, slower). The cross-process path passes
-// tests/gpu/ce_procs_check.cpp (label `ce`) with 2 and 4 processes; the ranks meet in a node
-// barrier after opening their peers' buffers (Init says why).
+// pair is not detected (it works, slower). The cross-process path passed
+// tests/gpu/ce_procs_check.cpp (label `ce`) with 2 and 4 processes; the node barrier the ranks
+// now meet in after opening their peers' buffers (Init says why) came after those runs.
 //
 // No hang: every wait is on a local flag in device memory. Abort() (or AbortAllCeComms(), for a
 // watchdog, before it aborts NCCL) copies a value that satisfies every pending wait into the

@@ -294,7 +294,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     char key[40];
     std::snprintf(key, sizeof(key), "ce_%zx_%d", std::hash<std::string>{}(key_src), nranks_);
     std::string bwhy;
-    if (!NodeBarrier(key, nranks_, 120, &bwhy)) CE_DLOG("init: %s (going on without it)", bwhy.c_str());
+    if (!NodeBarrier(key, nranks_, 120, &bwhy))
+      std::fprintf(stderr, "corun ce: rank %d: %s; going on without it\n", rank_, bwhy.c_str());
   }
 
   // Every rank takes the CE path or none does.

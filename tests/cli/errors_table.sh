@@ -56,6 +56,10 @@ c 2 -p smtarget:8+smtarget:16 -- CMD
 c 2 -p shape:auto -- CMD
 c 2 -p priority+nthreads:100 -- CMD
 c 2 -p nthreads:256+proto:ll128 -- CMD
+c 2 -p ce+nthreads:256 -- CMD
+CASE_ENV="CORUN_CE_LANES=9"; c 2 -p ce -- CMD
+CASE_ENV="CORUN_CE_MAX_RANKS=1"; c 2 -p ce -- CMD
+CASE_ENV="CORUN_CE_CHUNK=12Q"; c 2 -p ce -- CMD
 c 2 --nccl-ctas -1 -- CMD
 c 2 --lib /nonexistent.so -- CMD
 c 2 -p tuned --cache "$TMP/none.json" -- CMD
