@@ -129,6 +129,7 @@ class CeComm {
   // Written by the rank's thread, read by Abort() on a watchdog's thread.
   std::atomic<uint32_t> rs_seq_{0}, ag_seq_{0};
   std::atomic<bool> aborted_{false};
+  std::string node_key_;  // ranks in other processes: the node barrier's key (empty: all in this one)
 };
 
 // Every live CeComm, for a watchdog that must release waits before aborting NCCL.

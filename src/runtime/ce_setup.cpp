@@ -92,6 +92,18 @@ CeComm::~CeComm() {
     Live().erase(this);
   }
   if (usable_ || !ipc_mapped_.empty()) cudaSetDevice(device_);
+  // Peers in other processes write flags into this rank's memory until their last call is done:
+  // every rank drains its own streams, then they meet before anyone frees what the others map
+  // (bounded: a peer that died or never destroys its communicator costs 10 s, then teardown goes on).
+  if (usable_ && !node_key_.empty()) {
+    for (cudaStream_t st : rs_lanes_) cudaStreamSynchronize(st);
+    for (cudaStream_t st : ag_lanes_) cudaStreamSynchronize(st);
+    if (reduce_) cudaStreamSynchronize(reduce_);
+    if (unpack_) cudaStreamSynchronize(unpack_);
+    std::string why;
+    if (!NodeBarrier(node_key_ + "_fin", nranks_, 10, &why))
+      std::fprintf(stderr, "corun ce: rank %d: teardown: %s; freeing anyway\n", rank_, why.c_str());
+  }
   for (cudaStream_t st : rs_lanes_) cudaStreamDestroy(st);
   for (cudaStream_t st : ag_lanes_) cudaStreamDestroy(st);
   if (reduce_) cudaStreamDestroy(reduce_);
@@ -293,6 +305,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
       key_src += std::to_string(d.process) + ":" + std::to_string(d.pid) + ":" + std::to_string(d.flags) + ";";
     char key[40];
     std::snprintf(key, sizeof(key), "ce_%zx_%d", std::hash<std::string>{}(key_src), nranks_);
+    node_key_ = key;
     std::string bwhy;
     if (!NodeBarrier(key, nranks_, 120, &bwhy))
       std::fprintf(stderr, "corun ce: rank %d: %s; going on without it\n", rank_, bwhy.c_str());
