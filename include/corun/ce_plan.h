@@ -45,7 +45,7 @@ struct CeConfig {
 constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
 // Largest communicator the interposer serves (CORUN_CE_MAX_RANKS overrides it, up to 8). The
 // protocol passes its tests with 4 processes, but the DDP example under `corun -p ce` on 4 GPUs
-// stopped making progress after its first step (results/2026-11-27_H200_4gpu_overlap_ce), so a
+// made no progress (no step time; results/2026-11-27_H200_4gpu_overlap_ce), so a
 // training job with more ranks keeps NCCL until that is understood.
 constexpr int kCeInterposeMaxRanks = 2;
 
