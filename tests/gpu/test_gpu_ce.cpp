@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "ce_check.h"
 #include "ce_comm.h"
 #include "comm.h"
 #include "data.h"
@@ -57,116 +58,22 @@ void Threads(int n, const std::function<void(int, ncclComm_t, cudaStream_t)>& fn
   for (auto& t : th) t.join();
 }
 
-// Waits for the stream at most `limit_s`; on time-out prints the flag block, aborts every CE
-// communicator (releasing the waits, so the test ends instead of hanging) and returns false.
-bool SyncBounded(CeComm& ce, cudaStream_t s, int rank, const std::string& what, double limit_s = 20) {
-  const auto t0 = std::chrono::steady_clock::now();
-  while (cudaStreamQuery(s) == cudaErrorNotReady) {
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > limit_s) {
-      {
-        std::lock_guard<std::mutex> l(g_log_mu);
-        ADD_FAILURE() << "rank " << rank << ": " << what << ": stuck for " << limit_s << " s; flags: " << ce.DumpFlags();
-      }
-      AbortAllCeComms();
-      cudaStreamSynchronize(s);
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return cudaStreamSynchronize(s) == cudaSuccess;
-}
+using cecheck::Case;
 
-struct Case {
-  Collective col;
-  DType t;
-  uint64_t count;  // the NCCL call's count
-};
-
-// Loads every kernel the cases launch (fill, verify per dtype and mode, memset) before any CE
-// call is in flight: a lazy module load behind stream waits on a peer can block this thread
-// while the peer's thread waits for it (ce_comm.h, ordering rule).
-void WarmKernels(int rank, int n, cudaStream_t s) {
-  void* buf = nullptr;
-  unsigned long long* w = nullptr;
-  if (cudaMalloc(&buf, 1 << 16) != cudaSuccess || cudaMalloc(&w, sizeof(*w)) != cudaSuccess) return;
-  for (DType t : {DType::kBf16, DType::kFp32})
-    for (VerifyMode vm : {VerifyMode::kSumAll, VerifyMode::kGather, VerifyMode::kSumOwnChunk}) {
-      (void)FillCollective(buf, t, 64 * n, rank, 0, 1, s);
-      cudaMemsetAsync(w, 0, sizeof(*w), s);
-      (void)VerifyCollective(buf, t, vm, 8, rank, n, 1, w, s);
-    }
-  cudaStreamSynchronize(s);
-  cudaFree(buf);
-  cudaFree(w);
-}
-
-// One rank's checks of a list of cases; both CE and NCCL run every case twice (slot reuse
-// across calls), the second time in place for allreduce.
+// One rank's checks of a list of cases (cecheck::CheckCase); a stuck call aborts every CE
+// communicator of the process, so the peer threads end too.
 void RankCases(int rank, int n, ncclComm_t nccl, cudaStream_t s, const CeConfig& cfg, const std::vector<Case>& cases) {
-  WarmKernels(rank, n, s);
+  cecheck::WarmKernels(rank, n, s);
   CeComm ce;
   Status st = ce.Init(nccl, cfg, s);
   RANK_EXPECT(st.ok(), st.ToString(true));
   RANK_EXPECT(ce.usable(), ce.why());
   if (!ce.usable()) return;
-  uint64_t most = 0;
-  for (const Case& c : cases) most = std::max<uint64_t>(most, c.count * n * DTypeSize(c.t));
-  char *send = nullptr, *out = nullptr, *ref = nullptr;
-  unsigned long long* dw = nullptr;
-  RANK_EXPECT(cudaMalloc(&send, most) == cudaSuccess, "cudaMalloc");
-  RANK_EXPECT(cudaMalloc(&out, most) == cudaSuccess, "cudaMalloc");
-  RANK_EXPECT(cudaMalloc(&ref, most) == cudaSuccess, "cudaMalloc");
-  RANK_EXPECT(cudaMalloc(&dw, sizeof(*dw)) == cudaSuccess, "cudaMalloc");
-  std::vector<char> h_out, h_ref;
-  for (const Case& c : cases) {
-    const size_t eb = DTypeSize(c.t);
-    const uint64_t send_elems = c.col == Collective::kReduceScatter ? c.count * n : c.count;
-    const uint64_t recv_elems = c.col == Collective::kAllGather ? c.count * n : (c.col == Collective::kReduceScatter ? c.count : c.count);
-    const VerifyMode vm = c.col == Collective::kAllReduce ? VerifyMode::kSumAll
-                          : c.col == Collective::kAllGather ? VerifyMode::kGather : VerifyMode::kSumOwnChunk;
-    const std::string what = std::string(CollectiveName(c.col)) + " " + DTypeName(c.t) + " count " + std::to_string(c.count);
-    for (int round = 0; round < 2; ++round) {
-      const bool in_place = round == 1 && c.col == Collective::kAllReduce;
-      RANK_EXPECT(FillCollective(send, c.t, send_elems, rank, 0, 7 + round, s).ok(), "fill");
-      // Reference: NCCL.
-      cudaMemsetAsync(ref, 0xFF, recv_elems * eb, s);
-      ncclDataType_t dt = c.t == DType::kBf16 ? ncclBfloat16 : ncclFloat32;
-      ncclResult_t nr = ncclSuccess;
-      if (c.col == Collective::kAllReduce) nr = ncclAllReduce(send, ref, c.count, dt, ncclSum, nccl, s);
-      if (c.col == Collective::kAllGather) nr = ncclAllGather(send, ref, c.count, dt, nccl, s);
-      if (c.col == Collective::kReduceScatter) nr = ncclReduceScatter(send, ref, c.count, dt, ncclSum, nccl, s);
-      RANK_EXPECT(nr == ncclSuccess, what << ": NCCL " << ncclGetErrorString(nr));
-      // Copy engines.
-      void* dst = out;
-      if (in_place) {
-        cudaMemcpyAsync(out, send, send_elems * eb, cudaMemcpyDeviceToDevice, s);
-        st = ce.Run(c.col, out, out, c.count, c.t, s);
-      } else {
-        cudaMemsetAsync(out, 0xFF, recv_elems * eb, s);
-        st = ce.Run(c.col, send, dst, c.count, c.t, s);
-      }
-      RANK_EXPECT(st.ok(), what << ": " << st.ToString(true));
-      cudaMemsetAsync(dw, 0, sizeof(*dw), s);
-      RANK_EXPECT(VerifyCollective(out, c.t, vm, c.count, rank, n, 7 + round, dw, s).ok(), "verify");
-      unsigned long long wrong = 0;
-      cudaMemcpyAsync(&wrong, dw, sizeof(wrong), cudaMemcpyDeviceToHost, s);
-      if (!SyncBounded(ce, s, rank, what)) return;
-      RANK_EXPECT(wrong == 0, what << (in_place ? " in place" : "") << ": " << wrong << " wrong elements");
-      RANK_EXPECT(ce.CheckError().ok(), "error flag");
-      if (n == 2) {
-        h_out.resize(recv_elems * eb);
-        h_ref.resize(recv_elems * eb);
-        cudaMemcpy(h_out.data(), out, recv_elems * eb, cudaMemcpyDeviceToHost);
-        cudaMemcpy(h_ref.data(), ref, recv_elems * eb, cudaMemcpyDeviceToHost);
-        RANK_EXPECT(std::memcmp(h_out.data(), h_ref.data(), h_out.size()) == 0,
-                    what << (in_place ? " in place" : "") << ": differs from NCCL");
-      }
-    }
-  }
-  cudaFree(send);
-  cudaFree(out);
-  cudaFree(ref);
-  cudaFree(dw);
+  cecheck::Buffers b;
+  RANK_EXPECT(b.Alloc(cases, n), "cudaMalloc");
+  const cecheck::FailFn fail = [&](const std::string& what) { RANK_EXPECT(false, what); };
+  for (const Case& c : cases)
+    if (!cecheck::CheckCase(ce, nccl, s, rank, n, c, b, 20, fail, AbortAllCeComms)) return;
 }
 
 std::vector<Case> AllCases(bool big) {
