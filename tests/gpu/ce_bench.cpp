@@ -317,9 +317,11 @@ int main(int argc, char** argv) {
   app.add_option("--batch", cfg.batch);
   app.add_flag("--pull", cfg.ag_pull, "all-gather step by pulls (CeConfig::ag_pull)");
   bool alone_only = false;
-  std::string sizes;
+  std::vector<uint64_t> sizes_mib;
   app.add_flag("--alone-only", alone_only, "only the allreduce alone (no GEMM workloads)");
-  app.add_option("--sizes-mib", sizes, "comma-separated allreduce sizes alone, MiB (default 25,224,896)");
+  app.add_option("--sizes-mib", sizes_mib, "comma-separated allreduce sizes alone, MiB (default 25,224,896)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
   app.add_option("--out", out_path, "JSON output file");
   app.add_flag("--quick", quick, "smaller run (smoke test)");
   CLI11_PARSE(app, argc, argv);
@@ -347,22 +349,9 @@ int main(int argc, char** argv) {
     alone = {25ull << 20};
     wls.resize(1);
   }
-  if (!sizes.empty()) {
+  if (!sizes_mib.empty()) {
     alone.clear();
-    size_t pos = 0;
-    while (pos <= sizes.size()) {
-      const size_t c = sizes.find(',', pos);
-      const std::string tok = sizes.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
-      char* end = nullptr;
-      const unsigned long long mib = std::strtoull(tok.c_str(), &end, 10);
-      if (tok.empty() || *end || mib == 0) {
-        std::fprintf(stderr, "ce_bench: bad --sizes-mib '%s'\n", sizes.c_str());
-        return 2;
-      }
-      alone.push_back(mib << 20);
-      if (c == std::string::npos) break;
-      pos = c + 1;
-    }
+    for (uint64_t mib : sizes_mib) alone.push_back(mib << 20);
   }
   if (alone_only) wls.clear();
   ncclUniqueId id;
