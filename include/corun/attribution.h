@@ -79,7 +79,6 @@ struct LaneReport {
   double compute_extra_ms = 0, comm_extra_ms = 0;
   std::vector<double> mixed_busy_ms;  // busy periods holding both sides (bench's together-steps)
   int64_t records = 0;
-  int64_t incomplete = 0;  // records without a valid [start, end] (a program killed mid-kernel): left out
   std::string verdict;
 };
 

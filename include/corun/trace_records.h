@@ -67,6 +67,7 @@ struct TraceFile {
   bool complete = false;    // the end line was seen (the process exited normally)
   bool torn_tail = false;   // the last line was cut short (killed while writing)
   uint64_t dropped = 0;     // records CUPTI dropped (buffers full)
+  int64_t incomplete = 0;   // GPU records without a valid [start, end], left out (see ReadTraceFile)
 };
 
 // Communication: NCCL's kernels (ncclDevKernel*, ncclKernel*, also inside a mangled name) and
@@ -74,6 +75,9 @@ struct TraceFile {
 bool IsCommKernelName(const std::string& name);
 
 // Reads one record file. A torn last line is dropped (torn_tail); a bad line elsewhere is an error.
+// GPU records without a valid [start, end] are left out and counted (incomplete): an activity still
+// running when the program was killed comes back with zero timestamps, and nothing the GPU ran can
+// start before the tracer did (start_ns); either would stretch every window to the clock's origin.
 Status ReadTraceFile(const std::string& path, TraceFile* out);
 // The record files (corun_trace.*.jsonl) in a folder, sorted by name.
 Status ListTraceFiles(const std::string& dir, std::vector<std::string>* files);

@@ -151,17 +151,8 @@ void AttributeLane(const TraceFile& f, int dev, bool several, const AttributionO
   if (several) r->label += ".g" + std::to_string(dev);
 
   std::vector<const GpuActivity*> acts;
-  // An activity still running when the program was killed comes back with zero timestamps: it
-  // would stretch the window to the clock's origin.
-  for (const GpuActivity& a : f.gpu) {
-    if (a.device != dev) continue;
-    // ... and nothing the GPU ran can have started before the tracer did (start_ns, when known).
-    if (a.end <= 0 || a.end < a.start || (f.start_ns > 0 && a.start < f.start_ns)) {
-      ++r->incomplete;
-      continue;
-    }
-    acts.push_back(&a);
-  }
+  for (const GpuActivity& a : f.gpu)
+    if (a.device == dev) acts.push_back(&a);
   r->records = static_cast<int64_t>(acts.size());
   if (acts.empty()) {
     Verdict(r);

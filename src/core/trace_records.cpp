@@ -105,6 +105,13 @@ Status ReadTraceFile(const std::string& path, TraceFile* out) {
     Apply(j, &names, out);
   }
   if (!header) CORUN_FAIL(path + ": empty trace file");
+  const int64_t before = static_cast<int64_t>(out->gpu.size());
+  out->gpu.erase(std::remove_if(out->gpu.begin(), out->gpu.end(),
+                                [&](const GpuActivity& a) {
+                                  return a.end <= 0 || a.end < a.start || (out->start_ns > 0 && a.start < out->start_ns);
+                                }),
+                 out->gpu.end());
+  out->incomplete = before - static_cast<int64_t>(out->gpu.size());
   std::stable_sort(out->gpu.begin(), out->gpu.end(),
                    [](const GpuActivity& a, const GpuActivity& b) { return a.start < b.start; });
   std::sort(out->ranges.begin(), out->ranges.end(),

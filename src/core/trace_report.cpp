@@ -42,6 +42,8 @@ Status AnalyzeTraceDir(const std::string& dir, const AttributionOptions& o, Trac
     }
     if (!f.complete) out->notes.push_back(p + ": no end record (the process was killed); records so far are used");
     if (f.dropped) out->notes.push_back(p + ": CUPTI dropped " + std::to_string(f.dropped) + " records");
+    if (f.incomplete)
+      out->notes.push_back(p + ": " + std::to_string(f.incomplete) + " GPU records without a valid start and end left out");
     out->files.push_back(std::move(f));
   }
   // Ranks first, then processes without a rank, by pid.
@@ -128,7 +130,7 @@ json TraceSummaryJson(const TraceAnalysis& a) {
                 {"coll_wait_behind_compute_ms", r.coll_wait_behind_compute_ms},
                 {"compute_extra_ms", r.compute_extra_ms}, {"comm_extra_ms", r.comm_extra_ms},
                 {"mixed_busy_ms", {{"median", Med(r.mixed_busy_ms)}, {"n", r.mixed_busy_ms.size()}}},
-                {"records", r.records}, {"incomplete_records", r.incomplete}, {"verdict", r.verdict}};
+                {"records", r.records}, {"verdict", r.verdict}};
       json sb = json::array();
       for (const auto& [s0, s1] : r.step_bounds) sb.push_back({(s0 - o.t0) * 1e-6, (s1 - o.t0) * 1e-6});
       l["step_bounds_ms"] = sb;

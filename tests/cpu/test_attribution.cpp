@@ -77,24 +77,6 @@ TEST(Attribution, BreakdownKnownAnswer) {
   EXPECT_NEAR(r.bd.both_ms + r.bd.compute_only_ms + r.bd.comm_only_ms + r.bd.idle_ms, r.bd.window_ms, 1e-9);
 }
 
-TEST(Attribution, IncompleteRecordsAreLeftOut) {
-  // A program killed mid-kernel: CUPTI reports that kernel with zero timestamps.
-  GpuActivity killed = K("gemm", 0, 0, 1);
-  killed.start = 0;
-  killed.end = 0;
-  GpuActivity backwards = K(kNccl, 90, 80, 2);
-  GpuActivity before_start = K("gemm", 5, 1050, 1);  // earlier than the tracer's start
-  TraceFile f = File({K("gemm", 1000, 1040, 1), K(kNccl, 1030, 1060, 2), killed, backwards, before_start});
-  f.start_ns = 900 * kMs;
-  AttributionOptions o;
-  o.warmup_frac = 0;
-  LaneReport r = One(f, o);
-  EXPECT_EQ(r.incomplete, 3);
-  EXPECT_EQ(r.records, 2);
-  EXPECT_NEAR(r.bd.window_ms, 60, 1e-9);
-  EXPECT_NEAR(r.bd.both_ms, 10, 1e-9);
-}
-
 TEST(Attribution, DeviceCopiesAreProgramWork) {
   // DDP copies gradients between buckets and parameters with D2D memcpys: a collective beside one
   // is not exposed, and the time is not idle. compute [0,20]; dtod copy [20,50]; comm [40,70];

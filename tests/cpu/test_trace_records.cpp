@@ -24,7 +24,7 @@ std::string TempDir() {
 // The writer's side: a header, names, records; 'torn' cuts the last record in the middle.
 void Write(const std::string& path, int rank, int pid, int n_kernels, bool end, bool torn) {
   std::ofstream o(path);
-  o << R"({"corun_trace":1,"pid":)" << pid << R"(,"rank":)" << rank << R"(,"host":"h","start_ns":1000,"cmd":"prog a b"})" << "\n";
+  o << R"({"corun_trace":1,"pid":)" << pid << R"(,"rank":)" << rank << R"(,"host":"h","start_ns":0,"cmd":"prog a b"})" << "\n";
   o << R"({"t":"n","i":1,"s":"gemm_kernel"})" << "\n";
   o << R"({"t":"n","i":2,"s":"ncclDevKernel_AllReduce_Sum_f32_RING_LL"})" << "\n";
   o << R"({"t":"n","i":3,"s":"cuLaunchKernelEx"})" << "\n";
@@ -146,4 +146,38 @@ TEST(TraceRecords, AnalyzeDirWritesOutputs) {
   Status s = AnalyzeTraceDir(empty, o, &a);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find(empty), std::string::npos);
+}
+
+// Records of a killed program: each rule leaves out one record (zero timestamps, end before
+// start, start before the tracer's own start), the rest is read, and the analysis's time origin
+// is the first valid record (not the clock's zero).
+TEST(TraceRecords, IncompleteRecordsAreLeftOut) {
+  const std::string d = TempDir(), p = d + "/corun_trace.r0.p12.jsonl";
+  const int64_t ms = 1000000, t = 5000 * ms;  // the tracer started at 5 s
+  {
+    std::ofstream o(p);
+    o << R"({"corun_trace":1,"pid":12,"rank":0,"host":"h","start_ns":)" << t << R"(,"cmd":"x"})" << "\n";
+    o << R"({"t":"n","i":1,"s":"gemm_kernel"})" << "\n";
+    auto k = [&](int64_t s, int64_t e) {
+      o << R"({"t":"k","s":)" << s << R"(,"e":)" << e << R"(,"d":0,"q":7,"c":1,"n":1,"g":[1,1,1],"b":[32,1,1]})" << "\n";
+    };
+    k(t + 10 * ms, t + 20 * ms);  // valid
+    k(t + 30 * ms, t + 40 * ms);  // valid
+    k(0, 0);                      // still running when killed
+    k(t + 50 * ms, t + 45 * ms);  // ends before it starts
+    k(t - 3 * ms, t + 25 * ms);   // starts before the tracer did
+  }
+  TraceFile f;
+  ASSERT_TRUE(ReadTraceFile(p, &f).ok());
+  EXPECT_EQ(f.incomplete, 3);
+  ASSERT_EQ(f.gpu.size(), 2u);
+  EXPECT_EQ(f.gpu.front().start, t + 10 * ms);
+  TraceAnalysis a;
+  AttributionOptions o;
+  o.warmup_frac = 0;
+  ASSERT_TRUE(AnalyzeTraceDir(d, o, &a).ok());
+  EXPECT_EQ(a.opt.t0, t + 10 * ms);
+  ASSERT_EQ(a.lanes.size(), 1u);
+  ASSERT_EQ(a.lanes[0].size(), 1u);
+  EXPECT_NEAR(a.lanes[0][0].bd.window_ms, 30, 1e-9);
 }
