@@ -54,7 +54,10 @@ Status ParsePolicy(const std::string& text, Policy* out);
 
 // The NCCL variables the geometry terms set, in a fixed order ({"NCCL_NTHREADS", "256"}, ...).
 std::vector<std::pair<std::string, std::string>> CommGeometryEnv(const Policy& p);
-// Whether `get` (getenv, or a test's table) already holds every variable of CommGeometryEnv(p).
+// Every variable a geometry term can set (NCCL_NTHREADS, NCCL_PROTO, NCCL_MIN_CTAS, NCCL_MAX_CTAS).
+const std::vector<std::string>& CommGeometryVars();
+// Whether `get` (getenv, or a test's table) holds exactly the geometry of `p`: every variable of
+// CommGeometryEnv(p) with its value, and none of the other CommGeometryVars().
 bool CommGeometryEnvHolds(const Policy& p, const char* (*get)(const char*));
 
 // Why a geometry term cannot apply in a process whose environment lacks its variables (one line

@@ -12,8 +12,10 @@ namespace {
 
 // `corun bench <same flags> <extra>` in a child with `env` ("NAME=value") in place of the user's
 // values of those variables; its rows come back in `out`.
+// `also_drop`: further variables the child must not inherit ("NAME=").
 bool RunChild(const BenchOptions& o, const std::string& tag, const std::vector<std::string>& extra,
-              const std::vector<std::string>& env, std::vector<RunRecord>* out, std::string* why) {
+              const std::vector<std::string>& env, std::vector<RunRecord>* out, std::string* why,
+              const std::vector<std::string>& also_drop = {}) {
   const std::string json = TempFile(("corun-" + tag).c_str());
   if (json.empty()) {
     *why = "cannot create a temporary file";
@@ -28,6 +30,7 @@ bool RunChild(const BenchOptions& o, const std::string& tag, const std::vector<s
   // Same environment (NVLink-multicast settings included) plus the variables under test;
   // its table is ours to print, so its stdout is dropped.
   for (const std::string& e : env) spec.drop_env.push_back(e.substr(0, e.find('=') + 1));
+  for (const std::string& d : also_drop) spec.drop_env.push_back(d);
   spec.add_env = env;
   const pid_t pid = SpawnSelf(spec);
   if (pid < 0) {
@@ -78,7 +81,10 @@ bool RunGeometryChild(const BenchOptions& o, const std::vector<std::string>& pol
   for (const std::string& x : policies) list += (list.empty() ? "" : ",") + x;
   std::vector<std::string> env;
   for (const auto& [k, v] : CommGeometryEnv(p)) env.push_back(k + "=" + v);
-  return RunChild(o, "geom", {"--policies", list}, env, out, why);
+  // A geometry variable of the user's that this geometry does not set would mix into its rows.
+  std::vector<std::string> drop;
+  for (const std::string& k : CommGeometryVars()) drop.push_back(k + "=");
+  return RunChild(o, "geom", {"--policies", list}, env, out, why, drop);
 }
 
 }  // namespace corun

@@ -229,12 +229,23 @@ std::vector<std::pair<std::string, std::string>> CommGeometryEnv(const Policy& p
   return env;
 }
 
+const std::vector<std::string>& CommGeometryVars() {
+  static const std::vector<std::string> v = {"NCCL_NTHREADS", "NCCL_PROTO", "NCCL_MIN_CTAS", "NCCL_MAX_CTAS"};
+  return v;
+}
+
 bool CommGeometryEnvHolds(const Policy& p, const char* (*get)(const char*)) {
-  for (const auto& [k, v] : CommGeometryEnv(p)) {
+  const auto want = CommGeometryEnv(p);
+  for (const std::string& k : CommGeometryVars()) {
     const char* have = get(k.c_str());
+    const auto it = std::find_if(want.begin(), want.end(), [&](const auto& kv) { return kv.first == k; });
+    if (it == want.end()) {
+      if (have && *have) return false;  // set, but not by this geometry
+      continue;
+    }
     if (!have) return false;
     // NCCL_PROTO is read without regard to case.
-    if (k == "NCCL_PROTO" ? Upper(have) != Upper(v) : v != have) return false;
+    if (k == "NCCL_PROTO" ? Upper(have) != Upper(it->second) : it->second != have) return false;
   }
   return true;
 }
@@ -243,7 +254,8 @@ std::string GeometryNeedsEnv(const Policy& p) {
   std::string vars;
   for (const auto& [k, v] : CommGeometryEnv(p)) vars += (vars.empty() ? "" : " ") + k + "=" + v;
   return p.GeometryName() + " is read by NCCL from the environment once per process: export " + vars +
-         " to every rank (corun -p " + p.Name() + " -- CMD does)";
+         " (and none of the other NCCL_NTHREADS/NCCL_PROTO/NCCL_MIN_CTAS/NCCL_MAX_CTAS) to every rank (corun -p " +
+         p.Name() + " -- CMD does)";
 }
 
 std::string KernelProtocol(const std::string& kernel) {

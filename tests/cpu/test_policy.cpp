@@ -251,8 +251,12 @@ TEST(Policy, CommGeometryEnvironment) {
   EXPECT_TRUE(CommGeometryEnvHolds(P("priority"), get));
   EXPECT_FALSE(CommGeometryEnvHolds(P("priority+nthreads:256"), get));
   table = {{"NCCL_NTHREADS", "256"}, {"NCCL_PROTO", "simple"}};
-  EXPECT_TRUE(CommGeometryEnvHolds(P("priority+nthreads:256"), get));
+  // NCCL_PROTO set but not asked for: the rows would measure a mix, so it does not hold.
+  EXPECT_FALSE(CommGeometryEnvHolds(P("priority+nthreads:256"), get));
   EXPECT_TRUE(CommGeometryEnvHolds(P("nthreads:256+proto:simple"), get));  // NCCL_PROTO ignores case
+  table = {{"NCCL_NTHREADS", "256"}};
+  EXPECT_TRUE(CommGeometryEnvHolds(P("priority+nthreads:256"), get));
+  EXPECT_EQ(CommGeometryVars().size(), 4u);
   EXPECT_FALSE(CommGeometryEnvHolds(P("nthreads:128"), get));
   EXPECT_FALSE(CommGeometryEnvHolds(P("proto:ll"), get));
 }
