@@ -66,11 +66,9 @@ bool Ce() {
 struct CommEntry {
   std::mutex mu;  // Init and calls of this rank's communicator (never held across ranks)
   bool nonblocking = false;
-  bool blocking_known = true;
   int nranks = 0;
   CeState state = CeState::kNotCreated;
   std::unique_ptr<CeComm> ce;
-  size_t record = 0;  // index in Comms().records once created
 };
 
 struct CommRecord {
@@ -206,13 +204,13 @@ void CreateCe(ncclComm_t comm, CommEntry* e) {
     if (rec.usable) e->ce = std::move(ce);
   }
   std::lock_guard<std::mutex> l(G().mu);
-  e->record = G().records.size();
   G().records.push_back(rec);
 }
 
-// One collective under `ce`: served here (returns true, *r the result) or left to NCCL (false).
+// One collective under `ce`: served here (returns true, *r the result) or left to NCCL (false,
+// *to_nccl the reason, counted by the hook once NCCL has accepted the call).
 bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t dt, ncclRedOp_t op, ncclComm_t comm,
-           cudaStream_t st, ncclResult_t* r) {
+           cudaStream_t st, ncclResult_t* r, CeRoute* to_nccl) {
   std::shared_ptr<CommEntry> e = Find(comm);
   CeCallFacts f;
   f.tracked = e != nullptr;
@@ -241,10 +239,11 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
     route = CeRouteCall(f, cfg);
   }
   if (route != CeRoute::kServe) {
-    g_fallback[static_cast<int>(route)].fetch_add(1, std::memory_order_relaxed);
+    *to_nccl = route;
     return false;
   }
-  const DType t = f.dtype == "bf16" ? DType::kBf16 : DType::kFp32;
+  DType t = DType::kFp32;
+  ParseDType(f.dtype, &t);  // bf16 or fp32: CeRouteCall served nothing else
   int prev = -1;
   const bool had_dev = cudaGetDevice(&prev) == cudaSuccess;
   Status s = Status::Ok();
@@ -273,6 +272,13 @@ void Forget(ncclComm_t comm, bool abort) {
   if (abort && e->ce) e->ce->Abort();  // thread-safe: releases the waits before taking the lock
   std::lock_guard<std::mutex> l(e->mu);
   e->ce.reset();
+  e->state = CeState::kUnusable;  // a call racing the destroy goes to NCCL, never to a freed CeComm
+}
+
+// A call NCCL accepted after the CE path declined it, counted by reason.
+ncclResult_t ToNccl(ncclResult_t r, CeRoute why) {
+  if (r == ncclSuccess) g_fallback[static_cast<int>(why)].fetch_add(1, std::memory_order_relaxed);
+  return r;
 }
 
 }  // namespace
@@ -393,8 +399,10 @@ CORUN_EXPORT ncclResult_t ncclAllReduce(const void* send, void* recv, size_t cou
   auto real = Real<decltype(&ncclAllReduce)>(kHookNcclAllReduce);
   if (!real) return ncclSystemError;
   ncclResult_t r = ncclSuccess;
-  if (Ce() && Serve(CeOp::kAllReduce, send, recv, count, dt, op, comm, st, &r)) return r;
-  return real(send, recv, count, dt, op, comm, st);
+  CeRoute why = CeRoute::kServe;
+  if (!Ce()) return real(send, recv, count, dt, op, comm, st);
+  if (Serve(CeOp::kAllReduce, send, recv, count, dt, op, comm, st, &r, &why)) return r;
+  return ToNccl(real(send, recv, count, dt, op, comm, st), why);
 }
 
 CORUN_EXPORT ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recvcount, ncclDataType_t dt,
@@ -402,8 +410,10 @@ CORUN_EXPORT ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t
   auto real = Real<decltype(&ncclReduceScatter)>(kHookNcclReduceScatter);
   if (!real) return ncclSystemError;
   ncclResult_t r = ncclSuccess;
-  if (Ce() && Serve(CeOp::kReduceScatter, send, recv, recvcount, dt, op, comm, st, &r)) return r;
-  return real(send, recv, recvcount, dt, op, comm, st);
+  CeRoute why = CeRoute::kServe;
+  if (!Ce()) return real(send, recv, recvcount, dt, op, comm, st);
+  if (Serve(CeOp::kReduceScatter, send, recv, recvcount, dt, op, comm, st, &r, &why)) return r;
+  return ToNccl(real(send, recv, recvcount, dt, op, comm, st), why);
 }
 
 CORUN_EXPORT ncclResult_t ncclAllGather(const void* send, void* recv, size_t sendcount, ncclDataType_t dt,
@@ -411,6 +421,8 @@ CORUN_EXPORT ncclResult_t ncclAllGather(const void* send, void* recv, size_t sen
   auto real = Real<decltype(&ncclAllGather)>(kHookNcclAllGather);
   if (!real) return ncclSystemError;
   ncclResult_t r = ncclSuccess;
-  if (Ce() && Serve(CeOp::kAllGather, send, recv, sendcount, dt, ncclSum, comm, st, &r)) return r;
-  return real(send, recv, sendcount, dt, comm, st);
+  CeRoute why = CeRoute::kServe;
+  if (!Ce()) return real(send, recv, sendcount, dt, comm, st);
+  if (Serve(CeOp::kAllGather, send, recv, sendcount, dt, ncclSum, comm, st, &r, &why)) return r;
+  return ToNccl(real(send, recv, sendcount, dt, comm, st), why);
 }

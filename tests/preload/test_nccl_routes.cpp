@@ -78,6 +78,9 @@ int main() {
   const int devs[2] = {0, 1};
   EXPECT(ncclCommInitAll(all, 2, devs) == ncclSuccess && all[0]);
   AllReduce(big, ncclFloat32, ncclSum, all[0]);  // untracked
+  // NCCL refuses a call (no communicator): its answer reaches the program, and the report counts
+  // it nowhere (ce_fallback counts calls NCCL accepted; untracked stays 1).
+  EXPECT(ncclAllReduce(g_send.data(), g_recv.data(), big, ncclFloat32, ncclSum, nullptr, nullptr) == ncclInvalidArgument);
 
   ncclComm_t sub = nullptr;
   EXPECT(ncclCommSplit(a, 0, 0, &sub, nullptr) == ncclSuccess && sub);
@@ -87,7 +90,7 @@ int main() {
   EXPECT(ncclCommAbort(nb) == ncclSuccess);
   EXPECT(ncclCommDestroy(all[0]) == ncclSuccess && ncclCommDestroy(all[1]) == ncclSuccess);
   EXPECT(ncclCommDestroy(a) == ncclSuccess);
-  EXPECT(fake_nccl_calls("ncclAllReduce") == 9 && fake_nccl_calls("ncclCommDestroy") == 4 &&
+  EXPECT(fake_nccl_calls("ncclAllReduce") == 10 && fake_nccl_calls("ncclCommDestroy") == 4 &&
          fake_nccl_calls("ncclCommAbort") == 1 && fake_nccl_calls("ncclGroupStart") == 1 &&
          fake_nccl_calls("ncclGroupEnd") == 1 && fake_nccl_calls("ncclCommSplit") == 1);
   if (g_fail) std::fprintf(stderr, "test_nccl_routes: %d checks failed\n", g_fail);
