@@ -38,7 +38,12 @@ struct InterposeConfig {
   std::vector<std::string> allow;  // if non-empty: only these (substrings) are shaped
   std::vector<std::string> deny;   // never shaped
   int nccl_ctas_hint = 0;          // for smtarget:auto before the first NCCL launch is seen
-  uint64_t ce_min_bytes = kCeInterposeMinBytes;  // under `ce`: smaller collectives go to NCCL
+  // Under `ce`: the protocol and the threshold below which NCCL serves (CORUN_CE_*, CeConfigFromEnv).
+  CeConfig ce = [] {
+    CeConfig c;
+    c.min_bytes = kCeInterposeMinBytes;
+    return c;
+  }();
   int ce_max_ranks = kCeInterposeMaxRanks;       // under `ce`: larger communicators go to NCCL
 };
 

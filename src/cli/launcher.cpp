@@ -83,19 +83,13 @@ Status PolicyEnv(const Policy& p, bool verbose, std::vector<std::pair<std::strin
   // maxconn1 is an environment setting only: one hardware queue for the whole program.
   if (p.maxconn1) env->emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");
   if (p.ce) {
-    // The copy-engine settings the library would refuse at run time are refused here, before
-    // anything runs: CORUN_CE_MIN_BYTES / _MAX_RANKS (the library's rules) and the protocol's.
+    // The CORUN_CE_* settings the library would refuse when it loads are refused here, before
+    // anything runs (the library's own rules; the rest of its environment is checked as ever).
     InterposeConfig icfg;
     Status st = ConfigFromEnv(
-        [](const char* k) -> const char* {
-          const std::string n = k;
-          return n == "CORUN_CE_MIN_BYTES" || n == "CORUN_CE_MAX_RANKS" ? std::getenv(k) : nullptr;
-        },
+        [](const char* k) -> const char* { return std::string(k).rfind("CORUN_CE_", 0) == 0 ? std::getenv(k) : nullptr; },
         &icfg);
     if (!st.ok()) return st;
-    CeConfig cfg;
-    const std::string bad = CeConfigFromEnv([](const char* k) -> const char* { return std::getenv(k); }, &cfg);
-    if (!bad.empty()) return Status::Error(bad);
     // The copy-engine path holds 2 * lanes + 3 streams of its own beside the program's and
     // NCCL's (a shared hardware queue can block a stream behind another's wait), and its stream
     // waits on peers must never sit behind a lazy module load (ce_comm.h).

@@ -64,18 +64,15 @@ Status ConfigFromEnv(const char* (*get)(const char*), InterposeConfig* cfg) {
     char* end = nullptr;
     const long v = std::strtol(p, &end, 10);
     if (*end != '\0' || v < 0 || v > 4096)
-      return Status::Error(std::string("CORUN_NCCL_CTAS must be a CTA count (0-4096), not '") + p + "'");
+      return Status::Error(std::string("CORUN_NCCL_CTAS must be a CTA count (0-4096), not '") + Printable(p) + "'");
     cfg->nccl_ctas_hint = static_cast<int>(v);
   }
-  if (const char* p = get("CORUN_CE_MIN_BYTES"); p && *p) {
-    if (!ParseSize(p, &cfg->ce_min_bytes).ok())
-      return Status::Error(std::string("CORUN_CE_MIN_BYTES must be a size (e.g. 1048576, 4M), not '") + p + "'");
-  }
+  if (const std::string e = CeConfigFromEnv(get, &cfg->ce); !e.empty()) return Status::Error(e);
   if (const char* p = get("CORUN_CE_MAX_RANKS"); p && *p) {
     char* end = nullptr;
     const long v = std::strtol(p, &end, 10);
     if (*end != '\0' || v < 2 || v > 8)
-      return Status::Error(std::string("CORUN_CE_MAX_RANKS must be a rank count (2-8), not '") + p + "'");
+      return Status::Error(std::string("CORUN_CE_MAX_RANKS must be a rank count (2-8), not '") + Printable(p) + "'");
     cfg->ce_max_ranks = static_cast<int>(v);
   }
   return Status::Ok();

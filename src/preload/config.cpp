@@ -26,9 +26,7 @@ State& S() {
     Status cs = ConfigFromEnv(&GetEnv, &st->cfg);
     if (!cs.ok()) {
       st->enabled = false;
-      st->error = cs.message();
-      for (char& c : st->error)
-        if (c == '\n' || c == '\r') c = ' ';
+      st->error = cs.message();  // one line: the messages quote the environment through Printable
     }
     const char* v = std::getenv("CORUN_VERBOSE");
     st->verbose = v && *v && std::strcmp(v, "0") != 0;

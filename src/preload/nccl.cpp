@@ -160,10 +160,7 @@ bool Capturing(cudaStream_t st) {
 // Creates the CeComm of `comm` (collective: every rank gets here at the same call). Under e->mu.
 void CreateCe(ncclComm_t comm, CommEntry* e) {
   State& s = S();
-  CeConfig cfg;
-  // CORUN_CE_CHUNK, _SLOTS, _LANES, _BATCH, _PULL (ce_plan.h); a bad value leaves NCCL serving.
-  const std::string bad = CeConfigFromEnv([](const char* n) -> const char* { return std::getenv(n); }, &cfg);
-  cfg.min_bytes = s.cfg.ce_min_bytes;
+  const CeConfig& cfg = s.cfg.ce;  // read once when the library loaded (CORUN_CE_*)
   auto ce = std::make_unique<CeComm>();
   int prev = -1;
   const bool had_dev = cudaGetDevice(&prev) == cudaSuccess;
@@ -171,9 +168,7 @@ void CreateCe(ncclComm_t comm, CommEntry* e) {
   Status st = Status::Ok();
   int dev = 0;
   auto cudev = CeNcclApi().CommCuDevice;
-  if (!bad.empty()) {
-    st = Status::Error(bad);
-  } else if (!cudev || cudev(comm, &dev) != ncclSuccess) {
+  if (!cudev || cudev(comm, &dev) != ncclSuccess) {
     st = Status::Error("ncclCommCuDevice failed");
   } else if (cudaSetDevice(dev) != cudaSuccess) {
     st = Status::Error(std::string("cudaSetDevice: ") + cudaGetErrorString(cudaGetLastError()));
@@ -218,8 +213,7 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
   size_t eb = 1;
   f.dtype = TypeName(dt, &eb);
   f.op = kind == CeOp::kAllGather ? "sum" : OpName(op);
-  CeConfig cfg;
-  cfg.min_bytes = S().cfg.ce_min_bytes;
+  const CeConfig& cfg = S().cfg.ce;
   std::unique_lock<std::mutex> l;
   if (e) {
     l = std::unique_lock<std::mutex>(e->mu);

@@ -97,10 +97,10 @@ TEST(CeRoute, Names) {
 
 TEST(CeRoute, ThresholdFromTheEnvironment) {
   InterposeConfig cfg;
-  EXPECT_EQ(cfg.ce_min_bytes, kCeInterposeMinBytes);
+  EXPECT_EQ(cfg.ce.min_bytes, kCeInterposeMinBytes);
   auto env4m = [](const char* k) -> const char* { return std::string(k) == "CORUN_CE_MIN_BYTES" ? "4M" : nullptr; };
   ASSERT_TRUE(ConfigFromEnv(env4m, &cfg).ok());
-  EXPECT_EQ(cfg.ce_min_bytes, 4ull << 20);
+  EXPECT_EQ(cfg.ce.min_bytes, 4ull << 20);
   auto bad = [](const char* k) -> const char* { return std::string(k) == "CORUN_CE_MIN_BYTES" ? "lots" : nullptr; };
   const Status s = ConfigFromEnv(bad, &cfg);
   ASSERT_FALSE(s.ok());
