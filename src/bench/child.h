@@ -20,18 +20,23 @@ namespace corun {
 // The hardware queues the copy-engine rows need (and what their child process gets).
 constexpr int kCeConnections = 32;
 
-// Runs `corun bench <same flags> --policies maxconn1` as a child; its rows come back in `out`.
-bool RunMaxConn1Child(const BenchOptions& o, std::vector<RunRecord>* out, std::string* why);
-
+// One child run: `corun bench <same flags> <args>` with `env` ("NAME=value") in place of the
+// user's values of those variables and without the variables in `drop` ("NAME=").
+struct ChildSpec {
+  std::string tag;                // names its messages and its rows' header
+  std::vector<std::string> args;  // after this process's own flags
+  std::vector<std::string> env, drop;
+};
+// maxconn1: the deferred workloads with CUDA_DEVICE_MAX_CONNECTIONS=1.
+ChildSpec MaxConn1Child();
 // True when this process was started with CUDA_DEVICE_MAX_CONNECTIONS >= kCeConnections.
 bool CeConnectionsHere();
-// Runs `corun bench <same flags> --policies <policies>` as a child with
-// CUDA_DEVICE_MAX_CONNECTIONS=kCeConnections; its rows come back in `out`.
-bool RunCeChild(const BenchOptions& o, const std::string& policies, std::vector<RunRecord>* out, std::string* why);
-
-// Runs `corun bench <same flags> --policies <policies>` as a child with the NCCL variables of
-// their geometry (policies of one GeometryName()); its rows come back in `out`.
-bool RunGeometryChild(const BenchOptions& o, const std::vector<std::string>& policies, std::vector<RunRecord>* out,
-                      std::string* why);
+// The ce policies with CUDA_DEVICE_MAX_CONNECTIONS=kCeConnections.
+ChildSpec CeChild(const std::vector<std::string>& policies);
+// Policies of one geometry (GeometryName() `geometry`) with exactly its NCCL variables.
+ChildSpec GeometryChild(const std::string& geometry, const std::vector<std::string>& policies);
+// Runs it; its rows come back in `out`. False when none came back; true with *why set when rows
+// came back from a child that exited non-zero (a wrong value, an error).
+bool RunChild(const BenchOptions& o, const ChildSpec& c, std::vector<RunRecord>* out, std::string* why);
 
 }  // namespace corun

@@ -12,6 +12,7 @@
 #include "../runtime/checks.h"
 #include "../runtime/watchdog.h"
 #include "child.h"
+#include "corun/strings.h"
 #include "rank.h"
 
 namespace corun {
@@ -95,8 +96,6 @@ int RunRanks(Shared& sh, const std::vector<int>& devices, int first_rank) {
   return code;
 }
 
-// maxconn1: the deferred workloads again in a child with CUDA_DEVICE_MAX_CONNECTIONS=1; its rows
-// are printed and kept with the baseline columns against this process's rows.
 // A child's rows: printed under their own header, baseline columns against this process's rows.
 void PrintChildRows(const std::string& title, std::vector<RunRecord>& child, Shared& sh) {
   std::printf("#\n# %s; vs columns against the rows above\n", title.c_str());
@@ -109,65 +108,21 @@ void PrintChildRows(const std::string& title, std::vector<RunRecord>& child, Sha
   }
 }
 
-int MergeMaxConn1(const BenchOptions& o, Shared& sh) {
+// Policies that need another environment (bench/child.h): one child each, its rows printed
+// under their own header; 1 when it failed or exited non-zero (a wrong value, an error).
+int MergeChild(const BenchOptions& o, const ChildSpec& c, Shared& sh) {
+  const std::string env = Join(c.env, " ");
+  std::fprintf(stderr, "corun: %s: running %s in a child with %s\n", c.tag.c_str(), Join(c.args, " ").c_str(),
+               env.c_str());
   std::vector<RunRecord> child;
   std::string why;
-  std::fprintf(stderr, "corun: maxconn1: re-running %zu workload(s) in a child with CUDA_DEVICE_MAX_CONNECTIONS=1\n",
-               sh.deferred_maxconn1.size());
-  if (!RunMaxConn1Child(o, &child, &why)) {
-    std::fprintf(stderr, "%s: maxconn1 child failed: %s\n", CommandName(o), why.c_str());
+  if (!RunChild(o, c, &child, &why)) {
+    std::fprintf(stderr, "%s: %s child failed: %s\n", CommandName(o), c.tag.c_str(), why.c_str());
     return 1;
   }
-  PrintChildRows("maxconn1: own process with CUDA_DEVICE_MAX_CONNECTIONS=1", child, sh);
-  return 0;
-}
-
-// ce: the deferred copy-engine policies in a child with enough hardware queues (bench/child.h);
-// its rows are printed and kept with the baseline columns against this process's rows.
-int MergeCe(const BenchOptions& o, Shared& sh) {
-  std::string list;
-  for (const std::string& p : sh.deferred_ce) list += (list.empty() ? "" : ",") + p;
-  std::vector<RunRecord> child;
-  std::string why;
-  std::fprintf(stderr, "corun: ce: running %s in a child with CUDA_DEVICE_MAX_CONNECTIONS=%d\n", list.c_str(),
-               kCeConnections);
-  if (!RunCeChild(o, list, &child, &why)) {
-    std::fprintf(stderr, "%s: ce child failed: %s\n", CommandName(o), why.c_str());
-    return 1;
-  }
-  PrintChildRows("ce: own process with CUDA_DEVICE_MAX_CONNECTIONS=" + std::to_string(kCeConnections), child, sh);
-  // Rows came back; a child that exited non-zero (a wrong value, an error) fails this run too.
-  if (!why.empty()) std::fprintf(stderr, "%s: ce child: %s\n", CommandName(o), why.c_str());
+  PrintChildRows(c.tag + ": own process with " + env, child, sh);
+  if (!why.empty()) std::fprintf(stderr, "%s: %s child: %s\n", CommandName(o), c.tag.c_str(), why.c_str());
   return why.empty() ? 0 : 1;
-}
-
-// The communication kernel's geometry: one child per geometry with NCCL's variables set
-// (bench/child.h); its rows are printed and kept with the baseline columns against this
-// process's rows.
-int MergeGeometry(const BenchOptions& o, Shared& sh) {
-  int code = 0;
-  for (const auto& [geom, policies] : sh.deferred_geom) {
-    Policy p;
-    ParsePolicy(policies[0], &p);
-    std::string env;
-    for (const auto& [k, v] : CommGeometryEnv(p)) env += (env.empty() ? "" : " ") + k + "=" + v;
-    std::string list;
-    for (const std::string& x : policies) list += (list.empty() ? "" : ",") + x;
-    std::fprintf(stderr, "corun: %s: running %s in a child with %s\n", geom.c_str(), list.c_str(), env.c_str());
-    std::vector<RunRecord> child;
-    std::string why;
-    if (!RunGeometryChild(o, policies, &child, &why)) {
-      std::fprintf(stderr, "%s: %s child failed: %s\n", CommandName(o), geom.c_str(), why.c_str());
-      code = 1;
-      continue;
-    }
-    PrintChildRows(geom + ": own process with " + env, child, sh);
-    if (!why.empty()) {
-      std::fprintf(stderr, "%s: %s child: %s\n", CommandName(o), geom.c_str(), why.c_str());
-      code = 1;
-    }
-  }
-  return code;
 }
 
 int SaveTunes(Shared& sh) {
@@ -306,9 +261,13 @@ int RunBench(const BenchOptions& o) {
   }
   if (my_first_rank == 0 && !o.child_maxconn1) PrintBanner(o, sh.meta);
   int code = RunRanks(sh, devices, my_first_rank);
-  if (code == 0 && !sh.deferred_maxconn1.empty() && my_first_rank == 0) code = MergeMaxConn1(o, sh);
-  if (code == 0 && !sh.deferred_ce.empty() && my_first_rank == 0) code = MergeCe(o, sh);
-  if (code == 0 && !sh.deferred_geom.empty() && my_first_rank == 0) code = MergeGeometry(o, sh);
+  if (code == 0 && my_first_rank == 0) {
+    std::vector<ChildSpec> children;
+    if (!sh.deferred_maxconn1.empty()) children.push_back(MaxConn1Child());
+    if (!sh.deferred_ce.empty()) children.push_back(CeChild(sh.deferred_ce));
+    for (const auto& [geom, policies] : sh.deferred_geom) children.push_back(GeometryChild(geom, policies));
+    for (const ChildSpec& c : children) code = std::max(code, MergeChild(o, c, sh));
+  }
   if (sh.error_rows > 0) code = 1;  // every rank's exit status says a policy failed
   if (my_first_rank != 0) return code;
   return Finish(o, sh, code);

@@ -16,4 +16,10 @@ std::vector<std::string> Split(const std::string& s, char sep, bool keep_empty) 
   return out;
 }
 
+std::string Join(const std::vector<std::string>& pieces, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < pieces.size(); ++i) out += (i ? sep : "") + pieces[i];
+  return out;
+}
+
 }  // namespace corun
