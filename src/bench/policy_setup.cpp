@@ -90,7 +90,7 @@ Status Rank::SetupShape(const Workload& w, const Policy& p, PolicyCtx* c) {
 Status Rank::SetupCe(const Workload& w, PolicyCtx* c) {
   if (!ce_) {
     // CORUN_CE_* tune the protocol (ce_plan.h); the same environment on every rank.
-    const std::string bad = CeConfigFromEnv([](const char* n) -> const char* { return std::getenv(n); }, &ce_cfg_);
+    const std::string bad = CeConfigFromEnv(ProcessEnv, &ce_cfg_);
     if (!bad.empty()) CORUN_FAIL(bad);
     auto ce = std::make_unique<CeComm>();
     CORUN_CHECK(Agreed("ce", [&] { return ce->Init(base_.get(), ce_cfg_, comm_lo_); }));

@@ -151,24 +151,21 @@ Status Rank::RunWorkload(size_t wi, const Workload& w) {
       RunRecord rec = proto;
       rec.policy = p.Name();
       Progress(WorkloadKey(rec) + " : " + rec.policy);
-      if (p.has_env_geometry() && !CommGeometryEnvHolds(p, ProcessEnv) && PolicyNotApplicable(p, plan_).empty()) {
+      if (p.has_env_geometry() && !CommGeometryEnvHolds(p, ProcessEnv) && PolicyNotApplicable(p, plan_).empty() &&
+          !sh_.pm.multi_process()) {
         // NCCL reads the geometry's variables once per process: the rows of one geometry run
         // later in a child of their own (bench/child.h); every rank takes this branch alike.
-        if (sh_.pm.multi_process()) {
-          rec.status = "skipped";
-          rec.note = GeometryNeedsEnv(p);
-        } else {
-          if (rank_ == 0) {
-            std::lock_guard<std::mutex> l(sh_.mu);
-            const std::string g = p.GeometryName();
-            auto it = std::find_if(sh_.deferred_geom.begin(), sh_.deferred_geom.end(),
-                                   [&](const auto& e) { return e.first == g; });
-            if (it == sh_.deferred_geom.end()) it = sh_.deferred_geom.insert(sh_.deferred_geom.end(), {g, {}});
-            if (std::find(it->second.begin(), it->second.end(), rec.policy) == it->second.end())
-              it->second.push_back(rec.policy);
-          }
-          continue;
+        // With a process per rank no child can be started: RunPolicy skips the row and says why.
+        if (rank_ == 0) {
+          std::lock_guard<std::mutex> l(sh_.mu);
+          const std::string g = p.GeometryName();
+          auto it = std::find_if(sh_.deferred_geom.begin(), sh_.deferred_geom.end(),
+                                 [&](const auto& e) { return e.first == g; });
+          if (it == sh_.deferred_geom.end()) it = sh_.deferred_geom.insert(sh_.deferred_geom.end(), {g, {}});
+          if (std::find(it->second.begin(), it->second.end(), rec.policy) == it->second.end())
+            it->second.push_back(rec.policy);
         }
+        continue;
       } else if (p.maxconn1 && !o_.child_maxconn1) {
         // Runs later in a child process with CUDA_DEVICE_MAX_CONNECTIONS=1.
         std::string na = PolicyNotApplicable(p, plan_);

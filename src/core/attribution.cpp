@@ -7,6 +7,8 @@
 #include <set>
 #include <unordered_map>
 
+#include "corun/stats.h"
+
 namespace corun {
 
 namespace {
@@ -63,12 +65,6 @@ int64_t Covered(const std::vector<Iv>& m, int64_t s, int64_t e) {
   return n;
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 bool Contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
 
@@ -176,7 +172,7 @@ void AttributeLane(const TraceFile& f, int dev, bool several, const AttributionO
       r->steps = static_cast<int>(r->step_bounds.size());
       std::vector<double> d;
       for (const Iv& s : r->step_bounds) d.push_back((s.second - s.first) * kMs);
-      r->step_median_ms = Median(d);
+      r->step_median_ms = Summarize(d).median;
     }
   }
   if (o.window_begin_ms >= 0 && o.window_end_ms > o.window_begin_ms) {
@@ -288,8 +284,8 @@ void AttributeLane(const TraceFile& f, int dev, bool several, const AttributionO
     const auto& be = beside[n];
     k.n_alone = static_cast<int>(al.size());
     k.n_beside = static_cast<int>(be.size());
-    k.alone_median_ms = Median(al);
-    k.beside_median_ms = Median(be);
+    k.alone_median_ms = Summarize(al).median;
+    k.beside_median_ms = Summarize(be).median;
     if (!al.empty())
       for (double d : be) k.extra_ms += d - k.alone_median_ms;
     (k.comm ? r->comm_extra_ms : r->compute_extra_ms) += k.extra_ms;

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 
+#include "corun/stats.h"
+
 namespace corun {
 
 namespace {
@@ -19,11 +21,6 @@ std::string Short(const std::string& name, size_t n = 56) {
 
 std::string FileLabel(const TraceFile& f) { return f.rank >= 0 ? "r" + std::to_string(f.rank) : "p" + std::to_string(f.pid); }
 
-double Med(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
 }  // namespace
 
@@ -129,7 +126,7 @@ json TraceSummaryJson(const TraceAnalysis& a) {
                 {"coll_launches", r.launches.size()}, {"coll_wait_ms", r.coll_wait_ms},
                 {"coll_wait_behind_compute_ms", r.coll_wait_behind_compute_ms},
                 {"compute_extra_ms", r.compute_extra_ms}, {"comm_extra_ms", r.comm_extra_ms},
-                {"mixed_busy_ms", {{"median", Med(r.mixed_busy_ms)}, {"n", r.mixed_busy_ms.size()}}},
+                {"mixed_busy_ms", {{"median", Summarize(r.mixed_busy_ms).median}, {"n", r.mixed_busy_ms.size()}}},
                 {"records", r.records}, {"verdict", r.verdict}};
       json sb = json::array();
       for (const auto& [s0, s1] : r.step_bounds) sb.push_back({(s0 - o.t0) * 1e-6, (s1 - o.t0) * 1e-6});
@@ -175,7 +172,7 @@ json TraceSummaryJson(const TraceAnalysis& a) {
     }
   json ag;
   for (const auto& [k, v] : agg)
-    ag[k] = {{"max", *std::max_element(v.begin(), v.end())}, {"median", Med(v)}};
+    ag[k] = {{"max", *std::max_element(v.begin(), v.end())}, {"median", Summarize(v).median}};
   out["aggregate_per_step_or_window_ms"] = ag;
   return out;
 }
