@@ -345,15 +345,12 @@ std::vector<Policy> ExpandAll(const PlanInputs& in) {
 }
 
 std::vector<Policy> ExpandGeom(const PlanInputs& in) {
-  std::vector<std::string> sides = {"sequential", "priority"};
-  if (in.own_gemm) sides.push_back("shape:4+priority");
+  // shape rows only where they apply (our own GEMM): PolicyNotApplicable decides, as for "all".
   std::vector<Policy> out;
   for (const char* g : {"", "+nthreads:256", "+nthreads:256+ctas:32", "+nthreads:256+proto:simple"})
-    for (const std::string& side : sides) {
+    for (const char* side : {"sequential", "priority", "shape:4+priority"}) {
       Policy p;
-      if (ParsePolicy(side + g, &p).ok() && PolicyNotApplicable(p, in).empty() &&
-          std::find(out.begin(), out.end(), p) == out.end())
-        out.push_back(p);
+      if (ParsePolicy(std::string(side) + g, &p).ok() && PolicyNotApplicable(p, in).empty()) out.push_back(p);
     }
   return out;
 }
