@@ -27,6 +27,7 @@ enum class SkipReason {
   kOverProgramLimit,  // the launch asks more than the program's own limit: left to the driver as made
   kRaiseFailed,       // the driver refused to raise the function's dynamic-shared-memory limit
   kRefused,           // the driver refused the padded launch: re-issued as the program made it
+  kRefusedBefore,     // not padded: the driver refused two padded launches of this function already
   kCount
 };
 const char* SkipReasonName(SkipReason r);

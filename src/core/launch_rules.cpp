@@ -23,6 +23,7 @@ const char* SkipReasonName(SkipReason r) {
     case SkipReason::kOverProgramLimit: return "over_program_limit";
     case SkipReason::kRaiseFailed: return "raise_failed";
     case SkipReason::kRefused: return "launch_refused";
+    case SkipReason::kRefusedBefore: return "refused_before";
     default: return "?";
   }
 }

@@ -21,7 +21,7 @@ std::atomic<int> g_priority_refusals{0};
 SkipReason SkipFor(Fit fit) {
   switch (fit) {
     case Fit::kOverProgram: return SkipReason::kOverProgramLimit;
-    case Fit::kRefused: return SkipReason::kRefused;
+    case Fit::kRefused: return SkipReason::kRefusedBefore;  // no padded launch was tried this time
     default: return SkipReason::kRaiseFailed;
   }
 }
