@@ -266,9 +266,8 @@ int main(int argc, char** argv) {
   if (s.ok() && !stepbytes.empty()) s = corun::ParseSize(stepbytes, &inc);
   // Whole KiB: every rank's share of a collective is then a whole number of elements (n <= 256).
   if (s.ok()) s = corun::SizeSweep(b, e, factor, inc, 1024, &o.sizes);
+  // Bad flags are exit 2 here; RunBench checks them again (it is also a library call) and counts the GPUs.
   if (s.ok()) s = corun::ValidateBenchOptions(o);
-  int ndev = 0;
-  if (s.ok()) s = corun::CountDevices(&ndev);
   if (!s.ok()) {
     fmt::print(stderr, "{}: {}\n", prefix, s.message());
     return 2;
