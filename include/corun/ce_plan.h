@@ -40,6 +40,12 @@ struct CeConfig {
   int batch = 4;                       // chunks reduced by one kernel
   uint64_t min_bytes = 0;              // calls smaller than this go to NCCL
   bool ag_pull = false;                // all-gather step by pulls from the owner's staging (else pushes + unpack)
+  // How a flag reaches a peer: false = a stream write straight into the peer's mapped flag (no
+  // copy-engine work); true = a stream write to a local word plus a 4-byte copy of it (NCCL's CE
+  // path). A GPU's copies to a peer run one at a time on one copy engine (traced: 8 MiB pushes
+  // on four streams never overlapped), so each 4-byte copy costs that engine ~2-4 us plus ~3 us
+  // of gap between copies: several per chunk were a third of a call's time.
+  bool signal_copy = false;
 };
 // min_bytes in the interposer (CORUN_CE_MIN_BYTES overrides it): below it NCCL's latency wins.
 constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
@@ -118,7 +124,7 @@ std::string CeCallDecision(const std::string& dtype, const std::string& op, uint
 std::string CeConfigError(const CeConfig& cfg);
 // Overrides from the environment (read through `get`, e.g. std::getenv): CORUN_CE_CHUNK and
 // CORUN_CE_MIN_BYTES (sizes: 16M, 4096, ...), CORUN_CE_SLOTS, CORUN_CE_LANES, CORUN_CE_BATCH
-// (integers), CORUN_CE_PULL (0 or 1). Empty = fine; else one line naming the variable and value.
+// (integers), CORUN_CE_PULL (0 or 1), CORUN_CE_SIGNAL (write or copy). Empty = fine; else one line naming the variable and value.
 std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg);
 // Bytes of one staging slot (one slice of a chunk, any element size), 256-byte aligned.
 uint64_t CeSlotBytes(const CeConfig& cfg, int nranks);

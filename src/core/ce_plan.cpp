@@ -116,6 +116,11 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
     return "";
   };
   int pull = c.ag_pull ? 1 : 0;
+  if (const char* t = get("CORUN_CE_SIGNAL")) {
+    const std::string v = t;
+    if (v != "write" && v != "copy") return "bad CORUN_CE_SIGNAL '" + Printable(t) + "' (write or copy)";
+    c.signal_copy = v == "copy";
+  }
   for (const std::string& e : {size("CORUN_CE_CHUNK", &c.chunk_bytes), size("CORUN_CE_MIN_BYTES", &c.min_bytes),
                                integer("CORUN_CE_SLOTS", &c.slots, 2, 64), integer("CORUN_CE_LANES", &c.lanes, 1, 8),
                                integer("CORUN_CE_BATCH", &c.batch, 1, 32), integer("CORUN_CE_PULL", &pull, 0, 1)})

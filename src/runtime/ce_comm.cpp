@@ -53,6 +53,12 @@ Status CeComm::Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint
 }
 
 Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
+  if (!signal_copy_) {
+    // Straight into the peer's mapped flag: no copy-engine work. The write's default memory
+    // barrier orders it after the stream's earlier copies, as the copy below would be.
+    CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(addr), v, 0));
+    return Status::Ok();
+  }
   // As NCCL's copy-engine path: the value goes to a local word by a stream write, then a 4-byte
   // copy carries it to the peer's flag; the stream orders it after the data copies before it.
   uint32_t* box = outbox_ + outbox;

@@ -65,6 +65,8 @@ class CeComm {
   bool usable() const { return usable_; }
   const std::string& why() const { return why_; }
   int rank() const { return rank_; }
+  // Flags reach peers by 4-byte copies (else by stream writes into their mapped flags).
+  bool signal_copy() const { return signal_copy_; }
   int nranks() const { return nranks_; }
 
   // Same meaning as the NCCL calls with ncclSum. recv may equal send (in place) for AllReduce.
@@ -117,6 +119,7 @@ class CeComm {
   char* ag_staging_ = nullptr;
   uint32_t* flags_ = nullptr;   // device memory; peers write it by 4-byte copies
   uint32_t* outbox_ = nullptr;  // device words the signals are copied from
+  bool signal_copy_ = false;    // flags by 4-byte copies (CeConfig::signal_copy, or a refused stream write)
   uint32_t* release_host_ = nullptr;  // pinned, the abort's release values
   cudaStream_t abort_stream_ = nullptr;
   std::vector<Peer> peers_;     // indexed by rank; peers_[rank_] unused

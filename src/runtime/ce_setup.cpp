@@ -339,6 +339,19 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     }
     peers_[p].rank = p;
   }
+  // Signals by stream writes into the peers' mapped flags, unless configured otherwise or the
+  // driver refuses such a write (checked here, once, with the value the word already holds: only
+  // this rank writes it); the 4-byte copies then carry them.
+  signal_copy_ = cfg_.signal_copy;
+  for (int p = 0; p < nranks_ && !signal_copy_; ++p) {
+    if (p == rank_) continue;
+    const CUresult e = Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(s), Dev(RsReady(peers_[p].flags, rank_, 0)), 0, 0);
+    if (e != CUDA_SUCCESS) {
+      CE_DLOG("init: stream write into rank %d's flags refused (%d): flags by copies", p, static_cast<int>(e));
+      signal_copy_ = true;
+    }
+  }
+  CUDACHECK(cudaStreamSynchronize(s));
   int lo = 0, hi = 0;
   CUDACHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
   CUDACHECK(cudaStreamCreateWithPriority(&reduce_, cudaStreamNonBlocking, hi));
@@ -355,8 +368,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (auto& e : ev_done_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   usable_ = true;
   why_.clear();
-  CE_DLOG("init: usable, %d lanes, %d slots of %llu B", cfg_.lanes, cfg_.slots,
-          static_cast<unsigned long long>(slot_bytes_));
+  CE_DLOG("init: usable, %d lanes, %d slots of %llu B, %s, signals by %s", cfg_.lanes, cfg_.slots,
+          static_cast<unsigned long long>(slot_bytes_), cfg_.ag_pull ? "pull" : "push", signal_copy_ ? "copies" : "writes");
   std::lock_guard<std::mutex> l(g_mu);
   Live().insert(this);
   return Status::Ok();

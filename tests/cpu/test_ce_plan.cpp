@@ -315,4 +315,15 @@ TEST(CePlan, ConfigFromEnvironment) {
   EXPECT_NE(CeConfigFromEnv(FakeEnv, &cfg).find("chunk_bytes must be at least 4096"), std::string::npos);
   EXPECT_EQ(cfg.lanes, before.lanes);  // a refused environment changes nothing
   EXPECT_EQ(cfg.chunk_bytes, before.chunk_bytes);
+  // How flags reach peers.
+  EXPECT_FALSE(CeConfig{}.signal_copy);
+  g_env = {{"CORUN_CE_SIGNAL", "copy"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_TRUE(cfg.signal_copy);
+  g_env = {{"CORUN_CE_SIGNAL", "write"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_FALSE(cfg.signal_copy);
+  g_env = {{"CORUN_CE_SIGNAL", "dma"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_SIGNAL 'dma' (write or copy)");
+  EXPECT_FALSE(cfg.signal_copy);
 }

@@ -315,7 +315,10 @@ int main(int argc, char** argv) {
   app.add_option("--slots", cfg.slots);
   app.add_option("--lanes", cfg.lanes);
   app.add_option("--batch", cfg.batch);
-  app.add_flag("--pull", cfg.ag_pull, "all-gather step by pulls (CeConfig::ag_pull)");
+  app.add_flag("--pull,!--push", cfg.ag_pull, "all-gather step by pulls or by pushes + unpack (CeConfig::ag_pull)");
+  std::string signal = cfg.signal_copy ? "copy" : "write";
+  app.add_option("--signal", signal, "flags to peers by stream writes or by 4-byte copies (CeConfig::signal_copy)")
+      ->check(CLI::IsMember({"write", "copy"}));
   bool alone_only = false;
   std::vector<uint64_t> sizes_mib;
   app.add_flag("--alone-only", alone_only, "only the allreduce alone (no GEMM workloads)");
@@ -325,6 +328,7 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_path, "JSON output file");
   app.add_flag("--quick", quick, "smaller run (smoke test)");
   CLI11_PARSE(app, argc, argv);
+  cfg.signal_copy = signal == "copy";
   const std::string bad = CeConfigError(cfg);
   if (!bad.empty()) {
     std::fprintf(stderr, "ce_bench: %s\n", bad.c_str());
@@ -370,7 +374,7 @@ int main(int argc, char** argv) {
                {"cuda_driver", CudaDriverVersion()}, {"date", date}, {"reps", reps}, {"warmup", warmup},
                {"timing", "burst (streams held on a host flag while queued), per rep the max over ranks"},
                {"ce_config", {{"chunk_bytes", cfg.chunk_bytes}, {"slots", cfg.slots}, {"lanes", cfg.lanes}, {"batch", cfg.batch},
-                              {"ag_pull", cfg.ag_pull}}}};
+                              {"ag_pull", cfg.ag_pull}, {"signal", signal}}}};
   auto per_rep_max = [&](const std::string& key) {
     const auto& v = sh.samples[key];
     if (v.empty()) return Summary{};

@@ -7,9 +7,12 @@ CORUN=$1
 OUT=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 python3 -c "import torch, torch.distributed" 2>/dev/null || { echo "ce_preload_torch: no PyTorch: skipped"; exit 77; }
-N=$(nvidia-smi -L 2>/dev/null | wc -l)
+# The GPUs this process may use (CUDA_VISIBLE_DEVICES counts), not every GPU of the machine.
+N=$(python3 -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 [ "$N" -ge 2 ] || { echo "ce_preload_torch: $N GPUs, needs 2: skipped"; exit 77; }
 rm -rf "$OUT" && mkdir -p "$OUT"
+# Every rank count the GPUs allow is served (the interposer's default stops at 2 ranks).
+export CORUN_CE_MAX_RANKS="${CORUN_CE_MAX_RANKS:-$N}"
 timeout 280 "$CORUN" -p ce -v --report "$OUT/report_%p.json" -- \
   torchrun --standalone --nproc_per_node="$N" "$HERE/ce_preload_torch.py" || { echo "ce_preload_torch: FAIL: the run failed"; exit 1; }
 python3 - "$OUT" "$N" <<'PY'

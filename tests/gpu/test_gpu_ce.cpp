@@ -107,7 +107,7 @@ TEST(CeCollMultiGpu, PullFormMatchesNccl) {
 }
 
 // Tiny chunks, two slots, three lanes, no batching: hundreds of chunks through every slot; both
-// forms of the all-gather step.
+// forms of the all-gather step, each with both ways of signalling.
 TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
   const int n = Gpus();
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
@@ -125,6 +125,7 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
     cfg.slots = 16;
     cfg.batch = 8;
     cfg.lanes = 4;
+    cfg.signal_copy = true;  // flags by 4-byte copies (the default writes them)
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
   }
 }
