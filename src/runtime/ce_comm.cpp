@@ -67,9 +67,19 @@ Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
   return Status::Ok();
 }
 
-Status CeComm::CheckError() const {
+Status CeComm::Failed() const {
+  const int lost = lost_rank_.load();
+  if (lost >= 0)
+    CORUN_FAIL("CeComm: aborted: rank " + std::to_string(lost) + " (pid " + std::to_string(peer_pids_[lost]) +
+               ") exited; results are invalid");
   if (aborted_) CORUN_FAIL("CeComm: aborted (a peer stopped or a watchdog fired); results are invalid");
   return Status::Ok();
+}
+
+Status CeComm::CheckError() const {
+  // A probe costs a few system calls per peer: here, not on every call (the monitor covers those).
+  if (!aborted_ && !alive_names_.empty()) const_cast<CeComm*>(this)->PollPeers();
+  return Failed();
 }
 
 Status CeComm::AllReduce(const void* send, void* recv, uint64_t count, DType t, cudaStream_t s) {
@@ -97,7 +107,7 @@ Status CeComm::Run(Collective c, const void* send, void* recv, uint64_t count, D
 
 Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s) {
   if (!usable_) CORUN_FAIL("CeComm: " + why_);
-  CORUN_CHECK(CheckError());
+  CORUN_CHECK(Failed());
   if (count == 0) return Status::Ok();
   CUDACHECK(cudaSetDevice(device_));
   const int eb = static_cast<int>(DTypeSize(t));

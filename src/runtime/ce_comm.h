@@ -25,6 +25,19 @@
 // process, IPC-mapped across processes: the same copy), so the peers' waits on this rank end too,
 // as far as the peer's memory is still mapped.
 //
+// A rank whose process ends (crash, kill, _exit) mid-call never writes the flags its peers wait
+// on, and nothing on the GPU says so: its memory stays mapped in the survivors. Ranks in other
+// processes therefore each hold a POSIX record lock on a shared-memory file of their own
+// (CeRankLock, named from the node barrier's key) for as long as the communicator lives; the
+// kernel drops it when the process ends, however it ends, and never passes it to a fork. A
+// monitor thread per communicator probes the peers' locks every 200 ms (CheckError() probes too,
+// synchronously); a free lock means the rank is gone: one stderr line names it, Abort() releases
+// the waits (the lost rank's flags are left alone), and CheckError() and every later call report
+// "rank P (pid X) exited". The NCCL communicator beside it is the caller's: its kernels wait for
+// the lost rank forever, so the caller ncclCommAbort()s it on that error (or a watchdog does).
+// Abort() rewrites the release values until this rank's streams drain (at most 5 s): a live
+// peer's streams, released by the same abort, may still write older sequence numbers over them.
+//
 // Ordering rule (as for NCCL): every rank issues the same CE calls in the same order, and a CE
 // call's stream waits only ever depend on the peers' CE work of that call and of earlier ones. A
 // rank's host thread must not block on its GPU (a synchronisation, cudaFree, or a first launch of
@@ -42,8 +55,11 @@
 #include <nccl.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "corun/ce_plan.h"
@@ -51,6 +67,27 @@
 #include "corun/status.h"
 
 namespace corun {
+
+// Liveness of one rank of a node, for the ranks of other processes (see above): Hold() creates
+// the shared-memory file `name` and locks it; the lock lives until Release() or the process ends.
+class CeRankLock {
+ public:
+  CeRankLock() = default;
+  ~CeRankLock() { Release(); }
+  CeRankLock(const CeRankLock&) = delete;
+  CeRankLock& operator=(const CeRankLock&) = delete;
+  bool Hold(const std::string& name, std::string* why);
+  void Release();  // removes the file, then unlocks
+
+ private:
+  int fd_ = -1;
+  std::string name_;
+};
+// kGone: the file exists and nobody holds its lock (its holder ended). kUnknown: no such file (never
+// held, or released at teardown) or no lock support. Never call it for a lock this process holds
+// (a process's own lock does not conflict with itself, and the probe's close would drop it).
+enum class CeRankState { kAlive, kGone, kUnknown };
+CeRankState CeProbeRank(const std::string& name);
 
 class CeComm {
  public:
@@ -79,7 +116,10 @@ class CeComm {
 
   // Releases every wait of this rank and of its peers (their flags are mapped here); thread-safe.
   void Abort();
+  // Also probes the peers' liveness (ranks in other processes): a lost peer aborts here.
   Status CheckError() const;
+  // The rank found gone (-1: none).
+  int lost_rank() const { return lost_rank_.load(); }
   // The flag block as text (debugging a stuck call; bounded wait, never blocks for long).
   std::string DumpFlags() const;
   // Chunks numbered so far by the reduce-scatter and the all-gather phases.
@@ -133,6 +173,19 @@ class CeComm {
   std::atomic<uint32_t> rs_seq_{0}, ag_seq_{0};
   std::atomic<bool> aborted_{false};
   std::string node_key_;  // ranks in other processes: the node barrier's key (empty: all in this one)
+  // Liveness of the ranks in other processes (names empty for ranks of this process).
+  bool PollPeers();  // true when a peer is gone (then aborted)
+  Status Failed() const;  // CheckError() without the probe
+  void StopMonitor();
+  std::vector<int> GoneRanks() const;
+  CeRankLock alive_;
+  std::vector<std::string> alive_names_;
+  std::vector<int> peer_pids_;
+  std::atomic<int> lost_rank_{-1};
+  std::mutex mon_mu_;
+  std::condition_variable mon_cv_;
+  bool mon_stop_ = false;
+  std::thread monitor_;
 };
 
 // Every live CeComm, for a watchdog that must release waits before aborting NCCL.

@@ -2,9 +2,12 @@
 // process, IPC handles across processes), the agreement, and teardown and abort.
 #include "ce_comm.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -81,12 +84,89 @@ void ProcessBarrier(uint64_t key, int n) {
 
 }  // namespace
 
+bool CeRankLock::Hold(const std::string& name, std::string* why) {
+  Release();
+  const std::string shm = "/corun_" + name;
+  const int fd = shm_open(shm.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *why = "shm_open " + shm + ": " + std::strerror(errno);
+    return false;
+  }
+  struct flock fl;
+  std::memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;  // l_start 0, l_len 0: the whole file
+  if (fcntl(fd, F_SETLK, &fl) != 0) {
+    *why = "lock " + shm + ": " + std::strerror(errno);
+    close(fd);
+    return false;
+  }
+  fd_ = fd;
+  name_ = shm;
+  return true;
+}
+
+void CeRankLock::Release() {
+  if (fd_ < 0) return;
+  // The name first: a probe that finds the file finds it locked.
+  shm_unlink(name_.c_str());
+  close(fd_);  // drops the lock
+  fd_ = -1;
+}
+
+CeRankState CeProbeRank(const std::string& name) {
+  const std::string shm = "/corun_" + name;
+  const int fd = shm_open(shm.c_str(), O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return CeRankState::kUnknown;
+  struct flock fl;
+  std::memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  const int rc = fcntl(fd, F_GETLK, &fl);
+  close(fd);
+  if (rc != 0) return CeRankState::kUnknown;
+  return fl.l_type == F_UNLCK ? CeRankState::kGone : CeRankState::kAlive;
+}
+
+bool CeComm::PollPeers() {
+  if (lost_rank_.load() >= 0) return true;
+  for (int p = 0; p < nranks_ && p < static_cast<int>(alive_names_.size()); ++p) {
+    if (p == rank_ || alive_names_[p].empty() || CeProbeRank(alive_names_[p]) != CeRankState::kGone) continue;
+    int none = -1;
+    if (lost_rank_.compare_exchange_strong(none, p)) {
+      std::fprintf(stderr, "corun ce: rank %d: rank %d (pid %d) exited; aborting the copy-engine collectives\n",
+                   rank_, p, peer_pids_[p]);
+      std::fflush(stderr);
+      Abort();
+    }
+    return true;
+  }
+  return false;
+}
+
+std::vector<int> CeComm::GoneRanks() const {
+  std::vector<int> gone;
+  for (int p = 0; p < static_cast<int>(alive_names_.size()); ++p)
+    if (p != rank_ && !alive_names_[p].empty() && CeProbeRank(alive_names_[p]) == CeRankState::kGone) gone.push_back(p);
+  return gone;
+}
+
+void CeComm::StopMonitor() {
+  {
+    std::lock_guard<std::mutex> l(mon_mu_);
+    mon_stop_ = true;
+  }
+  mon_cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+}
+
 void AbortAllCeComms() {
   std::lock_guard<std::mutex> l(g_mu);
   for (CeComm* c : Live()) c->Abort();
 }
 
 CeComm::~CeComm() {
+  StopMonitor();
   {
     std::lock_guard<std::mutex> l(g_mu);
     Live().erase(this);
@@ -94,15 +174,19 @@ CeComm::~CeComm() {
   if (usable_ || !ipc_mapped_.empty()) cudaSetDevice(device_);
   // Peers in other processes write flags into this rank's memory until their last call is done:
   // every rank drains its own streams, then they meet before anyone frees what the others map
-  // (bounded: a peer that died or never destroys its communicator costs 10 s, then teardown goes on).
+  // (bounded: a peer that never destroys its communicator costs 10 s, then teardown goes on; one
+  // whose process is gone is not waited for).
   if (usable_ && !node_key_.empty()) {
     for (cudaStream_t st : rs_lanes_) cudaStreamSynchronize(st);
     for (cudaStream_t st : ag_lanes_) cudaStreamSynchronize(st);
     if (reduce_) cudaStreamSynchronize(reduce_);
     if (unpack_) cudaStreamSynchronize(unpack_);
     std::string why;
-    if (!NodeBarrier(node_key_ + "_fin", nranks_, 10, &why))
+    const std::vector<int> gone = GoneRanks();
+    if (!NodeBarrier(node_key_ + "_fin", nranks_ - static_cast<int>(gone.size()), 10, &why))
       std::fprintf(stderr, "corun ce: rank %d: teardown: %s; freeing anyway\n", rank_, why.c_str());
+    // A gone rank's lock file is left behind by its end; every survivor has stopped probing now.
+    for (int p : gone) shm_unlink(("/corun_" + alive_names_[p]).c_str());
   }
   for (cudaStream_t st : rs_lanes_) cudaStreamDestroy(st);
   for (cudaStream_t st : ag_lanes_) cudaStreamDestroy(st);
@@ -120,6 +204,7 @@ CeComm::~CeComm() {
   if (outbox_) cudaFree(outbox_);
   if (abort_stream_) cudaStreamDestroy(abort_stream_);
   if (release_host_) cudaFreeHost(release_host_);
+  alive_.Release();
 }
 
 Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
@@ -306,6 +391,16 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     char key[40];
     std::snprintf(key, sizeof(key), "ce_%zx_%d", std::hash<std::string>{}(key_src), nranks_);
     node_key_ = key;
+    // Liveness locks, taken before the barrier: after it, every live rank's file exists.
+    alive_names_.assign(nranks_, std::string());
+    peer_pids_.assign(nranks_, 0);
+    for (int p = 0; p < nranks_; ++p) {
+      peer_pids_[p] = all[p].pid;
+      if (all[p].process != mine.process) alive_names_[p] = node_key_ + "_r" + std::to_string(p);
+    }
+    std::string lwhy;
+    if (!alive_.Hold(node_key_ + "_r" + std::to_string(rank_), &lwhy))
+      std::fprintf(stderr, "corun ce: rank %d: %s; the peers cannot tell if this rank exits\n", rank_, lwhy.c_str());
     std::string bwhy;
     if (!NodeBarrier(key, nranks_, 120, &bwhy))
       std::fprintf(stderr, "corun ce: rank %d: %s; going on without it\n", rank_, bwhy.c_str());
@@ -323,6 +418,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   if (!ok) {
     for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
     ipc_mapped_.clear();
+    alive_.Release();
+    alive_names_.clear();
     why_ = why.empty() ? "unsupported: another rank cannot use the copy-engine path" : why;
     usable_ = false;
     return Status::Ok();
@@ -370,6 +467,20 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   why_.clear();
   CE_DLOG("init: usable, %d lanes, %d slots of %llu B, %s, signals by %s", cfg_.lanes, cfg_.slots,
           static_cast<unsigned long long>(slot_bytes_), cfg_.ag_pull ? "pull" : "push", signal_copy_ ? "copies" : "writes");
+  bool any_peer_lock = false;
+  for (const std::string& nm : alive_names_) any_peer_lock |= !nm.empty();
+  if (any_peer_lock)
+    monitor_ = std::thread([this] {
+      std::unique_lock<std::mutex> l(mon_mu_);
+      while (!mon_stop_) {
+        mon_cv_.wait_for(l, std::chrono::milliseconds(200));
+        if (mon_stop_) break;
+        l.unlock();
+        const bool done = aborted_ || PollPeers();
+        l.lock();
+        if (done) break;
+      }
+    });
   std::lock_guard<std::mutex> l(g_mu);
   Live().insert(this);
   return Status::Ok();
@@ -382,14 +493,32 @@ void CeComm::Abort() {
   const uint32_t v = CeReleaseValue(std::max(rs_seq_.load(), ag_seq_.load()));
   for (size_t i = 0; i < FlagWords(); ++i) release_host_[i] = v;
   cudaSetDevice(device_);
-  cudaMemcpyAsync(flags_, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
-  // The peers' waits on this rank are released too: their flags are mapped here (peer access in
-  // one process, IPC across processes: the same copy). Not verified on a GPU: a copy into the
-  // flags of a peer process that already exited.
-  for (const Peer& p : peers_)
-    if (p.rank != rank_ && p.flags)
-      cudaMemcpyAsync(p.flags, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
-  cudaStreamSynchronize(abort_stream_);
+  const int lost = lost_rank_.load();
+  auto release = [&] {
+    cudaMemcpyAsync(flags_, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
+    // The peers' waits on this rank are released too: their flags are mapped here (peer access in
+    // one process, IPC across processes: the same copy); a rank known gone is left alone.
+    for (const Peer& p : peers_)
+      if (p.rank != rank_ && p.rank != lost && p.flags)
+        cudaMemcpyAsync(p.flags, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
+    cudaStreamSynchronize(abort_stream_);
+  };
+  release();
+  // A live peer's streams, released by the same abort, may still write older sequence numbers
+  // into these flags after the copy above: rewrite them until this rank's streams drain (bounded).
+  std::vector<cudaStream_t> mine(rs_lanes_.begin(), rs_lanes_.end());
+  mine.insert(mine.end(), ag_lanes_.begin(), ag_lanes_.end());
+  if (reduce_) mine.push_back(reduce_);
+  if (unpack_) mine.push_back(unpack_);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (;;) {
+    bool busy = false;
+    for (cudaStream_t st : mine) busy |= cudaStreamQuery(st) == cudaErrorNotReady;
+    if (!busy || std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    release();
+  }
+  (void)cudaGetLastError();
 }
 
 }  // namespace corun

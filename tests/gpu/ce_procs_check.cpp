@@ -2,7 +2,12 @@
 // a launcher (mpirun -np N, torchrun, ...): every collective x dtype x odd sizes against NCCL's
 // result (bit for bit on 2 ranks) and the exact expectation; every wait bounded (a stuck call
 // aborts the CE communicator, prints its flags and fails instead of hanging).
-// Exit: 0 all matched, 1 a mismatch or an error, 2 bad environment (not under a launcher).
+// --exit-rank R: a rank lost mid-collective instead. Rank R _exit()s (status 0, one line on
+// stderr) right after queueing the first of --calls allreduces of --mib MiB; every other rank
+// must find it gone through the communicator's liveness check (ce_comm.h), end its waits, abort
+// NCCL and exit 1 with "peer lost: ... rank R (pid X) exited" (ce_procs_check.sh exit NP checks
+// the bound and that no process is left).
+// Exit: 0 all matched, 1 a mismatch or an error (a lost peer too), 2 bad input or environment.
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -13,6 +18,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
 
 #include "bootstrap.h"
 #include "ce_check.h"
@@ -33,7 +42,73 @@ void Fail(const std::string& what) {
 
 using cecheck::Case;
 
-int Run() {
+struct Options {
+  int exit_rank = -1;  // -1: the matching checks
+  int calls = 8;
+  int mib = 256;
+};
+
+// One rank leaves mid-series; the others must end with the reason, never hang (see the top).
+int RunPeerExit(const ProcessModel& pm, ncclComm_t nccl, cudaStream_t s, const Options& o) {
+  CeComm ce;
+  Status st = ce.Init(nccl, CeConfig{}, s);
+  if (!st.ok()) {
+    Fail("CeComm::Init: " + st.ToString(true));
+    return 1;
+  }
+  if (!ce.usable()) {
+    Fail("CE path unusable across processes: " + ce.why());
+    return 1;
+  }
+  const uint64_t count = (static_cast<uint64_t>(o.mib) << 20) / DTypeSize(DType::kBf16);
+  void* buf = nullptr;
+  int* tok = nullptr;
+  if (cudaMalloc(&buf, count * DTypeSize(DType::kBf16)) != cudaSuccess || cudaMalloc(&tok, sizeof(int)) != cudaSuccess) {
+    Fail("cudaMalloc of " + std::to_string(o.mib) + " MiB");
+    return 1;
+  }
+  cudaMemsetAsync(buf, 0, count * DTypeSize(DType::kBf16), s);
+  // Every rank starts the series together: the survivors are inside it when the rank leaves.
+  ncclAllReduce(tok, tok, 1, ncclInt32, ncclSum, nccl, s);
+  cudaStreamSynchronize(s);
+  const auto t0 = std::chrono::steady_clock::now();
+  int issued = 0;
+  for (int i = 0; i < o.calls; ++i) {
+    st = ce.AllReduce(buf, buf, count, DType::kBf16, s);
+    if (!st.ok()) break;  // the abort came while this thread was still queueing
+    ++issued;
+    if (pm.rank == o.exit_rank) {
+      std::fprintf(stderr, "ce_procs_check: rank %d: exiting on purpose with call 1 of %d queued\n", pm.rank, o.calls);
+      std::fflush(stderr);
+      _exit(0);
+    }
+  }
+  // Bounded: the liveness check must end the waits long before this.
+  const double limit_s = 60;
+  while (cudaStreamQuery(s) == cudaErrorNotReady &&
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < limit_s)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const bool drained = cudaStreamQuery(s) != cudaErrorNotReady;
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const Status err = ce.CheckError();
+  if (!drained) {
+    Fail("rank " + std::to_string(o.exit_rank) + " left and the calls were still waiting after " +
+         std::to_string(limit_s) + " s; flags: " + ce.DumpFlags());
+    ce.Abort();
+  } else if (err.ok()) {
+    Fail(std::to_string(issued) + " calls ended without an error, yet rank " + std::to_string(o.exit_rank) +
+         " had left with call 1 queued");
+  } else {
+    std::fprintf(stderr, "ce_procs_check: rank %d: peer lost: %s (after %.2f s, %d of %d calls queued)\n", pm.rank,
+                 err.message().c_str(), took, issued, o.calls);
+  }
+  cudaStreamSynchronize(s);
+  cudaFree(buf);
+  cudaFree(tok);
+  return 1;  // a survivor of a lost rank never succeeds
+}
+
+int Run(const Options& o) {
   ProcessModel pm;
   Status st = DetectProcessModel(&pm);
   if (!st.ok()) {
@@ -45,6 +120,10 @@ int Run() {
     return 2;
   }
   g_rank = pm.rank;
+  if (o.exit_rank >= pm.world) {
+    std::fprintf(stderr, "ce_procs_check: --exit-rank %d: not a rank of %d\n", o.exit_rank, pm.world);
+    return 2;
+  }
   int visible = 0;
   if (cudaGetDeviceCount(&visible) != cudaSuccess || visible < 1) {
     std::fprintf(stderr, "ce_procs_check: rank %d: no GPU visible\n", pm.rank);
@@ -64,6 +143,14 @@ int Run() {
   }
   cudaStream_t s;
   cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  if (o.exit_rank >= 0) {
+    // A lost rank: NCCL's kernels would wait for it forever, so its communicator is aborted.
+    cecheck::WarmKernels(pm.rank, pm.world, s);
+    const int rc = RunPeerExit(pm, nccl, s, o);
+    ncclCommAbort(nccl);
+    cudaStreamDestroy(s);
+    return rc;
+  }
   const int n = pm.world;
   std::vector<Case> cases;
   for (Collective col : {Collective::kAllReduce, Collective::kReduceScatter, Collective::kAllGather})
@@ -113,4 +200,19 @@ int Run() {
 
 }  // namespace
 
-int main() { return Run(); }
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"copy-engine collectives, one process per GPU, against NCCL"};
+  app.add_option("--exit-rank", o.exit_rank, "this rank leaves after queueing the first call; the others must end")
+      ->check(CLI::Range(0, 1023));
+  app.add_option("--calls", o.calls, "allreduces in the series (--exit-rank)")->check(CLI::Range(2, 1000));
+  app.add_option("--mib", o.mib, "MiB per allreduce (--exit-rank)")->check(CLI::Range(1, 4096));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "ce_procs_check: %s\n", e.what());
+    return 2;
+  }
+  return Run(o);
+}
