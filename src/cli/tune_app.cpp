@@ -121,6 +121,11 @@ int RunTuneApp(const TuneAppOptions& o, const std::vector<std::string>& cmd) {
   SearchSpace sp;
   sp.app = true;
   sp.num_sms = key.sms;
+  // The communication side through the launcher's environment (PolicyEnv): NCCL's kernel
+  // geometry and the copy-engine collectives (the interposer hands NCCL what ce does not serve).
+  // The program's kernels are unknown to the model, so a geometry goes with priority alone.
+  sp.geometry = true;
+  sp.ce = true;
   TuneOptions opt;
   opt.budget_trials = runs;
   opt.first_reps = 1;
