@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "corun/coresidence.h"
+#include "corun/occupancy.h"
 #include "corun/policy.h"
 #include "corun/stats.h"
 
@@ -22,12 +24,45 @@ struct SearchSpace {
   int num_sms = 0;
   int nccl_ctas = 0;         // CTAs NCCL launches (0: unknown)
   int greenctx_granularity = 8;
+  // The communication side. geometry: NCCL kernel geometries (CommGeometries()) are searched;
+  // ce: the copy-engine collectives serve this collective and the run can use them.
+  bool geometry = false;
+  bool ce = false;
+  bool ce_in_process = false;  // ce runs in the tuner's own process (else, like geometry, in a child)
+  // The co-residence model's inputs (coresidence.h), for deciding which compute-side policies a
+  // geometry is combined with. compute.threads == 0 or limits.num_sms == 0: unknown, and a
+  // geometry is then combined with priority alone. comm.threads == 0: kNcclCtaSm90.
+  DeviceLimits limits{};
+  KernelFootprint compute{};
+  KernelFootprint comm{};
 };
+
+// The communication-kernel geometries the search tries beside NCCL's default (the same three as
+// the bench's "geom" set; why these in tune.cpp).
+const std::vector<Policy>& CommGeometries();
+// The compute blocks that fit on an SM beside one CTA of the geometry `g` placed there first by
+// priority (CoResidenceByOrder; a geometry keeps NCCL's registers and shared memory and changes
+// the threads). -1 when the model's inputs are unknown.
+int BlocksBesideGeometry(const SearchSpace& s, const Policy& g);
+// The compute-side policies a geometry is combined with: priority (a geometry can change the
+// communication's own speed) and, where the model says compute blocks co-reside with its CTA,
+// each cap shape:K+priority whose K blocks all fit beside it. Never a policy without priority:
+// co-residence by dispatch order needs the CTA on the SM first.
+std::vector<Policy> GeometryPartners(const SearchSpace& s, const Policy& g);
+// Whether a candidate is measured in a process of its own (the bench's child; its fixed cost is
+// then a process start-up, estimated separately). Never in an application search.
+bool NeedsOwnProcess(const SearchSpace& s, const Policy& p);
+
+// The footprint of cuBLAS's persistent GEMM kernels on sm_90 (measured under PyTorch on H200:
+// one 384-thread, 168-register block of about 200 KB shared memory per SM). The bench's cuBLASLt
+// workloads are modelled with it where the compute footprint is not probed.
+constexpr KernelFootprint kCublasPersistentGemmSm90{384, 168, 0, 200 * 1024};
 
 // The model's first guesses, the baselines first ("overlap" is always measured: a tuned policy
 // must not lose to it).
 std::vector<Policy> FirstGuesses(const SearchSpace& s);
-// Policies one step away: cap ±1, priority on/off, SM target / green split ±granularity, CTA cap.
+// Policies one step away: cap ±1, priority on/off, SM target / green split ±granularity, CTA cap,
+// a geometry on, off or swapped, ce.
 std::vector<Policy> Neighbours(const SearchSpace& s, const Policy& p);
 // Every policy the search can reach (what an exhaustive sweep would measure).
 std::vector<Policy> FullSpace(const SearchSpace& s);
@@ -83,8 +118,9 @@ class Tuner {
   int trials() const { return trials_; }
   double wall_s() const { return wall_s_; }  // spent, all phases, rejected candidates included
   // The exhaustive sweep's wall time estimated from the runs so far (0 before the first cost):
-  // every candidate of the space at sweep_reps, each paying the mean fixed cost of a run plus
-  // the mean cost of a timed repetition.
+  // every candidate of the space at sweep_reps (but those needing a process of their own that
+  // were rejected: the sweep skips them too),
+  // each paying its cost class's mean fixed cost of a run plus mean cost of a timed repetition.
   double SweepWallEstimate() const;
   double BudgetS() const { return opt_.budget_fraction * SweepWallEstimate(); }
   int Runs() const { return runs_; }  // measurements requested and reported or rejected
@@ -93,8 +129,10 @@ class Tuner {
 
  private:
   bool Separated(const Measured& a, const Measured& b) const;
-  void Account(int reps, const RunCost& cost);
-  double Predict(int reps) const;  // wall seconds a request of `reps` repetitions will take
+  void Account(const Policy& p, int reps, const RunCost& cost);
+  // Wall seconds a request of `reps` repetitions of `p` will take: the mean of the runs of its
+  // cost class (this process, or a process of its own), the other class's until it has one.
+  double Predict(const Policy& p, int reps) const;
   SearchSpace space_;
   TuneOptions opt_;
   std::map<std::string, Measured> seen_;
@@ -104,10 +142,11 @@ class Tuner {
   int rounds_ = 0;
   int trials_ = 0;
   int runs_ = 0;
-  int space_size_ = 0;
+  std::vector<Policy> full_;          // FullSpace(space_)
   double wall_s_ = 0;
-  int costed_ = 0;                     // runs whose cost split is known
-  double fixed_sum_ = 0, per_rep_sum_ = 0;
+  // Per cost class (0: this process, 1: a process of its own): runs whose cost split is known.
+  int costed_[2] = {0, 0};
+  double fixed_sum_[2] = {0, 0}, per_rep_sum_[2] = {0, 0};
   std::string why_;
 };
 

@@ -1,5 +1,8 @@
 #include "child.h"
 
+#include <fmt/format.h>
+
+#include "corun/parse.h"
 #include "corun/policy.h"
 #include "corun/strings.h"
 #include "self_spawn.h"
@@ -18,7 +21,8 @@ bool RunChild(const BenchOptions& o, const ChildSpec& c, std::vector<RunRecord>*
   }
   SpawnSpec spec;
   spec.args = {"bench"};
-  for (const auto& a : o.argv) spec.args.push_back(a);
+  if (!c.own_flags)
+    for (const auto& a : o.argv) spec.args.push_back(a);
   for (const auto& a : c.args) spec.args.push_back(a);
   spec.args.push_back("--json");
   spec.args.push_back(json);
@@ -68,6 +72,30 @@ ChildSpec GeometryChild(const std::string& geometry, const std::vector<std::stri
     for (const auto& [k, v] : CommGeometryEnv(p)) c.env.push_back(k + "=" + v);
   // A geometry variable of the user's that this geometry does not set would mix into its rows.
   for (const std::string& k : CommGeometryVars()) c.drop.push_back(k + "=");
+  return c;
+}
+
+bool RunsInChild(const Policy& p) {
+  return (p.has_env_geometry() && !CommGeometryEnvHolds(p, ProcessEnv)) || (p.ce && !CeConnectionsHere());
+}
+
+ChildSpec TuneChild(const BenchOptions& o, const Workload& w, const Policy& p, int reps, int ngpus) {
+  // The whole command line from the options: the parent's own (tune's) lists several workloads.
+  ChildSpec c{p.Name(),
+              {"--compute", w.compute, "--gemm", FormatGemm(w.g), "--gemms", std::to_string(o.gemms_per_step), "-o",
+               CollectiveName(w.coll), "-d", o.dtype, "-b", std::to_string(w.bytes), "-n", std::to_string(reps), "-w",
+               std::to_string(o.warmup), "--sustain", fmt::format("{}", o.sustain_s), "--watchdog",
+               std::to_string(o.watchdog_s), "--samples", std::to_string(o.gemm_samples), "-g",
+               std::to_string(ngpus), "--policies", p.Name()},
+              {},
+              {},
+              true};
+  if (!o.probe_comm) c.args.push_back("--no-probe");
+  if (p.has_env_geometry()) {
+    for (const auto& [k, v] : CommGeometryEnv(p)) c.env.push_back(k + "=" + v);
+    for (const std::string& k : CommGeometryVars()) c.drop.push_back(k + "=");
+  }
+  if (p.ce) c.env.push_back("CUDA_DEVICE_MAX_CONNECTIONS=" + std::to_string(kCeConnections));
   return c;
 }
 

@@ -9,11 +9,15 @@
 //  - the communication kernel's geometry (nthreads, proto, ctas): NCCL reads NCCL_NTHREADS,
 //    NCCL_PROTO and NCCL_MIN/MAX_CTAS once per process. One child per geometry runs every row
 //    of that geometry; rows run here only when this process's environment already holds it.
+// corun tune measures such a candidate in a child of its own (TuneChild): one workload, one
+// policy, the repetitions the search asked for.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "bench.h"
+#include "corun/policy.h"
+#include "workload.h"
 
 namespace corun {
 
@@ -26,6 +30,7 @@ struct ChildSpec {
   std::string tag;                // names its messages and its rows' header
   std::vector<std::string> args;  // after this process's own flags
   std::vector<std::string> env, drop;
+  bool own_flags = false;         // args are the child's whole command line (without this process's flags)
 };
 // maxconn1: the deferred workloads with CUDA_DEVICE_MAX_CONNECTIONS=1.
 ChildSpec MaxConn1Child();
@@ -35,6 +40,13 @@ bool CeConnectionsHere();
 ChildSpec CeChild(const std::vector<std::string>& policies);
 // Policies of one geometry (GeometryName() `geometry`) with exactly its NCCL variables.
 ChildSpec GeometryChild(const std::string& geometry, const std::vector<std::string>& policies);
+// Whether `p` needs another process environment than this one: a geometry this environment does
+// not hold, or ce without enough hardware queues. (Under mpirun/torchrun no child can be started:
+// RunPolicy and PolicyNotApplicable skip such rows with the reason.)
+bool RunsInChild(const Policy& p);
+// corun tune's child for one candidate: workload `w` alone under `p` with `reps` timed
+// repetitions and the environment `p` needs; the workload's other flags from `o`.
+ChildSpec TuneChild(const BenchOptions& o, const Workload& w, const Policy& p, int reps, int ngpus);
 // Runs it; its rows come back in `out`. False when none came back; true with *why set when rows
 // came back from a child that exited non-zero (a wrong value, an error).
 bool RunChild(const BenchOptions& o, const ChildSpec& c, std::vector<RunRecord>* out, std::string* why);

@@ -1,14 +1,67 @@
 // corun tune on one workload: the search (core/tune.cpp) fed with measured policies and, with
 // --sweep, the exhaustive sweep for comparison. Every rank runs its own Tuner: the timings it is
 // fed are the rank maxima (identical everywhere) and every status is agreed, so all ranks propose
-// the same candidates in the same order without further coordination.
+// the same candidates in the same order without further coordination. A candidate that needs
+// another process environment (a communication-kernel geometry, ce without enough hardware
+// queues) is measured in a child process of its own (bench/child.h), its whole wall time charged.
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
 #include <cstdio>
 
+#include "../runtime/watchdog.h"
+#include "child.h"
+#include "corun/strings.h"
 #include "rank.h"
 
 namespace corun {
 namespace {
+
+// Children's rows, shared by the rank threads of this process: rank 0 starts each child, the
+// others wait on the host (a collective would keep their GPUs busy under the child's
+// measurement) and take the same row, so every rank's tuner is told the same. The n-th child a
+// rank asks for is the n-th rank 0 starts: every rank proposes the same candidates in order.
+struct ChildRows {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<int, long> asked;       // per rank: children asked for so far
+  std::map<long, RunRecord> done;  // by sequence number
+};
+ChildRows& Children() {
+  static ChildRows c;
+  return c;
+}
+
+// One candidate in a child: its row, with the child's whole wall time (start-up, NCCL and cuBLAS
+// set-up, the probe, every phase) as the run's wall time.
+RunRecord MeasureInChild(const BenchOptions& o, const Workload& w, RunRecord rec, const Policy& p, int reps,
+                         int ngpus) {
+  const ChildSpec c = TuneChild(o, w, p, reps, ngpus);
+  BenchOptions none = o;
+  none.argv.clear();
+  std::vector<RunRecord> rows;
+  std::string why;
+  const auto t0 = std::chrono::steady_clock::now();
+  Watchdog::Get().Kick();
+  const bool ok = RunChild(none, c, &rows, &why);
+  Watchdog::Get().Kick();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto it = std::find_if(rows.begin(), rows.end(), [&](const RunRecord& r) { return r.policy == p.Name(); });
+  const std::string env = Join(c.env, " ");
+  if (!ok || it == rows.end()) {
+    rec.status = "error";
+    rec.note = "own process with " + env + ": " + (ok ? "the child ran no row for this policy" : why);
+  } else {
+    const std::string policy = rec.policy;
+    rec = *it;
+    rec.policy = policy;
+    if (!why.empty() && rec.status == "ok") rec.status = "error";  // exited non-zero with an ok row
+    rec.note = "own process with " + env + (rec.note.empty() ? "" : "; " + rec.note) + (why.empty() ? "" : "; " + why);
+  }
+  rec.wall_s = std::round(wall * 1e6) / 1e6;
+  return rec;
+}
 
 void PrintTuneSummary(const TuneSummary& ts) {
   std::printf("# tuned: %s  %.3f ms (overlap %.3f ms); %.1f s wall of a %.1f s budget (sweep estimated %.1f s); "
@@ -36,7 +89,27 @@ Status Rank::TuneRun(const Workload& w, const RunRecord& proto, const Policy& p,
     ++sh_.total_runs;  // the search decides as it goes: count as we go
   }
   Progress(WorkloadKey(rec) + " : " + tag + " " + rec.policy + " x" + std::to_string(reps));
-  CORUN_CHECK(RunPolicy(w, p, &rec, reps));
+  if (!sh_.pm.multi_process() && PolicyNotApplicable(p, plan_).empty() && RunsInChild(p)) {
+    // Every rank of this process takes this branch alike. Under mpirun/torchrun RunPolicy skips
+    // such a candidate with the reason (no child can be started there) and the search rejects it.
+    ChildRows& c = Children();
+    std::unique_lock<std::mutex> l(c.mu);
+    const long seq = ++c.asked[rank_];
+    if (rank_ == 0) {
+      l.unlock();
+      RunRecord r = MeasureInChild(o_, w, rec, p, reps, sh_.nranks);
+      l.lock();
+      c.done[seq] = r;
+      c.cv.notify_all();
+    }
+    while (!c.done.count(seq)) {
+      c.cv.wait_for(l, std::chrono::seconds(1));
+      Watchdog::Get().Kick();
+    }
+    rec = c.done.at(seq);
+  } else {
+    CORUN_CHECK(RunPolicy(w, p, &rec, reps));
+  }
   rec.note = tag + (rec.note.empty() ? "" : "; " + rec.note);
   rows->Emit(rec);
   *out = rec;
@@ -74,6 +147,21 @@ Status Rank::TuneWorkload(const Workload& w, const RunRecord& proto, RowSink* ro
     if (auto k = AutoCap(info_.limits, comp_fp_, comm_fp_)) sp.auto_cap = *k;
   sp.num_sms = info_.sms;
   sp.nccl_ctas = comm_fp_known_ ? comm_ctas_ : 0;
+  // The communication side. Geometries are always in the space: under mpirun/torchrun each is
+  // rejected with the reason in its row. ce where it serves the collective and this run can use
+  // it; the co-residence model gets the compute kernel's footprint (cuBLASLt's persistent GEMM
+  // on sm_90, unknown elsewhere) and NCCL's probed CTA.
+  sp.geometry = true;
+  Policy ce;
+  ce.ce = true;
+  sp.ce = w.coll != Collective::kAllToAll && PolicyNotApplicable(ce, plan_).empty();
+  sp.ce_in_process = sh_.pm.multi_process() || CeConnectionsHere();
+  sp.limits = info_.limits;
+  if (w.own)
+    sp.compute = comp_fp_;
+  else if (info_.limits.sm_major == 9)
+    sp.compute = kCublasPersistentGemmSm90;
+  if (comm_fp_known_) sp.comm = comm_fp_;
   const std::vector<Policy> full = FullSpace(sp);
   TuneOptions topt;
   topt.budget_fraction = o_.tune_budget;  // of the sweep's wall time, every phase counted

@@ -121,6 +121,11 @@ int RunTuneApp(const TuneAppOptions& o, const std::vector<std::string>& cmd) {
   SearchSpace sp;
   sp.app = true;
   sp.num_sms = key.sms;
+  // The communication side through the launcher's environment (PolicyEnv): NCCL's kernel
+  // geometry and the copy-engine collectives (the interposer hands NCCL what ce does not serve).
+  // The program's kernels are unknown to the model, so a geometry goes with priority alone.
+  sp.geometry = true;
+  sp.ce = true;
   TuneOptions opt;
   opt.budget_trials = runs;
   opt.first_reps = 1;
@@ -145,10 +150,10 @@ int RunTuneApp(const TuneAppOptions& o, const std::vector<std::string>& cmd) {
     Fail("no policy ran the command successfully");
     return 1;
   }
-  fmt::print("# corun tune: {}\n# {:<28} {:>10} {:>6}\n", workload, "policy", o.metric.empty() ? "wall ms" : "score",
+  fmt::print("# corun tune: {}\n# {:<40} {:>10} {:>6}\n", workload, "policy", o.metric.empty() ? "wall ms" : "score",
              "runs");
   for (const Measured& m : t.All())
-    fmt::print("  {:<28} {:>10.3f} {:>6}\n", m.policy.Name(), higher ? -m.summary.median : m.summary.median,
+    fmt::print("  {:<40} {:>10.3f} {:>6}\n", m.policy.Name(), higher ? -m.summary.median : m.summary.median,
                m.samples.size());
   ProfileCache cache;
   const std::string path = o.cache.empty() ? DefaultProfilePath() : o.cache;

@@ -35,9 +35,53 @@ Policy WithPriority(Policy p, bool on) {
 
 int MaxCap(const SearchSpace& s) { return s.app ? 6 : std::max(1, s.natural_blocks - 1); }
 
+// The compute side of `c` with the communication kernel's geometry of `g`.
+Policy WithGeometry(Policy c, const Policy& g) {
+  c.nthreads = g.nthreads;
+  c.proto = g.proto;
+  c.ctas = g.ctas;
+  return c;
+}
+
 }  // namespace
 
-// "ce" (copy-engine collectives) is not searched until a GPU run has validated it in the bench.
+// Measured on 2x H200 (own GEMM 8192^3 + 896 MiB allreduce; README, issue #10's table): NCCL's
+// default 544-thread CTA leaves no room for a compute block, 288-thread CTAs (NCCL_NTHREADS=256)
+// do, and with priority these three beat the default (proto:simple 7.177 ms, ctas:32 7.219,
+// default 7.440). NCCL_NTHREADS=128 cut the bus bandwidth by a third (216 vs 322 GB/s) and lost;
+// a CTA count alone keeps the 544-thread CTA and so no room. Listed best first: the first one the
+// model lets co-reside is the first guess.
+const std::vector<Policy>& CommGeometries() {
+  static const std::vector<Policy> g = [] {
+    std::vector<Policy> v;
+    for (const char* s : {"nthreads:256+proto:simple", "nthreads:256+ctas:32", "nthreads:256"}) v.push_back(P(s));
+    return v;
+  }();
+  return g;
+}
+
+int BlocksBesideGeometry(const SearchSpace& s, const Policy& g) {
+  if (s.compute.threads <= 0 || s.limits.max_threads_per_sm <= 0) return -1;
+  KernelFootprint comm = s.comm.threads > 0 ? s.comm : kNcclCtaSm90;
+  // NCCL keeps the CTA's registers and shared memory whatever its width; its kernels carry one
+  // warp beyond NCCL_NTHREADS (256 -> 288, measured).
+  if (g.nthreads > 0) comm.threads = g.nthreads + 32;
+  return CoResidenceByOrder(s.limits, s.compute, comm).comm_first.blocks;
+}
+
+std::vector<Policy> GeometryPartners(const SearchSpace& s, const Policy& g) {
+  std::vector<Policy> out = {P("priority")};
+  if (!s.app && s.own_gemm) {
+    const int beside = std::min(BlocksBesideGeometry(s, g), MaxCap(s));
+    for (int k = 1; k <= beside; ++k) out.push_back(P("shape:" + std::to_string(k) + "+priority"));
+  }
+  return out;
+}
+
+bool NeedsOwnProcess(const SearchSpace& s, const Policy& p) {
+  return !s.app && (p.has_env_geometry() || (p.ce && !s.ce_in_process));
+}
+
 std::vector<Policy> FirstGuesses(const SearchSpace& s) {
   std::vector<Policy> out;
   Add(&out, P("overlap"));
@@ -54,6 +98,23 @@ std::vector<Policy> FirstGuesses(const SearchSpace& s) {
     Add(&out, P("smtarget:" + std::to_string(SmGuess(s))));
     Add(&out, P("greenctx:" + std::to_string(GreenGuess(s))));
   }
+  // The communication side: the first geometry the model lets compute blocks share an SM with,
+  // with priority; ce where it serves the collective.
+  if (s.geometry && !s.app)
+    for (const Policy& g : CommGeometries())
+      if (BlocksBesideGeometry(s, g) > 0) {
+        Add(&out, WithGeometry(P("priority"), g));
+        break;
+      }
+  if (s.ce) Add(&out, P("ce"));
+  // The estimate of the sweep needs the cost of a run in a process of its own: where the space
+  // has such candidates, one of them is a first guess.
+  if (std::none_of(out.begin(), out.end(), [&](const Policy& p) { return NeedsOwnProcess(s, p); }))
+    for (const Policy& p : FullSpace(s))
+      if (NeedsOwnProcess(s, p)) {
+        Add(&out, p);
+        break;
+      }
   return out;
 }
 
@@ -128,11 +189,26 @@ std::vector<Policy> Neighbours(const SearchSpace& s, const Policy& p) {
     q.smtarget_auto = true;
     Add(&out, q);
   }
+  // The communication side: a geometry off, on or swapped for another (FullSpace keeps the
+  // combinations the model allows); ce from an NCCL policy and back.
+  if (s.geometry && !p.ce) {
+    if (p.has_env_geometry()) Add(&out, WithGeometry(p, Policy{}));
+    for (const Policy& g : CommGeometries()) Add(&out, WithGeometry(p, g));
+    // With a geometry and no cap: the largest cap whose blocks all fit beside its CTA.
+    const int k = std::min(BlocksBesideGeometry(s, p), MaxCap(s));
+    if (p.has_env_geometry() && p.shape == ShapeMode::kNone && k >= 1) {
+      Policy q = p;
+      q.shape = ShapeMode::kCap;
+      q.shape_cap = k;
+      Add(&out, q);
+    }
+  }
+  if (s.ce) Add(&out, p.ce ? P("priority") : P("ce"));
   // Stay inside the space an exhaustive sweep covers, so the two can be compared.
   const std::vector<Policy> full = FullSpace(s);
   std::vector<Policy> kept;
   for (const Policy& q : out)
-    if (std::find(full.begin(), full.end(), q) != full.end()) kept.push_back(q);
+    if (!(q == p) && std::find(full.begin(), full.end(), q) != full.end()) kept.push_back(q);
   return kept;
 }
 
@@ -156,27 +232,43 @@ std::vector<Policy> FullSpace(const SearchSpace& s) {
       }
     Add(&out, WithPriority(P("ncclctas:" + std::to_string(CtaCapGuess(s))), prio));
   }
+  // The communication side, pruned by the model (GeometryPartners): each geometry with the
+  // compute-side policies that can profit from it; ce alone (it folds priority, and its data
+  // moves without SMs, so compute shaping has nothing to make room for).
+  if (s.geometry)
+    for (const Policy& g : CommGeometries())
+      for (const Policy& c : GeometryPartners(s, g)) Add(&out, WithGeometry(c, g));
+  if (s.ce) Add(&out, P("ce"));
   return out;
 }
 
-Tuner::Tuner(SearchSpace space, TuneOptions opt)
-    : space_(space), opt_(opt), space_size_(static_cast<int>(FullSpace(space).size())) {}
+Tuner::Tuner(SearchSpace space, TuneOptions opt) : space_(space), opt_(opt), full_(FullSpace(space)) {}
 
-void Tuner::Account(int reps, const RunCost& cost) {
+void Tuner::Account(const Policy& p, int reps, const RunCost& cost) {
   ++runs_;
   wall_s_ += cost.wall_s;
   if (cost.wall_s <= 0 || reps <= 0) return;
-  ++costed_;
-  fixed_sum_ += std::max(0.0, cost.wall_s - cost.timed_s);
-  per_rep_sum_ += cost.timed_s / reps;
+  const int c = NeedsOwnProcess(space_, p) ? 1 : 0;
+  ++costed_[c];
+  fixed_sum_[c] += std::max(0.0, cost.wall_s - cost.timed_s);
+  per_rep_sum_[c] += cost.timed_s / reps;
 }
 
-double Tuner::Predict(int reps) const {
-  if (costed_ == 0) return 0;
-  return (fixed_sum_ + per_rep_sum_ * reps) / costed_;
+double Tuner::Predict(const Policy& p, int reps) const {
+  int c = NeedsOwnProcess(space_, p) ? 1 : 0;
+  if (costed_[c] == 0) c = 1 - c;
+  if (costed_[c] == 0) return 0;
+  return (fixed_sum_[c] + per_rep_sum_[c] * reps) / costed_[c];
 }
 
-double Tuner::SweepWallEstimate() const { return space_size_ * Predict(opt_.sweep_reps); }
+double Tuner::SweepWallEstimate() const {
+  // A candidate refused for needing a process of its own (under mpirun/torchrun) is skipped by
+  // the sweep before anything runs; one refused here (a failed set-up) costs the sweep a run.
+  double t = 0;
+  for (const Policy& p : full_)
+    if (!(NeedsOwnProcess(space_, p) && rejected_.count(p.Name()))) t += Predict(p, opt_.sweep_reps);
+  return t;
+}
 
 bool Tuner::Separated(const Measured& a, const Measured& b) const {
   // Medians further apart than half the two spreads together; the spread of a candidate seen in
@@ -189,7 +281,7 @@ bool Tuner::Separated(const Measured& a, const Measured& b) const {
 }
 
 void Tuner::Report(const Policy& p, const std::vector<double>& samples, const RunCost& cost) {
-  Account(static_cast<int>(samples.size()), cost);
+  Account(p, static_cast<int>(samples.size()), cost);
   Measured& m = seen_[p.Name()];
   m.policy = p;
   m.samples.insert(m.samples.end(), samples.begin(), samples.end());
@@ -229,7 +321,7 @@ std::vector<Request> Tuner::Next() {
   auto fit = [&](std::vector<Request>* r) {
     // Keep within the budgets: drop what does not fit. The wall-clock budget applies once a
     // run's cost is known (the first guesses always run).
-    const bool by_wall = opt_.budget_fraction > 0 && costed_ > 0;
+    const bool by_wall = opt_.budget_fraction > 0 && costed_[0] + costed_[1] > 0;
     double wall_left = by_wall ? BudgetS() - wall_s_ : 0;
     int left = opt_.budget_trials - trials_;
     std::vector<Request> kept;
@@ -238,13 +330,13 @@ std::vector<Request> Tuner::Next() {
         why_ = "trial budget reached";
         continue;
       }
-      if (by_wall && Predict(x.reps) > wall_left) {
+      if (by_wall && Predict(x.policy, x.reps) > wall_left) {
         why_ = "wall-clock budget reached";
         continue;
       }
       kept.push_back(x);
       left -= x.reps;
-      wall_left -= Predict(x.reps);
+      wall_left -= Predict(x.policy, x.reps);
     }
     *r = kept;
   };

@@ -305,3 +305,293 @@ TEST(Profile, RoundTripAndStaleEntries) {
   std::fclose(f);
   EXPECT_FALSE(d.Load(path).ok());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The communication side: NCCL kernel geometries and the copy-engine collectives (ce).
+
+namespace {
+
+const KernelFootprint kTiledBlock{128, 80, 0, 36864};  // corun's tiled GEMM block (test_coresidence)
+
+// An own-GEMM space on H200 (6 blocks/SM) with the communication dimension.
+SearchSpace OwnCommSpace() {
+  SearchSpace s{true, false, 6, 0, 132, 24, 8};
+  s.geometry = true;
+  s.ce = true;
+  s.limits = *LimitsForArch(9, 0, 132);
+  s.compute = kTiledBlock;
+  s.comm = kNcclCtaSm90;
+  return s;
+}
+
+// cuBLAS's persistent GEMM on the same card.
+SearchSpace CublasCommSpace() {
+  SearchSpace s{false, false, 0, 0, 132, 24, 8};
+  s.geometry = true;
+  s.ce = true;
+  s.limits = *LimitsForArch(9, 0, 132);
+  s.compute = kCublasPersistentGemmSm90;
+  s.comm = kNcclCtaSm90;
+  return s;
+}
+
+std::vector<std::string> Names(const std::vector<Policy>& v) {
+  std::vector<std::string> n;
+  for (const Policy& p : v) n.push_back(p.Name());
+  return n;
+}
+
+bool Has(const std::vector<Policy>& v, const std::string& name) {
+  const auto n = Names(v);
+  return std::find(n.begin(), n.end(), name) != n.end();
+}
+
+Policy Parsed(const std::string& s) {
+  Policy p;
+  EXPECT_TRUE(ParsePolicy(s, &p).ok()) << s;
+  return p;
+}
+
+// Own GEMM: the compute side as OwnCost; with priority the geometries help (ctas:32 most), and a
+// cap beside their CTA costs compute throughput again (as measured: shape:4+priority lost to
+// priority alone with NCCL_NTHREADS=256). Optimum: priority+nthreads:256+ctas:32 (7.0 ms), 5%
+// below the next best (priority+nthreads:256+proto:simple, a first guess, and shape:2+priority+
+// nthreads:256+ctas:32, 7.4), and not a first guess. ce: 8.0.
+double OwnCommCost(const Policy& p) {
+  if (p.ce) return 8.0;
+  Policy c = p;
+  c.nthreads = 0;
+  c.proto = CommProto::kDefault;
+  c.ctas = 0;
+  double t = OwnCost(c);
+  if (p.has_env_geometry()) {
+    if (!p.comm_priority) return t + 1.0;
+    t -= p.ctas == 32 ? 1.5 : p.proto == CommProto::kSimple ? 1.1 : 0.6;
+    if (p.shape == ShapeMode::kCap) t += 0.5;
+  }
+  return t;
+}
+
+// cuBLAS: the compute side as CublasCost; ce is best (8.0 against smtarget:100's 10.8),
+// geometries cost (the measured 36% loss of NCCL_NTHREADS=256 beside cuBLAS).
+double CublasCommCost(const Policy& p) {
+  if (p.ce) return 8.0;
+  Policy c = p;
+  c.nthreads = 0;
+  c.proto = CommProto::kDefault;
+  c.ctas = 0;
+  return CublasCost(c) + (p.has_env_geometry() ? 3.0 : 0.0);
+}
+
+// A run in a process of its own pays a start-up (process, CUDA contexts, NCCL, cuBLAS, the
+// kernel probe): assumed here at twice the fixed cost of a run with the default 2 s sustained
+// phase.
+struct CommWall {
+  WallModel wm = [] {
+    WallModel w;
+    w.sustain_s = 2.0;
+    return w;
+  }();
+  double child_s = 5.0;
+  RunCost Cost(const SearchSpace& s, const Policy& p, double step_ms, int reps) const {
+    RunCost c = wm.Cost(step_ms, reps);
+    if (NeedsOwnProcess(s, p)) c.wall_s += child_s;
+    return c;
+  }
+};
+
+struct CommOutcome {
+  std::string policy;
+  double tuned_true = 0, best_true = 0, wall_s = 0, sweep_wall_s = 0, estimate = 0;
+  std::vector<std::string> asked;  // every request, in order
+};
+
+CommOutcome SimulateComm(const SearchSpace& s, double (*cost)(const Policy&), unsigned seed, double noise,
+                         double budget = 0.25) {
+  const CommWall cw{};
+  CommOutcome o;
+  o.best_true = 1e30;
+  for (const Policy& p : FullSpace(s)) {
+    o.best_true = std::min(o.best_true, cost(p));
+    o.sweep_wall_s += cw.Cost(s, p, cost(p), 10).wall_s;
+  }
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> n(0.0, noise);
+  TuneOptions opt;
+  opt.budget_fraction = budget;
+  Tuner t(s, opt);
+  const Measured* m = RunTunerWithCost(&t, [&](const Policy& p, int reps, std::vector<double>* out, RunCost* c) {
+    o.asked.push_back(p.Name() + " x" + std::to_string(reps));
+    for (int i = 0; i < reps; ++i) out->push_back(cost(p) * (1.0 + n(rng)));
+    *c = cw.Cost(s, p, cost(p), reps);
+    return true;
+  });
+  EXPECT_NE(m, nullptr);
+  if (!m) return o;
+  o.policy = m->policy.Name();
+  o.tuned_true = cost(m->policy);
+  o.wall_s = t.wall_s();
+  o.estimate = t.SweepWallEstimate();
+  return o;
+}
+
+}  // namespace
+
+TEST(TuneComm, SpaceHoldsGeometriesAndCe) {
+  const SearchSpace s = OwnCommSpace();
+  // The model: NCCL's default 544-thread CTA leaves no room, a 288-thread one room for two blocks.
+  EXPECT_EQ(BlocksBesideGeometry(s, Policy{}), 0);
+  EXPECT_EQ(BlocksBesideGeometry(s, Parsed("nthreads:256")), 2);
+  const auto full = FullSpace(s);
+  for (const Policy& g : CommGeometries()) {
+    const std::string gn = g.GeometryName();
+    EXPECT_TRUE(Has(full, "priority+" + gn)) << gn;
+    EXPECT_TRUE(Has(full, "shape:1+priority+" + gn)) << gn;
+    EXPECT_TRUE(Has(full, "shape:2+priority+" + gn)) << gn;
+    EXPECT_FALSE(Has(full, "shape:3+priority+" + gn)) << gn << ": 3 blocks do not fit beside its CTA";
+    EXPECT_FALSE(Has(full, gn)) << "a geometry without priority";
+  }
+  EXPECT_TRUE(Has(full, "ce"));
+  // Every geometry candidate bears priority; nothing else carries a geometry.
+  for (const Policy& p : full)
+    if (p.has_env_geometry()) EXPECT_TRUE(p.comm_priority) << p.Name();
+  // The first guesses hold one of each: the sweep's estimate needs a child's cost early.
+  const auto first = FirstGuesses(s);
+  EXPECT_TRUE(Has(first, "priority+nthreads:256+proto:simple"));
+  EXPECT_TRUE(Has(first, "ce"));
+  // Neighbours switch a geometry on, off and across, add the cap that fits beside it, and ce.
+  const auto nb = Neighbours(s, Parsed("priority+nthreads:256+proto:simple"));
+  EXPECT_TRUE(Has(nb, "priority"));
+  EXPECT_TRUE(Has(nb, "priority+nthreads:256+ctas:32"));
+  EXPECT_TRUE(Has(nb, "priority+nthreads:256"));
+  EXPECT_TRUE(Has(nb, "shape:2+priority+nthreads:256+proto:simple"));
+  EXPECT_TRUE(Has(nb, "ce"));
+  EXPECT_TRUE(Has(Neighbours(s, Parsed("shape:2+priority")), "shape:2+priority+nthreads:256+ctas:32"));
+  // Without the dimension the space is the compute side alone.
+  SearchSpace off = s;
+  off.geometry = false;
+  off.ce = false;
+  for (const Policy& p : FullSpace(off)) EXPECT_FALSE(p.has_env_geometry() || p.ce) << p.Name();
+  EXPECT_EQ(FullSpace(off).size() + 3 * 3 + 1, full.size());
+  // Which candidates run in a process of their own: geometries always, ce unless this process
+  // has the hardware queues; in an application search none (every run is its own process).
+  EXPECT_TRUE(NeedsOwnProcess(s, Parsed("priority+nthreads:256")));
+  EXPECT_TRUE(NeedsOwnProcess(s, Parsed("ce")));
+  EXPECT_FALSE(NeedsOwnProcess(s, Parsed("shape:2+priority")));
+  SearchSpace here = s;
+  here.ce_in_process = true;
+  EXPECT_FALSE(NeedsOwnProcess(here, Parsed("ce")));
+}
+
+// The model prunes: beside a persistent GEMM block (cuBLAS on Hopper) no compute block shares an
+// SM with any NCCL CTA, so no geometry is combined with compute shaping; priority alone remains.
+TEST(TuneComm, PersistentGemmGetsNoGeometryWithShaping) {
+  SearchSpace own = OwnCommSpace();
+  own.compute = kCublasPersistentGemmSm90;  // a kernel of ours shaped like it
+  own.natural_blocks = 1;
+  for (const Policy& g : CommGeometries()) EXPECT_EQ(BlocksBesideGeometry(own, g), 0) << g.Name();
+  int geoms = 0;
+  for (const Policy& p : FullSpace(own)) {
+    if (!p.has_env_geometry()) continue;
+    ++geoms;
+    EXPECT_EQ(p.shape, ShapeMode::kNone) << p.Name();
+    EXPECT_TRUE(p.comm_priority) << p.Name();
+  }
+  EXPECT_EQ(geoms, 3);
+  const SearchSpace lt = CublasCommSpace();
+  geoms = 0;
+  for (const Policy& p : FullSpace(lt)) {
+    if (!p.has_env_geometry()) continue;
+    ++geoms;
+    EXPECT_TRUE(p.shape == ShapeMode::kNone && p.smtarget == 0 && p.greenctx == 0 && p.ncclctas == 0) << p.Name();
+  }
+  EXPECT_EQ(geoms, 3);
+  for (const Policy& p : Neighbours(lt, Parsed("smtarget:100"))) EXPECT_FALSE(p.has_env_geometry()) << p.Name();
+  // Unknown compute kernel (an application, an unknown card): priority alone as well.
+  SearchSpace app{true, true, 0, 0, 132, 0, 8};
+  app.geometry = true;
+  app.ce = true;
+  int app_geoms = 0;
+  for (const Policy& p : FullSpace(app))
+    if (p.has_env_geometry()) {
+      ++app_geoms;
+      EXPECT_EQ(p.Name(), "priority+" + p.GeometryName());
+    }
+  EXPECT_EQ(app_geoms, 3);
+  EXPECT_TRUE(Has(FullSpace(app), "ce"));
+  EXPECT_TRUE(Has(FirstGuesses(app), "ce"));
+  for (const Policy& p : FullSpace(app)) EXPECT_FALSE(NeedsOwnProcess(app, p)) << p.Name();
+}
+
+// A geometry with a cap is best: found within 3% (exactly, in nearly every seeded search) at a
+// quarter of the wall time of the sweep that includes the new dimension, children's start-ups
+// counted in both.
+TEST(TuneComm, FindsAGeometryOptimumWithinAQuarterOfTheSweep) {
+  const SearchSpace s = OwnCommSpace();
+  const std::string optimum = "priority+nthreads:256+ctas:32";
+  ASSERT_FALSE(Has(FirstGuesses(s), optimum));
+  int exact = 0;
+  for (unsigned seed = 1; seed <= 25; ++seed) {
+    const CommOutcome o = SimulateComm(s, OwnCommCost, seed, 0.01);
+    EXPECT_LE(o.tuned_true, o.best_true * 1.03) << "seed " << seed << " chose " << o.policy;
+    EXPECT_LE(o.wall_s, 0.25 * o.sweep_wall_s) << "seed " << seed;
+    // The estimate prices each class of run by its own runs.
+    EXPECT_NEAR(o.estimate, o.sweep_wall_s, 0.1 * o.sweep_wall_s) << "seed " << seed;
+    exact += o.policy == optimum;
+  }
+  EXPECT_GE(exact, 22);
+}
+
+TEST(TuneComm, FindsCeWhenItIsBest) {
+  for (unsigned seed = 1; seed <= 25; ++seed) {
+    const CommOutcome o = SimulateComm(CublasCommSpace(), CublasCommCost, seed, 0.01);
+    EXPECT_EQ(o.policy, "ce") << "seed " << seed;
+    EXPECT_LE(o.wall_s, 0.25 * o.sweep_wall_s) << "seed " << seed;
+  }
+}
+
+// Every rank runs its own tuner: fed the same timings, all propose the same candidates in order.
+TEST(TuneComm, Deterministic) {
+  const SearchSpace s = OwnCommSpace();
+  EXPECT_EQ(Names(FullSpace(s)), Names(FullSpace(OwnCommSpace())));
+  EXPECT_EQ(Names(FirstGuesses(s)), Names(FirstGuesses(OwnCommSpace())));
+  const CommOutcome a = SimulateComm(s, OwnCommCost, 7, 0.02);
+  const CommOutcome b = SimulateComm(s, OwnCommCost, 7, 0.02);
+  ASSERT_FALSE(a.asked.empty());
+  EXPECT_EQ(a.asked, b.asked);
+  EXPECT_EQ(a.policy, b.policy);
+}
+
+// Under mpirun/torchrun no child can start: every candidate needing one is refused (at no cost),
+// never asked for again, and left out of the sweep's estimate; the search ends on the rest.
+TEST(TuneComm, RefusedChildrenAreDroppedFromTheSearchAndTheEstimate) {
+  const SearchSpace s = OwnCommSpace();
+  const CommWall cw{};
+  TuneOptions opt;
+  opt.budget_fraction = 0.25;
+  Tuner t(s, opt);
+  std::map<std::string, int> asked;
+  RunTunerWithCost(&t, [&](const Policy& p, int reps, std::vector<double>* out, RunCost* c) {
+    ++asked[p.Name()];
+    if (NeedsOwnProcess(s, p)) return false;
+    for (int i = 0; i < reps; ++i) out->push_back(OwnCommCost(p));
+    *c = cw.Cost(s, p, OwnCommCost(p), reps);
+    return true;
+  });
+  int refused = 0;
+  for (const auto& [name, n] : asked)
+    if (NeedsOwnProcess(s, Parsed(name))) {
+      ++refused;
+      EXPECT_EQ(n, 1) << name;
+    }
+  EXPECT_GE(refused, 2);  // the first guesses: a geometry and ce
+  ASSERT_NE(t.Best(), nullptr);
+  EXPECT_FALSE(NeedsOwnProcess(s, t.Best()->policy));
+  // The estimate: every candidate but the refused ones, each at this process's cost (no child
+  // ran, so the unrefused children are priced like the rest).
+  double expect = 0;
+  for (const Policy& p : FullSpace(s))
+    if (!(NeedsOwnProcess(s, p) && asked.count(p.Name()))) expect += cw.wm.Cost(OwnCommCost(p), 10).wall_s;
+  EXPECT_NEAR(t.SweepWallEstimate(), expect, 0.05 * expect);
+  for (const Measured& m : t.All()) EXPECT_FALSE(NeedsOwnProcess(s, m.policy)) << m.policy.Name();
+}
