@@ -31,6 +31,11 @@ struct Policy {
   // and is folded into "ce". Ranks must be threads of one process. Not in "all" nor in the tuner's
   // search until a GPU run has validated it in the bench.
   bool ce = false;
+  // NCCL's own zero-CTA collectives (corun/nccl_zero.h): a communicator with CTAPolicy ZERO and
+  // buffers in symmetric windows, AllGather/AlltoAll only, each row checked to have launched no
+  // kernel. It takes no SM, so the terms that make room on the SMs for NCCL's kernel, or shape
+  // that kernel, mean nothing beside it and are refused. Not in "all".
+  bool ncclzero = false;
   // The communication kernel's geometry that NCCL takes only from its environment, read once per
   // process (NCCL_NTHREADS, NCCL_PROTO, NCCL_MIN_CTAS/NCCL_MAX_CTAS): the bench runs such rows in
   // a child process, the launcher exports the variables. They combine with every other term.

@@ -112,9 +112,94 @@ Status Rank::SetupCe(const Workload& w, PolicyCtx* c) {
   return Status::Ok();
 }
 
+// NCCL's own zero-CTA path (ncclzero): a communicator split with CTAPolicy ZERO and buffers in
+// symmetric windows, created at the first row it serves (sized for the largest such row) and
+// kept. Each row copies its inputs into the window and checks that one call launches no kernel:
+// by graph capture where that is safe, else (several GPUs in one process, or a capture NCCL
+// refuses) by holding every SM while the call runs. A row whose call needs a kernel is skipped.
+Status Rank::SetupNcclZero(const Workload& w, PolicyCtx* c) {
+  c->backend = CommBackend::kNcclZero;
+  c->comm_ctas = 0;
+  int nccl_version = 0, driver_version = 0;
+  ncclGetVersion(&nccl_version);
+  cudaDriverGetVersion(&driver_version);
+  c->skip = NcclZeroNotApplicable(w.coll);
+  if (c->skip.empty()) c->skip = NcclZeroStackMissing(nccl_version, driver_version);
+  if (c->skip.empty()) c->skip = zero_broken_;
+  if (!c->skip.empty()) return Status::Ok();
+  // Created at the first row it serves, sized for the largest such row; then the row's inputs
+  // copied into the window (the rank's own send buffer holds them).
+  auto create = [&]() -> Status {
+    uint64_t sb = 0, rb = 0;
+    for (const Workload& x : Workloads(o_)) {
+      if (!NcclZeroNotApplicable(x.coll).empty()) continue;
+      const CollectiveShape xs = ShapeOf(x.coll, x.bytes, dtype_, sh_.nranks);
+      sb = std::max<uint64_t>(sb, xs.send_elems * DTypeSize(dtype_));
+      rb = std::max<uint64_t>(rb, xs.recv_elems * DTypeSize(dtype_));
+    }
+    auto z = std::make_unique<NcclZero>();
+    const Status s = Agreed("ncclzero", [&] { return z->Init(base_.get(), sb, rb); });
+    if (!s.ok()) {
+      zero_broken_ = "ncclzero: the zero-CTA communicator could not be set up";
+      return s;
+    }
+    zero_ = std::move(z);
+    return Status::Ok();
+  };
+  auto inputs = [&] {
+    return Agreed("ncclzero_inputs", [&]() -> Status {
+      CUDACHECK(cudaMemcpyAsync(zero_->send(), send_, cshape_.send_elems * DTypeSize(dtype_), cudaMemcpyDeviceToDevice,
+                                comm_lo_));
+      CUDACHECK(cudaStreamSynchronize(comm_lo_));
+      return Status::Ok();
+    });
+  };
+  if (!zero_) CORUN_CHECK(create());
+  CORUN_CHECK(inputs());
+  // Capturing NCCL breaks the communicators of a process that drives several GPUs (probe.h).
+  NcclZero::Method method =
+      sh_.nranks > 1 && !sh_.pm.multi_process() ? NcclZero::Method::kHoldSms : NcclZero::Method::kCapture;
+  std::string how;
+  ZeroVerdict v;
+  for (;;) {
+    const Status cs = zero_->CheckPath(w.coll, cshape_.count, dtype_, comm_lo_, method,
+                                       ProbeAgreement("ncclzero_capture"), &v);
+    // 0: every rank took the path; 1: some rank did not, or could not tell; 2: a check failed.
+    const int mine = !cs.ok() ? 2 : v.path == ZeroPath::kTaken ? 0 : 1;
+    int worst = 0;
+    CORUN_CHECK(Barrier(mine, &worst));
+    if (worst == 2 && method == NcclZero::Method::kCapture) {
+      // A refused capture may leave the communicator's call count differing across ranks: a
+      // fresh communicator, checked the other way.
+      how = "capture refused (" + (cs.ok() ? std::string("on another rank") : cs.message()) + "), SMs held instead; ";
+      zero_.reset();
+      CORUN_CHECK(create());
+      CORUN_CHECK(inputs());
+      method = NcclZero::Method::kHoldSms;
+      continue;
+    }
+    if (worst == 2) {
+      zero_broken_ = "ncclzero: the zero-CTA path check failed (" + (cs.ok() ? std::string("on another rank") : cs.message()) +
+                     "); not used for the rest of the run";
+      c->skip = zero_broken_;
+      return Status::Ok();
+    }
+    if (worst == 1) {
+      c->skip = v.path == ZeroPath::kTaken ? "zero-CTA path not taken or unchecked on another rank" : ZeroVerdictNote(v);
+      return Status::Ok();
+    }
+    break;
+  }
+  c->zero = zero_.get();
+  c->recv = zero_->recv();
+  c->note += (c->note.empty() ? "" : "; ") + how + ZeroVerdictNote(v);
+  return Status::Ok();
+}
+
 // The communication backend of the policy.
 Status Rank::SetupComm(const Workload& w, const Policy& p, PolicyCtx* c) {
   if (p.ce) return SetupCe(w, c);
+  if (p.ncclzero) return SetupNcclZero(w, c);
   c->backend = CommBackend::kNccl;
   c->comm = &base_;
   c->comm_ctas = comm_fp_known_ ? comm_ctas_ : 0;
@@ -212,6 +297,7 @@ Status Rank::Communicate(const Workload& w, const PolicyCtx& c, cudaStream_t s) 
   switch (c.backend) {
     case CommBackend::kNccl: return c.comm->Run(w.coll, send_, recv_, cshape_.count, dtype_, s);
     case CommBackend::kCe: return c.ce->Run(w.coll, send_, recv_, cshape_.count, dtype_, s);
+    case CommBackend::kNcclZero: return c.zero->Run(w.coll, cshape_.count, dtype_, s);
   }
   CORUN_FAIL("unknown communication backend");
 }

@@ -51,6 +51,7 @@ void Rank::Release() {
   cudaSetDevice(device_);
   cudaDeviceSynchronize();
   ce_.reset();  // before the base communicator and the buffers its peers may still map
+  zero_.reset();
   lts_.clear();
   greens_.clear();
   cta_comms_.clear();

@@ -25,6 +25,7 @@
 #include "../runtime/comm.h"
 #include "../runtime/device.h"
 #include "../runtime/gemm_cublaslt.h"
+#include "../runtime/nccl_zero.h"
 #include "../runtime/greenctx.h"
 #include "../runtime/nvml.h"
 #include "corun/agree.h"
@@ -66,7 +67,7 @@ struct Shared {
 
 // How the communication side of a step runs. A new backend adds a value here, its set-up in
 // policy_setup.cpp (SetupComm) and its call in Rank::Communicate.
-enum class CommBackend { kNccl, kCe };
+enum class CommBackend { kNccl, kCe, kNcclZero };
 
 // What one policy's set-up produced: the streams, the communication backend and the knobs.
 struct PolicyCtx {
@@ -74,6 +75,8 @@ struct PolicyCtx {
   CommBackend backend = CommBackend::kNccl;
   Comm* comm = nullptr;  // kNccl: the base or a CTA-capped communicator
   CeComm* ce = nullptr;  // kCe: the rank's copy-engine communicator
+  NcclZero* zero = nullptr;  // kNcclZero: NCCL's zero-CTA communicator, on its own buffers
+  void* recv = nullptr;      // the collective's output when not the rank's recv_ (kNcclZero)
   std::string skip;      // set-up found the policy inapplicable (agreed on every rank): the reason
   size_t pad = 0;
   int blocks = 0;
@@ -112,6 +115,7 @@ class Rank {
   Status SetupShape(const Workload& w, const Policy& p, PolicyCtx* ctx);
   Status SetupComm(const Workload& w, const Policy& p, PolicyCtx* ctx);
   Status SetupCe(const Workload& w, PolicyCtx* ctx);
+  Status SetupNcclZero(const Workload& w, PolicyCtx* ctx);
   Status SetupGreen(const Policy& p, PolicyCtx* ctx);
   void CommGeometryNote(const Policy& p, PolicyCtx* ctx);
   Status CommWithCtas(int ctas, Comm** out);
@@ -147,6 +151,8 @@ class Rank {
   std::map<int, std::unique_ptr<Comm>> cta_comms_;
   std::unique_ptr<CeComm> ce_;  // created at the first ce policy, kept for the run
   CeConfig ce_cfg_;              // its protocol settings (CeConfigFromEnv)
+  std::unique_ptr<NcclZero> zero_;  // created at the first ncclzero row it serves, kept for the run
+  std::string zero_broken_;         // why zero_ is no longer used (a failed path check), same on every rank
   std::map<int, std::unique_ptr<GreenSplit>> greens_;
   std::map<GemmShape, std::unique_ptr<CublasLtGemm>> lts_;
   __nv_bfloat16 *a_ = nullptr, *b_ = nullptr, *c_ = nullptr;

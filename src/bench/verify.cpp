@@ -12,8 +12,9 @@ namespace corun {
 
 Status Rank::Verify(const Workload& w, const PolicyCtx& c, const Policy& p, int64_t* wrong, std::string* what) {
   // Poison both outputs so that a step which writes nothing cannot pass.
+  void* const recv = c.recv ? c.recv : recv_;  // a backend on buffers of its own (ncclzero)
   CUDACHECK(cudaMemsetAsync(c_, 0xFF, static_cast<size_t>(w.g[0] * w.g[1]) * 2, comp_));
-  CUDACHECK(cudaMemsetAsync(recv_, 0xFF, cshape_.recv_elems * DTypeSize(dtype_), comp_));
+  CUDACHECK(cudaMemsetAsync(recv, 0xFF, cshape_.recv_elems * DTypeSize(dtype_), comp_));
   CUDACHECK(cudaStreamSynchronize(comp_));
   CORUN_CHECK(Barrier());
   float t, ce, me;
@@ -23,7 +24,7 @@ Status Rank::Verify(const Workload& w, const PolicyCtx& c, const Policy& p, int6
   double worst = 0;
   const int64_t gemm_bad = CountGemmMismatchesRef(sample_ref_, got, &worst);
   CUDACHECK(cudaMemsetAsync(d_wrong_, 0, sizeof(unsigned long long), comp_));
-  CORUN_CHECK(VerifyCollective(recv_, dtype_, cshape_.verify, cshape_.count, rank_, sh_.nranks, kSeedColl, d_wrong_, comp_));
+  CORUN_CHECK(VerifyCollective(recv, dtype_, cshape_.verify, cshape_.count, rank_, sh_.nranks, kSeedColl, d_wrong_, comp_));
   unsigned long long coll_bad = 0;
   CUDACHECK(cudaMemcpyAsync(&coll_bad, d_wrong_, sizeof(coll_bad), cudaMemcpyDeviceToHost, comp_));
   CUDACHECK(cudaStreamSynchronize(comp_));

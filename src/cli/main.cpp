@@ -159,7 +159,8 @@ int main(int argc, char** argv) {
   bench->add_option("--cache", o.cache_path, "profile cache for -p tuned (default $CORUN_CACHE or ~/.cache/corun/profiles.json)");
   bench->add_option("-p,--policies", o.policies,
                     "comma-separated: all, tuned, geom, sequential, overlap, priority, shape:K|NK|auto[+priority], "
-                    "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce[+shape:K|smtarget:N|greenctx:N] (copy engines; not in all). "
+                    "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce[+shape:K|smtarget:N|greenctx:N] (copy engines; not in all), "
+                    "ncclzero (NCCL's own zero-CTA allgather/alltoall, checked to launch no kernel; alone; not in all). "
                     "NCCL's kernel geometry combines with any of them but ce and maxconn1 (sequential included): +nthreads:N (64..512, "
                     "NCCL_NTHREADS), +proto:simple|ll|ll128 (NCCL_PROTO), +ctas:N (NCCL_MIN_CTAS=NCCL_MAX_CTAS=N); "
                     "NCCL reads these once per process, so the rows of each geometry run in a child process. "

@@ -39,6 +39,8 @@ bool MatchesAny(const std::string& name, const std::vector<std::string>& pattern
 Status CheckInterposable(const Policy& p) {
   if (p.sequential) return Status::Error("policy 'sequential' cannot be applied to a program");
   if (p.greenctx) return Status::Error("greenctx needs the program's own streams: use corun bench");
+  if (p.ncclzero)
+    return Status::Error("ncclzero needs buffers NCCL allocated and registered as symmetric windows: use corun bench");
   if (p.shape == ShapeMode::kAuto)
     return Status::Error("shape:auto is for corun bench (it needs the NCCL kernel's footprint first); use shape:K");
   return Status::Ok();

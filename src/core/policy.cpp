@@ -70,6 +70,7 @@ std::string Policy::Name() const {
   if (sequential) return geom.empty() ? "sequential" : "sequential+" + geom;
   std::vector<std::string> parts;
   if (ce) parts.push_back("ce");
+  if (ncclzero) parts.push_back("ncclzero");
   if (maxconn1) parts.push_back("maxconn1");
   switch (shape) {
     case ShapeMode::kCap: parts.push_back("shape:" + std::to_string(shape_cap)); break;
@@ -117,6 +118,9 @@ Status ParsePolicy(const std::string& text, Policy* out) {
     } else if (key == "ce" && !has_val) {
       saw_other = true;
       p.ce = true;
+    } else if (key == "ncclzero" && !has_val) {
+      saw_other = true;
+      p.ncclzero = true;
     } else if (key == "maxconn1" && !has_val) {
       saw_other = true;
       p.maxconn1 = true;
@@ -176,7 +180,7 @@ Status ParsePolicy(const std::string& text, Policy* out) {
     } else {
       return TermError(text, term,
                        "is not a policy term (sequential, overlap, priority, shape:K|NK|auto, "
-                       "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce, nthreads:N, proto:P, "
+                       "smtarget:N|auto, ncclctas:N, greenctx:N, maxconn1, ce, ncclzero, nthreads:N, proto:P, "
                        "ctas:N, tuned)");
     }
   }
@@ -193,6 +197,23 @@ Status ParsePolicy(const std::string& text, Policy* out) {
   if (p.ce && p.ncclctas > 0) return TermError(text, "ncclctas", "caps NCCL's CTAs, which ce does not use");
   if (p.ce && p.maxconn1)
     return TermError(text, "maxconn1", "leaves one hardware queue; ce needs one per copy stream");
+  if (p.ncclzero) {
+    // Every other term shapes NCCL's kernel or makes room for it on the SMs; ncclzero has none.
+    if (p.ce) return TermError(text, "ce", "and ncclzero are two communication backends: give one");
+    if (p.has_env_geometry())
+      return TermError(text, p.GeometryName(), "sets NCCL's kernel, which ncclzero does not launch");
+    if (p.ncclctas > 0) return TermError(text, "ncclctas", "caps NCCL's CTAs, and ncclzero launches none");
+    if (p.shape != ShapeMode::kNone)
+      return TermError(text, "shape", "makes room on the SMs for NCCL's kernel, and ncclzero launches none");
+    if (p.smtarget > 0 || p.smtarget_auto)
+      return TermError(text, "smtarget", "leaves SMs to NCCL's kernel, and ncclzero launches none");
+    if (p.greenctx > 0)
+      return TermError(text, "greenctx", "leaves SMs to NCCL's kernel, and ncclzero launches none");
+    if (p.comm_priority)
+      return TermError(text, "priority", "ranks NCCL's kernel before compute blocks, and ncclzero launches none");
+    if (p.maxconn1)
+      return TermError(text, "maxconn1", "queues ncclzero's copies behind the compute kernels in one hardware queue");
+  }
   // The copy-engine reduction already runs at the device's top priority on its own stream.
   if (p.ce) p.comm_priority = false;
   *out = p;

@@ -57,6 +57,7 @@ c 2 -p shape:auto -- CMD
 c 2 -p priority+nthreads:100 -- CMD
 c 2 -p nthreads:256+proto:ll128 -- CMD
 c 2 -p ce+nthreads:256 -- CMD
+c 2 -p ncclzero -- CMD
 CASE_ENV="CORUN_CE_LANES=9"; c 2 -p ce -- CMD
 CASE_ENV="CORUN_CE_MAX_RANKS=1"; c 2 -p ce -- CMD
 CASE_ENV="CORUN_CE_CHUNK=12Q"; c 2 -p ce -- CMD
@@ -89,6 +90,8 @@ c 2 bench -p overlap,fast
 c 2 bench -p sequential+priority
 c 2 bench -p priority+proto:fast
 c 2 bench -p ctas:8+ncclctas:8
+c 2 bench -p ncclzero+priority
+c 2 bench -p shape:2+ncclzero
 c 2 bench --gemm 8192x8192
 c 2 bench --gemm 100x64x64 --compute tiled64x64x64
 c 2 bench -o broadcastx

@@ -1,0 +1,88 @@
+#include "corun/nccl_zero.h"
+
+#include <cstdio>
+
+namespace corun {
+
+std::string NcclZeroNotApplicable(Collective c) {
+  if (c == Collective::kAllGather || c == Collective::kAllToAll) return "";
+  return std::string("ncclzero: NCCL has no zero-CTA ") + CollectiveName(c) +
+         " (its copy-engine collectives are allgather and alltoall)";
+}
+
+std::string NcclZeroStackMissing(int nccl_version, int driver_version) {
+  auto dotted = [](int v, int major_div, int minor_div) {
+    return std::to_string(v / major_div) + "." + std::to_string(v % major_div / minor_div);
+  };
+  if (nccl_version < kNcclZeroMinNccl)
+    return "ncclzero needs NCCL >= 2.28.3 (this is " + dotted(nccl_version, 10000, 100) + "." +
+           std::to_string(nccl_version % 100) + ")";
+  if (driver_version < kNcclZeroMinDriver)
+    return "ncclzero needs a CUDA driver >= 12.5 (this is " + dotted(driver_version, 1000, 10) + ")";
+  return "";
+}
+
+ZeroVerdict ZeroVerdictFromCapture(const ZeroCapture& c) {
+  ZeroVerdict v;
+  int kernels = 0, copies = 0, memops = 0, opaque = 0;
+  for (ZeroNode n : c.nodes) {
+    kernels += n == ZeroNode::kKernel;
+    copies += n == ZeroNode::kCopy;
+    memops += n == ZeroNode::kMemOp;
+    opaque += n == ZeroNode::kOpaque;
+  }
+  if (kernels > 0) {
+    v.path = ZeroPath::kNotTaken;
+    v.why = std::to_string(kernels) + " kernel node" + (kernels > 1 ? "s" : "") + " in the captured call";
+    if (!c.kernels.empty() && !c.kernels[0].empty()) v.why += ": " + c.kernels[0];
+    return v;
+  }
+  if (opaque > 0) {
+    v.why = "the captured call holds a conditional node whose body the check cannot see";
+    return v;
+  }
+  if (copies == 0) {
+    // Nothing moved data inside the stream: NCCL did the work elsewhere (or not at all).
+    v.why = "the captured call holds no copy (" + std::to_string(c.nodes.size()) + " nodes)";
+    return v;
+  }
+  v.path = ZeroPath::kTaken;
+  v.why = "captured call: " + std::to_string(copies) + " copies, " + std::to_string(memops) +
+          " stream memory operations, no kernel";
+  return v;
+}
+
+ZeroVerdict ZeroVerdictFromHold(const ZeroHold& h) {
+  ZeroVerdict v;
+  if (!h.cannot_hold.empty()) {
+    v.why = h.cannot_hold;
+    return v;
+  }
+  if (h.blocks <= 0 || h.resident < h.blocks) {
+    v.why = "only " + std::to_string(h.resident) + " of " + std::to_string(h.blocks) +
+            " SMs could be held before the collective (another kernel on the GPU?)";
+    return v;
+  }
+  if (h.saw_done >= h.blocks) {
+    v.path = ZeroPath::kTaken;
+    v.why = "the collective finished while all " + std::to_string(h.blocks) + " SMs were held";
+    return v;
+  }
+  // Without an SM the collective could not finish: it waited for a kernel to be scheduled.
+  v.path = ZeroPath::kNotTaken;
+  char t[32];
+  std::snprintf(t, sizeof t, "%.1f", h.timeout_s);
+  v.why = "the collective did not finish within " + std::string(t) + " s while every SM was held";
+  return v;
+}
+
+std::string ZeroVerdictNote(const ZeroVerdict& v) {
+  switch (v.path) {
+    case ZeroPath::kTaken: return "zero-CTA path checked: " + v.why;
+    case ZeroPath::kNotTaken: return "NCCL launched a kernel: zero-CTA path not taken (" + v.why + ")";
+    case ZeroPath::kUnknown: break;
+  }
+  return "zero-CTA path unchecked: " + v.why;
+}
+
+}  // namespace corun

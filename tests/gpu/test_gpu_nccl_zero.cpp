@@ -1,0 +1,103 @@
+// NCCL's zero-CTA AllGather on 2 GPUs of one process (a thread per GPU): the path check must say
+// NCCL launched no kernel, and the result must equal plain NCCL's bit for bit and the exact
+// expectation. A control on the same windows with NCCL's default CTA policy must be seen to
+// launch a kernel, so a check that always says "zero-CTA" fails here.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "data.h"
+#include "nccl_zero.h"
+
+using namespace corun;
+
+namespace {
+
+std::mutex g_mu;
+#define RANK_EXPECT(cond, msg)                           \
+  do {                                                   \
+    if (!(cond)) {                                       \
+      std::lock_guard<std::mutex> _l(g_mu);              \
+      ADD_FAILURE() << "rank " << rank << ": " << msg;   \
+    }                                                    \
+  } while (0)
+
+int Gpus() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+// Odd on purpose: not a multiple of a page, a chunk or a warp.
+constexpr uint64_t kCount = 1000003;
+constexpr uint32_t kSeed = 17;
+
+void Rank(int rank, int n, const ncclUniqueId& id, int cta_policy, ZeroPath want) {
+  ASSERT_EQ(cudaSetDevice(rank), cudaSuccess);
+  ncclComm_t base = nullptr;
+  ASSERT_EQ(ncclCommInitRank(&base, n, id, rank), ncclSuccess);
+  cudaStream_t s;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  const DType t = DType::kBf16;
+  const size_t send_b = kCount * DTypeSize(t), recv_b = send_b * n;
+  {
+    NcclZero z;
+    Status st = z.Init(base, send_b, recv_b, cta_policy);
+    RANK_EXPECT(st.ok(), st.ToString(true));
+    if (st.ok()) {
+      RANK_EXPECT(FillCollective(z.send(), t, kCount, rank, 0, kSeed, s).ok(), "fill");
+      ZeroVerdict v;
+      st = z.CheckPath(Collective::kAllGather, kCount, t, s, NcclZero::Method::kHoldSms, nullptr, &v);
+      RANK_EXPECT(st.ok(), st.ToString(true));
+      RANK_EXPECT(v.path == want, "path check: " << ZeroVerdictNote(v));
+      if (rank == 0) std::printf("policy %d: %s\n", cta_policy, ZeroVerdictNote(v).c_str());
+      // The result, against plain NCCL on cudaMalloc buffers and against the expectation.
+      void *send = nullptr, *recv = nullptr;
+      unsigned long long* wrong = nullptr;
+      RANK_EXPECT(cudaMalloc(&send, send_b) == cudaSuccess && cudaMalloc(&recv, recv_b) == cudaSuccess &&
+                      cudaMalloc(&wrong, sizeof(*wrong)) == cudaSuccess,
+                  "cudaMalloc");
+      RANK_EXPECT(FillCollective(send, t, kCount, rank, 0, kSeed, s).ok(), "fill");
+      cudaMemsetAsync(z.recv(), 0xFF, recv_b, s);
+      cudaMemsetAsync(recv, 0xFF, recv_b, s);
+      cudaMemsetAsync(wrong, 0, sizeof(*wrong), s);
+      st = z.Run(Collective::kAllGather, kCount, t, s);
+      RANK_EXPECT(st.ok(), st.ToString(true));
+      RANK_EXPECT(ncclAllGather(send, recv, kCount, ncclBfloat16, base, s) == ncclSuccess, "ncclAllGather");
+      const CollectiveShape sh = ShapeOf(Collective::kAllGather, send_b, t, n);
+      RANK_EXPECT(sh.count == kCount, "shape count " << sh.count);
+      RANK_EXPECT(VerifyCollective(z.recv(), t, sh.verify, kCount, rank, n, kSeed, wrong, s).ok(), "verify");
+      unsigned long long bad = ~0ull;
+      cudaMemcpyAsync(&bad, wrong, sizeof(bad), cudaMemcpyDeviceToHost, s);
+      RANK_EXPECT(cudaStreamSynchronize(s) == cudaSuccess, "sync");
+      RANK_EXPECT(bad == 0, bad << " elements differ from the expectation");
+      std::vector<unsigned char> a(recv_b), b(recv_b);
+      cudaMemcpy(a.data(), z.recv(), recv_b, cudaMemcpyDeviceToHost);
+      cudaMemcpy(b.data(), recv, recv_b, cudaMemcpyDeviceToHost);
+      RANK_EXPECT(std::memcmp(a.data(), b.data(), recv_b) == 0, "zero-CTA result differs from plain NCCL's");
+      cudaFree(send);
+      cudaFree(recv);
+      cudaFree(wrong);
+    }
+  }
+  cudaStreamDestroy(s);
+  ncclCommDestroy(base);
+}
+
+void TwoRanks(int cta_policy, ZeroPath want) {
+  if (Gpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  std::vector<std::thread> th;
+  for (int r = 0; r < 2; ++r) th.emplace_back([&, r] { Rank(r, 2, id, cta_policy, want); });
+  for (auto& t : th) t.join();
+}
+
+}  // namespace
+
+TEST(NcclZeroMultiGpu, AllGatherTakesTheZeroCtaPath) { TwoRanks(NCCL_CTA_POLICY_ZERO, ZeroPath::kTaken); }
+
+// The control: the same windows, NCCL's default policy, its kernel. The check must see it.
+TEST(NcclZeroMultiGpu, CheckSeesNcclsKernel) { TwoRanks(NCCL_CTA_POLICY_DEFAULT, ZeroPath::kNotTaken); }
