@@ -73,7 +73,7 @@ class SmidStampTest : public ::testing::TestWithParam<int> {};  // the cap (0: n
 
 TEST_P(SmidStampTest, StampsAreSound) {
   const TileConfig t = TileConfig::k64x64x64;
-  const int64_t m = 4096, n = 4096, k = 1024;
+  const int64_t m = 4096, n = 4096, k = 4096;
   DeviceInfo info;
   ASSERT_TRUE(QueryDevice(0, &info).ok());
   KernelFootprint fp;
@@ -151,6 +151,11 @@ TEST_P(SmidStandInTest, FindsTheCtasSms) {
   int occ = 0;
   ASSERT_TRUE(TiledGemm::RuntimeOccupancy(t, 0, &occ).ok());
   ASSERT_EQ(cudaFuncSetAttribute(CommStandIn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)), cudaSuccess);
+  // The largest carveout: the SM then has room for GEMM blocks beside the CTA (with a carveout
+  // sized for the CTA alone nothing would fit, whatever the residency rules say).
+  ASSERT_EQ(cudaFuncSetAttribute(CommStandIn, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                 cudaSharedmemCarveoutMaxShared),
+            cudaSuccess);
   const int64_t nb = TiledGemm::Blocks(m, n);
   __nv_bfloat16 *a, *b, *c;
   BlockStamp *d_st, *d_cta;
