@@ -31,7 +31,8 @@ struct TiledGemm {
   // A shape error, or "" when the kernel supports M, N, K.
   static std::string CheckShape(int64_t m, int64_t n, int64_t k, TileConfig t);
   // `stamps` (device memory, Blocks(m, n) entries, block (x, y) at y * gridDim.x + x): each block
-  // stamps its SM and %globaltimer at start and end (the %smid probe); null: no stamps.
+  // stamps its SM and %globaltimer at start and end (the %smid probe), in an instance of the
+  // kernel of its own with the same footprint; null: the plain kernel, unchanged.
   static Status Launch(TileConfig t, const __nv_bfloat16* a, const __nv_bfloat16* b, __nv_bfloat16* c,
                        int64_t m, int64_t n, int64_t k, size_t pad, cudaStream_t stream,
                        BlockStamp* stamps = nullptr);
