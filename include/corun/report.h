@@ -8,6 +8,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "corun/smid.h"
 #include "corun/stats.h"
 
 namespace corun {
@@ -63,6 +64,9 @@ struct RunRecord {
   // Wall-clock seconds of the whole run of this policy (set-up, warm-up, sustained phase, timed
   // repetitions, verification) and of its timed repetitions alone (rank maximum).
   double wall_s = 0, timed_wall_s = 0;
+  // The %smid probe (bench --smid-probe, own GEMM): whether communication CTAs and compute blocks
+  // shared SMs in one untimed step after the timed repetitions; absent from JSON when not run.
+  SmidReport smid;
 };
 
 // What corun tune chose for one workload, and how it compares with an exhaustive sweep.

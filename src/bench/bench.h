@@ -25,6 +25,7 @@ struct BenchOptions {
   int gemm_samples = 512;
   int max_shape_caps = 4;
   bool probe_comm = true;
+  bool smid_probe = false;  // --smid-probe: per row, do compute blocks and communication CTAs share SMs
   std::string json_path;
   std::string command_line;
   std::vector<std::string> argv;  // for re-launching a child (maxconn1)

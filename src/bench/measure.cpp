@@ -109,6 +109,7 @@ Status Rank::RunPolicy(const Workload& w, const Policy& p, RunRecord* rec, int r
   rec->note = ctx.note;
   double timed_s = 0;
   CORUN_CHECK(Measure(w, p, ctx, rec, reps, &timed_s));
+  if (o_.smid_probe) CORUN_CHECK(SmidProbe(w, p, ctx, rec));  // untimed, after the repetitions
   std::string what;
   CORUN_CHECK(Verify(w, ctx, p, &rec->wrong, &what));
   if (rec->wrong) {

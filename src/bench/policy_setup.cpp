@@ -283,10 +283,11 @@ Status Rank::SetupPolicy(const Workload& w, const Policy& p, PolicyCtx* c) {
   return Status::Ok();
 }
 
-Status Rank::Compute(const Workload& w, const PolicyCtx& c, cudaStream_t s) {
+Status Rank::Compute(const Workload& w, const PolicyCtx& c, cudaStream_t s, BlockStamp* stamps) {
   for (int r = 0; r < o_.gemms_per_step; ++r) {
     if (w.own)
-      CORUN_CHECK(TiledGemm::Launch(w.tile, a_, b_, c_, w.g[0], w.g[1], w.g[2], c.pad, s));
+      CORUN_CHECK(TiledGemm::Launch(w.tile, a_, b_, c_, w.g[0], w.g[1], w.g[2], c.pad, s,
+                                    stamps ? stamps + r * TiledGemm::Blocks(w.g[0], w.g[1]) : nullptr));
     else
       CORUN_CHECK(lts_[w.g]->Run(a_, b_, c_, c.smtarget, s));
   }

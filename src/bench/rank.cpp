@@ -56,13 +56,15 @@ void Rank::Release() {
   greens_.clear();
   cta_comms_.clear();
   for (void* p : {static_cast<void*>(a_), static_cast<void*>(b_), static_cast<void*>(c_), send_, recv_,
-                  static_cast<void*>(d_times_), static_cast<void*>(d_counts_), static_cast<void*>(d_wrong_)})
+                  static_cast<void*>(d_times_), static_cast<void*>(d_counts_), static_cast<void*>(d_wrong_), static_cast<void*>(d_stamps_)})
     if (p) cudaFree(p);
   a_ = b_ = c_ = nullptr;
   send_ = recv_ = nullptr;
   d_times_ = nullptr;
   d_counts_ = nullptr;
   d_wrong_ = nullptr;
+  d_stamps_ = nullptr;
+  stamps_cap_ = 0;
 }
 
 void Rank::Progress(const std::string& what) {

@@ -7,6 +7,7 @@
 //   policy_setup.cpp  per policy: pad, SM target, communication backend (CTA-capped NCCL
 //                     communicator), green context; each step agreed across ranks
 //   measure.cpp       the measurement cycle: warm-up, sustained phase, timed repetitions
+//   smid_probe.cpp    --smid-probe: one stamped, untimed step; do compute and communication share SMs
 //   verify.cpp        one more step on poisoned outputs, checked
 //   tune_driver.cpp   corun tune: the search fed with measured policies, the optional sweep
 //   rows.cpp          result rows: the table as rows complete, the baseline columns
@@ -121,7 +122,8 @@ class Rank {
   Status CommWithCtas(int ctas, Comm** out);
   Status BroadcastId(ncclUniqueId* id);
   Comm::ProbeAgreeFn ProbeAgreement(const std::string& step);
-  Status Compute(const Workload& w, const PolicyCtx& c, cudaStream_t s);
+  // stamps: the %smid probe's per-block stamps (own GEMM), null when not probing.
+  Status Compute(const Workload& w, const PolicyCtx& c, cudaStream_t s, BlockStamp* stamps = nullptr);
   Status Communicate(const Workload& w, const PolicyCtx& c, cudaStream_t s);
   // measure.cpp
   Status RunPolicy(const Workload& w, const Policy& p, RunRecord* rec, int reps);
@@ -131,6 +133,8 @@ class Rank {
   Status TimeComm(const Workload& w, const PolicyCtx& c, float* ms);
   Status TimeTogether(const Workload& w, const PolicyCtx& c, const Policy& p, float* total, float* c_end,
                       float* m_end);
+  // smid_probe.cpp
+  Status SmidProbe(const Workload& w, const Policy& p, const PolicyCtx& c, RunRecord* rec);
   // verify.cpp
   Status Verify(const Workload& w, const PolicyCtx& c, const Policy& p, int64_t* wrong, std::string* what);
   // tune_driver.cpp
@@ -161,6 +165,8 @@ class Rank {
   float* d_times_ = nullptr;
   int64_t* d_counts_ = nullptr;
   unsigned long long* d_wrong_ = nullptr;
+  BlockStamp* d_stamps_ = nullptr;  // the %smid probe's stamps, grown to the largest step
+  size_t stamps_cap_ = 0;
   std::unique_ptr<ClockSampler> sampler_;
   // per workload
   CollectiveShape cshape_;

@@ -170,6 +170,9 @@ int main(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   bench->add_option("--max-caps", o.max_shape_caps, "explicit shape:K caps 'all' tries (K = 1..N)")
       ->capture_default_str()->check(InRange(0, 1024));
+  bench->add_flag("--smid-probe", o.smid_probe,
+                  "own GEMM: after each row's timed repetitions, one stamped step shows whether compute blocks "
+                  "and communication CTAs shared SMs (the row's note and JSON 'smid')");
   bench->add_flag("--child-maxconn1", o.child_maxconn1, "internal")->group("");
   bench->add_option("--probe-only", o.probe_only, "internal")->group("");
   // Tune's own flags are accepted (and ignored) so that its helper processes can run as bench.

@@ -115,6 +115,7 @@ void to_json(json& j, const RunRecord& r) {
       {"timed_wall_s", r.timed_wall_s},
   };
   if (r.clocks.valid) j["clocks"] = r.clocks;
+  if (r.smid.ran()) j["smid"] = r.smid;
 }
 void from_json(const json& j, RunRecord& r) {
   r = RunRecord{};
@@ -158,6 +159,7 @@ void from_json(const json& j, RunRecord& r) {
   r.wall_s = j.value("wall_s", 0.0);
   r.timed_wall_s = j.value("timed_wall_s", 0.0);
   if (j.contains("clocks")) r.clocks = j.at("clocks").get<ClockSample>();
+  if (j.contains("smid")) r.smid = j.at("smid").get<SmidReport>();
 }
 
 void to_json(json& j, const TuneSummary& x) {

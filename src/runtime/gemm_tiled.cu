@@ -21,15 +21,52 @@ __device__ __forceinline__ void CpAsyncWait() { asm volatile("cp.async.wait_grou
 
 constexpr int kBM = 64, kBN = 64, kCLd = kBN + 4;
 
+__device__ __forceinline__ unsigned long long GlobalTimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ unsigned SmId() {
+  unsigned s;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(s));
+  return s;
+}
+
+// The %smid probe (corun/smid.h): thread 0 stamps its block's SM and the global timer at the
+// start and, after every thread's last store, at the end. A kernel instance of its own, so that
+// the timed kernel stays as it was (the pointer kept live across the K loop cost the 32-deep tile
+// a register spill); same threads, shared memory and register cap, so the same residency.
+__device__ __forceinline__ void StampStart(BlockStamp* st) {
+  if (threadIdx.x != 0) return;
+  BlockStamp* b = st + static_cast<size_t>(blockIdx.y) * gridDim.x + blockIdx.x;
+  b->start_ns = GlobalTimer();
+  b->smid = SmId();
+}
+__device__ __forceinline__ void StampEnd(BlockStamp* st) {
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  BlockStamp* b = st + static_cast<size_t>(blockIdx.y) * gridDim.x + blockIdx.x;
+  b->end_ns = GlobalTimer();
+  b->smid_end = SmId();
+}
+
+__global__ void TimeMarkKernel(BlockStamp* st) {
+  const unsigned long long t = GlobalTimer();
+  st->start_ns = t;
+  st->end_ns = t;
+  st->smid = st->smid_end = SmId();
+}
+
 template <int BK>
 constexpr size_t TileBytesOf() { return size_t{2} * (kBM + kBN) * (BK + 8) * sizeof(__nv_bfloat16); }
 
 // 4 warps, each owns a 32x32 quarter of the 64x64 block tile (2x2 WMMA 16x16x16 fragments).
 // A: [M][K] row-major, B: [N][K] row-major (K-contiguous), C: [M][N] row-major.
-template <int BK>
+template <int BK, bool kStamp>
 __global__ void __launch_bounds__(128, 6)
     TiledGemmKernel(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restrict__ B,
-                    __nv_bfloat16* __restrict__ C, int M, int N, int K) {
+                    __nv_bfloat16* __restrict__ C, int M, int N, int K, BlockStamp* stamps) {
+  if constexpr (kStamp) StampStart(stamps);
   constexpr int LD = BK + 8;  // padded rows: conflict-free fragment loads, 16-byte aligned rows
   extern __shared__ __align__(128) unsigned char smem[];
   __nv_bfloat16* As = reinterpret_cast<__nv_bfloat16*>(smem);  // [2][kBM][LD]
@@ -96,14 +133,19 @@ __global__ void __launch_bounds__(128, 6)
     __nv_bfloat162 v = __floats2bfloat162_rn(Cs[row * kCLd + col], Cs[row * kCLd + col + 1]);
     *reinterpret_cast<__nv_bfloat162*>(&C[(bm + row) * N + bn + col]) = v;
   }
+  if constexpr (kStamp) StampEnd(stamps);
   (void)M;
+  (void)stamps;
 }
 
 static_assert(kBM * kCLd * sizeof(float) <= TileBytesOf<32>(), "epilogue must fit in the tile buffers");
 
-const void* KernelOf(TileConfig t) {
-  return t == TileConfig::k64x64x32 ? reinterpret_cast<const void*>(&TiledGemmKernel<32>)
-                                    : reinterpret_cast<const void*>(&TiledGemmKernel<64>);
+const void* KernelOf(TileConfig t, bool stamped = false) {
+  if (stamped)
+    return t == TileConfig::k64x64x32 ? reinterpret_cast<const void*>(&TiledGemmKernel<32, true>)
+                                      : reinterpret_cast<const void*>(&TiledGemmKernel<64, true>);
+  return t == TileConfig::k64x64x32 ? reinterpret_cast<const void*>(&TiledGemmKernel<32, false>)
+                                    : reinterpret_cast<const void*>(&TiledGemmKernel<64, false>);
 }
 
 // cudaFuncAttributeMaxDynamicSharedMemorySize is per function and device: raise it once,
@@ -163,14 +205,27 @@ std::string TiledGemm::CheckShape(int64_t m, int64_t n, int64_t k, TileConfig t)
 }
 
 Status TiledGemm::Launch(TileConfig t, const __nv_bfloat16* a, const __nv_bfloat16* b, __nv_bfloat16* c,
-                         int64_t m, int64_t n, int64_t k, size_t pad, cudaStream_t stream) {
+                         int64_t m, int64_t n, int64_t k, size_t pad, cudaStream_t stream, BlockStamp* stamps) {
   const size_t dyn = TileBytes(t) + pad;
-  CORUN_CHECK(EnsureDynamicSmem(KernelOf(t), dyn));
+  CORUN_CHECK(EnsureDynamicSmem(KernelOf(t, stamps != nullptr), dyn));
   const dim3 grid(static_cast<unsigned>(n / kTileN), static_cast<unsigned>(m / kTileM));
-  if (t == TileConfig::k64x64x32)
-    TiledGemmKernel<32><<<grid, kThreads, dyn, stream>>>(a, b, c, int(m), int(n), int(k));
+  const bool k32 = t == TileConfig::k64x64x32;
+  if (stamps && k32)
+    TiledGemmKernel<32, true><<<grid, kThreads, dyn, stream>>>(a, b, c, int(m), int(n), int(k), stamps);
+  else if (stamps)
+    TiledGemmKernel<64, true><<<grid, kThreads, dyn, stream>>>(a, b, c, int(m), int(n), int(k), stamps);
+  else if (k32)
+    TiledGemmKernel<32, false><<<grid, kThreads, dyn, stream>>>(a, b, c, int(m), int(n), int(k), nullptr);
   else
-    TiledGemmKernel<64><<<grid, kThreads, dyn, stream>>>(a, b, c, int(m), int(n), int(k));
+    TiledGemmKernel<64, false><<<grid, kThreads, dyn, stream>>>(a, b, c, int(m), int(n), int(k), nullptr);
+  CUDACHECK(cudaGetLastError());
+  return Status::Ok();
+}
+
+int64_t TiledGemm::Blocks(int64_t m, int64_t n) { return (m / kTileM) * (n / kTileN); }
+
+Status LaunchTimeMark(BlockStamp* slot, cudaStream_t stream) {
+  TimeMarkKernel<<<1, 1, 0, stream>>>(slot);
   CUDACHECK(cudaGetLastError());
   return Status::Ok();
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "corun/occupancy.h"
+#include "corun/smid.h"
 #include "corun/status.h"
 
 namespace corun {
@@ -29,8 +30,17 @@ struct TiledGemm {
   static Status RuntimeOccupancy(TileConfig t, size_t pad, int* blocks);
   // A shape error, or "" when the kernel supports M, N, K.
   static std::string CheckShape(int64_t m, int64_t n, int64_t k, TileConfig t);
+  // `stamps` (device memory, Blocks(m, n) entries, block (x, y) at y * gridDim.x + x): each block
+  // stamps its SM and %globaltimer at start and end (the %smid probe), in an instance of the
+  // kernel of its own with the same footprint; null: the plain kernel, unchanged.
   static Status Launch(TileConfig t, const __nv_bfloat16* a, const __nv_bfloat16* b, __nv_bfloat16* c,
-                       int64_t m, int64_t n, int64_t k, size_t pad, cudaStream_t stream);
+                       int64_t m, int64_t n, int64_t k, size_t pad, cudaStream_t stream,
+                       BlockStamp* stamps = nullptr);
+  static int64_t Blocks(int64_t m, int64_t n);
 };
+
+// A one-thread kernel that stamps %globaltimer and %smid into `slot` (device memory) when it runs:
+// the %smid probe's markers around the collective on the communication stream.
+Status LaunchTimeMark(BlockStamp* slot, cudaStream_t stream);
 
 }  // namespace corun

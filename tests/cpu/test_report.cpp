@@ -34,6 +34,9 @@ RunRecord Sample() {
   r.clocks.sm_mhz = Summarize({1500, 1600});
   r.clocks.power_w = Summarize({690, 700});
   r.clocks.throttle = {"sw_power_cap"};
+  r.smid.status = "not shared";
+  r.smid.verdict = "not shared: 24 SMs gave up their compute blocks to the collective";
+  r.smid.reduced_sms = {3, 5};
   r.wrong = 0;
   return r;
 }
@@ -79,7 +82,7 @@ std::set<std::string> KeysOf(const nlohmann::json& j) {
 
 TEST(Report, JsonHasTheDocumentedSchema) {
   const auto doc = DocumentedKeys();
-  for (const char* obj : {"document", "meta", "run", "workload", "summary", "clocks", "tune", "sweep"})
+  for (const char* obj : {"document", "meta", "run", "workload", "summary", "clocks", "smid", "tune", "sweep"})
     ASSERT_TRUE(doc.count(obj)) << "docs/ARCHITECTURE.md lists no keys for '" << obj << "'";
   Meta m;
   m.card = "NVIDIA H100 80GB HBM3";
@@ -103,6 +106,8 @@ TEST(Report, JsonHasTheDocumentedSchema) {
     EXPECT_EQ(KeysOf(r[s]), doc.at("summary")) << s;
   EXPECT_EQ(KeysOf(r["clocks"]), doc.at("clocks"));
   EXPECT_EQ(KeysOf(r["clocks"]["sm_mhz"]), doc.at("summary"));
+  EXPECT_EQ(KeysOf(r["smid"]), doc.at("smid"));
+  EXPECT_EQ(r["smid"]["reduced_sms"], nlohmann::json({3, 5}));
   EXPECT_EQ(KeysOf(j["tune"][0]), doc.at("tune"));
   EXPECT_EQ(KeysOf(j["tune"][0]["sweep"]), doc.at("sweep"));
   // And the values are the record's.
