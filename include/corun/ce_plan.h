@@ -34,12 +34,17 @@ enum class CeOp { kAllReduce, kReduceScatter, kAllGather };
 const char* CeOpName(CeOp op);
 
 struct CeConfig {
-  uint64_t chunk_bytes = 16ull << 20;  // per call, the data is moved in chunks of this many bytes
-  int slots = 8;                       // staging slots per peer (chunks in flight)
+  // Defaults from the configuration sweep on 2x H200 (results/2026-11-27_H200_4gpu_ce_signal):
+  // 32 MiB chunks reduced two at a time, pulls, stream-write signals gave 207/294/300 GB/s at
+  // 25/224/896 MiB; 16 MiB chunks by fours 181/271/266, 8 MiB chunks 165/229/231.
+  uint64_t chunk_bytes = 32ull << 20;  // per call, the data is moved in chunks of this many bytes
+  int slots = 4;                       // staging slots per peer (chunks in flight)
   int lanes = 2;                       // copy streams (lanes) for pushes; as many again for the all-gather
-  int batch = 4;                       // chunks reduced by one kernel
+  int batch = 2;                       // chunks reduced by one kernel
   uint64_t min_bytes = 0;              // calls smaller than this go to NCCL
-  bool ag_pull = false;                // all-gather step by pulls from the owner's staging (else pushes + unpack)
+  // All-gather step by pulls from the owner's staging (else pushes + an unpack copy, which costs
+  // the copy engine a local copy of every chunk).
+  bool ag_pull = true;
   // How a flag reaches a peer: false = a stream write straight into the peer's mapped flag (no
   // copy-engine work); true = a stream write to a local word plus a 4-byte copy of it (NCCL's CE
   // path). A GPU's copies to a peer run one at a time on one copy engine (traced: 8 MiB pushes

@@ -281,7 +281,7 @@ TEST(CePlan, CallDecisionAndConfig) {
   bad.lanes = 0;
   EXPECT_NE(CeConfigError(bad).find("lanes"), std::string::npos);
   // Staging: slots x peers x slot, each slot holds a slice of a chunk.
-  EXPECT_EQ(CeStagingBytes(CeConfig{}, 2), 8ull * 1 * (8ull << 20));
+  EXPECT_EQ(CeStagingBytes(CeConfig{}, 2), 4ull * 1 * (16ull << 20));
   EXPECT_EQ(CeStagingBytes(CeConfig{}, 1), 0u);
 }
 
@@ -298,11 +298,11 @@ TEST(CePlan, ConfigFromEnvironment) {
   g_env = {};
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
   EXPECT_EQ(cfg.chunk_bytes, CeConfig{}.chunk_bytes);
-  g_env = {{"CORUN_CE_CHUNK", "4M"}, {"CORUN_CE_LANES", "4"}, {"CORUN_CE_PULL", "1"}, {"CORUN_CE_MIN_BYTES", "1M"}};
+  g_env = {{"CORUN_CE_CHUNK", "4M"}, {"CORUN_CE_LANES", "4"}, {"CORUN_CE_PULL", "0"}, {"CORUN_CE_MIN_BYTES", "1M"}};
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
   EXPECT_EQ(cfg.chunk_bytes, 4u << 20);
   EXPECT_EQ(cfg.lanes, 4);
-  EXPECT_TRUE(cfg.ag_pull);
+  EXPECT_FALSE(cfg.ag_pull);
   EXPECT_EQ(cfg.min_bytes, 1u << 20);
   const CeConfig before = cfg;
   g_env = {{"CORUN_CE_LANES", "9"}};

@@ -163,10 +163,13 @@ int Run(const Options& o) {
   stressed.slots = 2;
   stressed.lanes = 3;
   stressed.batch = 1;
-  CeConfig pull, stressed_pull = stressed;
-  pull.ag_pull = stressed_pull.ag_pull = true;
+  // The push form of the all-gather step, with flags by 4-byte copies (the defaults pull and
+  // write the flags straight into the peers' mapped memory).
+  CeConfig push, stressed_push = stressed;
+  push.ag_pull = stressed_push.ag_pull = false;
+  push.signal_copy = stressed_push.signal_copy = true;
   cecheck::WarmKernels(pm.rank, n, s);
-  for (const CeConfig& cfg : {CeConfig{}, stressed, pull, stressed_pull}) {
+  for (const CeConfig& cfg : {CeConfig{}, stressed, push, stressed_push}) {
     CeComm ce;
     st = ce.Init(nccl, cfg, s);
     if (!st.ok()) { Fail("CeComm::Init: " + st.ToString(true)); break; }

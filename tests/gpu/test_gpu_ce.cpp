@@ -96,12 +96,12 @@ TEST(CeCollMultiGpu, EveryCollectiveDtypeAndSizeMatchesNccl) {
   Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, CeConfig{}, cases); });
 }
 
-// The all-gather step by pulls from the owner's staging (CeConfig::ag_pull).
-TEST(CeCollMultiGpu, PullFormMatchesNccl) {
+// The all-gather step by pushes into the peers' staging and an unpack (the default pulls).
+TEST(CeCollMultiGpu, PushFormMatchesNccl) {
   const int n = Gpus();
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
   CeConfig cfg;
-  cfg.ag_pull = true;
+  cfg.ag_pull = false;
   const auto cases = AllCases(true);
   Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
 }
