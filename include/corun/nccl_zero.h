@@ -19,18 +19,11 @@ std::string NcclZeroNotApplicable(Collective c);
 // Why this NCCL / CUDA driver (version codes: 22809, 12080) has no zero-CTA path ("" when it has).
 std::string NcclZeroStackMissing(int nccl_version, int driver_version);
 
-// Evidence 1: the collective captured into a CUDA graph, its nodes as classified by the runtime
-// (child graphs flattened). kOpaque: a node whose contents the check cannot see (conditional).
-enum class ZeroNode { kKernel, kCopy, kMemset, kMemOp, kHost, kEvent, kEmpty, kOther, kOpaque };
-struct ZeroCapture {
-  std::vector<ZeroNode> nodes;
-  std::vector<std::string> kernels;  // names of the kernel nodes, where known
-};
-
-// Evidence 2, where capture is unsafe (several GPUs in one process): every SM held by a blocker
-// kernel whose blocks leave no room for any other block, the collective enqueued behind them, and
-// each block watching for a flag a copy written after the collective sets. A collective that
-// completes while every SM is held ran no kernel.
+// The evidence that a call launched no kernel: every SM held by a blocker kernel whose blocks
+// leave no room for any other block, the collective enqueued behind them, and each block watching
+// for a flag a copy written after the collective sets. A collective that completes while every SM
+// is held ran no kernel. (A captured graph cannot tell: NCCL's zero-CTA call holds a conditional
+// node whose body is not readable, and capture breaks a multi-GPU process's communicators.)
 struct ZeroHold {
   std::string cannot_hold;  // why every SM could not be held ("" when it could)
   int blocks = 0;           // blocker blocks (one per SM)
@@ -45,7 +38,6 @@ struct ZeroVerdict {
   std::string why;  // one line: what was seen
 };
 
-ZeroVerdict ZeroVerdictFromCapture(const ZeroCapture& c);
 ZeroVerdict ZeroVerdictFromHold(const ZeroHold& h);
 
 // The row's note: "zero-CTA path checked: ..." when taken; else the reason the row is skipped

@@ -114,9 +114,9 @@ Status Rank::SetupCe(const Workload& w, PolicyCtx* c) {
 
 // NCCL's own zero-CTA path (ncclzero): a communicator split with CTAPolicy ZERO and buffers in
 // symmetric windows, created at the first row it serves (sized for the largest such row) and
-// kept. Each row copies its inputs into the window and checks that one call launches no kernel:
-// by graph capture where that is safe, else (several GPUs in one process, or a capture NCCL
-// refuses) by holding every SM while the call runs. A row whose call needs a kernel is skipped.
+// kept. Each row copies its inputs into the window and checks that one call launches no kernel,
+// by holding every SM while the call runs (threads or processes alike). A row whose call needs a
+// kernel (NCCL may take its kernel for some sizes) is skipped with what the check saw.
 Status Rank::SetupNcclZero(const Workload& w, PolicyCtx* c) {
   c->backend = CommBackend::kNcclZero;
   c->comm_ctas = 0;
@@ -127,9 +127,7 @@ Status Rank::SetupNcclZero(const Workload& w, PolicyCtx* c) {
   if (c->skip.empty()) c->skip = NcclZeroStackMissing(nccl_version, driver_version);
   if (c->skip.empty()) c->skip = zero_broken_;
   if (!c->skip.empty()) return Status::Ok();
-  // Created at the first row it serves, sized for the largest such row; then the row's inputs
-  // copied into the window (the rank's own send buffer holds them).
-  auto create = [&]() -> Status {
+  if (!zero_) {
     uint64_t sb = 0, rb = 0;
     for (const Workload& x : Workloads(o_)) {
       if (!NcclZeroNotApplicable(x.coll).empty()) continue;
@@ -144,55 +142,33 @@ Status Rank::SetupNcclZero(const Workload& w, PolicyCtx* c) {
       return s;
     }
     zero_ = std::move(z);
+  }
+  // The row's inputs, copied into the window (the rank's own send buffer holds them).
+  CORUN_CHECK(Agreed("ncclzero_inputs", [&]() -> Status {
+    CUDACHECK(cudaMemcpyAsync(zero_->send(), send_, cshape_.send_elems * DTypeSize(dtype_), cudaMemcpyDeviceToDevice,
+                              comm_lo_));
+    CUDACHECK(cudaStreamSynchronize(comm_lo_));
     return Status::Ok();
-  };
-  auto inputs = [&] {
-    return Agreed("ncclzero_inputs", [&]() -> Status {
-      CUDACHECK(cudaMemcpyAsync(zero_->send(), send_, cshape_.send_elems * DTypeSize(dtype_), cudaMemcpyDeviceToDevice,
-                                comm_lo_));
-      CUDACHECK(cudaStreamSynchronize(comm_lo_));
-      return Status::Ok();
-    });
-  };
-  if (!zero_) CORUN_CHECK(create());
-  CORUN_CHECK(inputs());
-  // Capturing NCCL breaks the communicators of a process that drives several GPUs (probe.h).
-  NcclZero::Method method =
-      sh_.nranks > 1 && !sh_.pm.multi_process() ? NcclZero::Method::kHoldSms : NcclZero::Method::kCapture;
-  std::string how;
+  }));
   ZeroVerdict v;
-  for (;;) {
-    const Status cs = zero_->CheckPath(w.coll, cshape_.count, dtype_, comm_lo_, method,
-                                       ProbeAgreement("ncclzero_capture"), &v);
-    // 0: every rank took the path; 1: some rank did not, or could not tell; 2: a check failed.
-    const int mine = !cs.ok() ? 2 : v.path == ZeroPath::kTaken ? 0 : 1;
-    int worst = 0;
-    CORUN_CHECK(Barrier(mine, &worst));
-    if (worst == 2 && method == NcclZero::Method::kCapture) {
-      // A refused capture may leave the communicator's call count differing across ranks: a
-      // fresh communicator, checked the other way.
-      how = "capture refused (" + (cs.ok() ? std::string("on another rank") : cs.message()) + "), SMs held instead; ";
-      zero_.reset();
-      CORUN_CHECK(create());
-      CORUN_CHECK(inputs());
-      method = NcclZero::Method::kHoldSms;
-      continue;
-    }
-    if (worst == 2) {
-      zero_broken_ = "ncclzero: the zero-CTA path check failed (" + (cs.ok() ? std::string("on another rank") : cs.message()) +
-                     "); not used for the rest of the run";
-      c->skip = zero_broken_;
-      return Status::Ok();
-    }
-    if (worst == 1) {
-      c->skip = v.path == ZeroPath::kTaken ? "zero-CTA path not taken or unchecked on another rank" : ZeroVerdictNote(v);
-      return Status::Ok();
-    }
-    break;
+  const Status cs = zero_->CheckPath(w.coll, cshape_.count, dtype_, comm_lo_, &v);
+  // 0: every rank took the path; 1: some rank did not, or could not tell; 2: a check failed.
+  const int mine = !cs.ok() ? 2 : v.path == ZeroPath::kTaken ? 0 : 1;
+  int worst = 0;
+  CORUN_CHECK(Barrier(mine, &worst));
+  if (worst == 2) {
+    zero_broken_ = "ncclzero: the zero-CTA path check failed (" + (cs.ok() ? std::string("on another rank") : cs.message()) +
+                   "); not used for the rest of the run";
+    c->skip = zero_broken_;
+    return Status::Ok();
+  }
+  if (worst == 1) {
+    c->skip = v.path == ZeroPath::kTaken ? "zero-CTA path not taken or unchecked on another rank" : ZeroVerdictNote(v);
+    return Status::Ok();
   }
   c->zero = zero_.get();
   c->recv = zero_->recv();
-  c->note += (c->note.empty() ? "" : "; ") + how + ZeroVerdictNote(v);
+  c->note += (c->note.empty() ? "" : "; ") + ZeroVerdictNote(v);
   return Status::Ok();
 }
 

@@ -22,36 +22,6 @@ std::string NcclZeroStackMissing(int nccl_version, int driver_version) {
   return "";
 }
 
-ZeroVerdict ZeroVerdictFromCapture(const ZeroCapture& c) {
-  ZeroVerdict v;
-  int kernels = 0, copies = 0, memops = 0, opaque = 0;
-  for (ZeroNode n : c.nodes) {
-    kernels += n == ZeroNode::kKernel;
-    copies += n == ZeroNode::kCopy;
-    memops += n == ZeroNode::kMemOp;
-    opaque += n == ZeroNode::kOpaque;
-  }
-  if (kernels > 0) {
-    v.path = ZeroPath::kNotTaken;
-    v.why = std::to_string(kernels) + " kernel node" + (kernels > 1 ? "s" : "") + " in the captured call";
-    if (!c.kernels.empty() && !c.kernels[0].empty()) v.why += ": " + c.kernels[0];
-    return v;
-  }
-  if (opaque > 0) {
-    v.why = "the captured call holds a conditional node whose body the check cannot see";
-    return v;
-  }
-  if (copies == 0) {
-    // Nothing moved data inside the stream: NCCL did the work elsewhere (or not at all).
-    v.why = "the captured call holds no copy (" + std::to_string(c.nodes.size()) + " nodes)";
-    return v;
-  }
-  v.path = ZeroPath::kTaken;
-  v.why = "captured call: " + std::to_string(copies) + " copies, " + std::to_string(memops) +
-          " stream memory operations, no kernel";
-  return v;
-}
-
 ZeroVerdict ZeroVerdictFromHold(const ZeroHold& h) {
   ZeroVerdict v;
   if (!h.cannot_hold.empty()) {

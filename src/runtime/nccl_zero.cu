@@ -4,10 +4,8 @@
 #include <chrono>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "checks.h"
-#include "driver.h"
 
 namespace corun {
 namespace {
@@ -51,53 +49,6 @@ __global__ void HoldSmsKernel(volatile unsigned* arrived, volatile unsigned* saw
   __threadfence_system();
 }
 
-void Classify(cudaGraph_t g, ZeroCapture* out) {
-  size_t n = 0;
-  if (cudaGraphGetNodes(g, nullptr, &n) != cudaSuccess) {
-    out->nodes.push_back(ZeroNode::kOpaque);
-    return;
-  }
-  std::vector<cudaGraphNode_t> nodes(n);
-  cudaGraphGetNodes(g, nodes.data(), &n);
-  const DriverTable& drv = Driver();
-  for (cudaGraphNode_t node : nodes) {
-    cudaGraphNodeType type;
-    if (cudaGraphNodeGetType(node, &type) != cudaSuccess) {
-      out->nodes.push_back(ZeroNode::kOpaque);
-      continue;
-    }
-    switch (static_cast<int>(type)) {
-      case cudaGraphNodeTypeKernel: {
-        out->nodes.push_back(ZeroNode::kKernel);
-        std::string name;
-        CUDA_KERNEL_NODE_PARAMS p{};
-        const char* fname = nullptr;
-        if (drv.cuGraphKernelNodeGetParams && drv.cuFuncGetName &&
-            drv.cuGraphKernelNodeGetParams(reinterpret_cast<CUgraphNode>(node), &p) == CUDA_SUCCESS && p.func &&
-            drv.cuFuncGetName(&fname, p.func) == CUDA_SUCCESS && fname)
-          name = fname;
-        out->kernels.push_back(name);
-        break;
-      }
-      case cudaGraphNodeTypeGraph: {
-        cudaGraph_t child = nullptr;
-        if (cudaGraphChildGraphNodeGetGraph(node, &child) == cudaSuccess) Classify(child, out);
-        else out->nodes.push_back(ZeroNode::kOpaque);
-        break;
-      }
-      case cudaGraphNodeTypeMemcpy: out->nodes.push_back(ZeroNode::kCopy); break;
-      case cudaGraphNodeTypeMemset: out->nodes.push_back(ZeroNode::kMemset); break;
-      case cudaGraphNodeTypeHost: out->nodes.push_back(ZeroNode::kHost); break;
-      case cudaGraphNodeTypeEmpty: out->nodes.push_back(ZeroNode::kEmpty); break;
-      case cudaGraphNodeTypeWaitEvent:
-      case cudaGraphNodeTypeEventRecord: out->nodes.push_back(ZeroNode::kEvent); break;
-      case CU_GRAPH_NODE_TYPE_BATCH_MEM_OP: out->nodes.push_back(ZeroNode::kMemOp); break;
-      case cudaGraphNodeTypeConditional: out->nodes.push_back(ZeroNode::kOpaque); break;
-      default: out->nodes.push_back(ZeroNode::kOther); break;
-    }
-  }
-}
-
 }  // namespace
 
 NcclZero::~NcclZero() {
@@ -138,41 +89,6 @@ Status NcclZero::Run(Collective c, uint64_t count, DType t, cudaStream_t s) {
     default: break;
   }
   CORUN_FAIL(NcclZeroNotApplicable(c));
-}
-
-Status NcclZero::Capture(Collective c, uint64_t count, DType t, cudaStream_t s, const AgreeFn& agree,
-                         ZeroCapture* out) {
-  cudaGraph_t graph = nullptr;
-  Status captured = Status::Ok();
-  if (cudaError_t b = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal); b != cudaSuccess) {
-    captured = Status::Error(std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(b)).At(__FILE__, __LINE__);
-  } else {
-    Status run = Run(c, count, t, s);
-    const cudaError_t end = cudaStreamEndCapture(s, &graph);
-    if (!run.ok()) captured = run.At(__FILE__, __LINE__);
-    else if (end != cudaSuccess)
-      captured = Status::Error(std::string("cudaStreamEndCapture: ") + cudaGetErrorString(end)).At(__FILE__, __LINE__);
-  }
-  if (captured.ok()) Classify(graph, out);
-  bool all = captured.ok();
-  if (agree) {
-    Status a = agree(captured.ok(), &all);
-    if (!a.ok()) captured = a;
-  }
-  if (!captured.ok() || !all) {
-    if (graph) cudaGraphDestroy(graph);
-    if (captured.ok()) CORUN_FAIL("the capture failed on another rank");
-    return captured;
-  }
-  // Replay once, on every rank: each communicator has counted this call.
-  cudaGraphExec_t exec = nullptr;
-  cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
-  if (e == cudaSuccess) e = cudaGraphLaunch(exec, s);
-  if (e == cudaSuccess) e = cudaStreamSynchronize(s);
-  if (exec) cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  CUDACHECK(e);
-  return Status::Ok();
 }
 
 Status NcclZero::HoldSms(Collective c, uint64_t count, DType t, cudaStream_t s, ZeroHold* out) {
@@ -262,20 +178,13 @@ Status NcclZero::HoldSms(Collective c, uint64_t count, DType t, cudaStream_t s, 
   return Status::Ok();
 }
 
-Status NcclZero::CheckPath(Collective c, uint64_t count, DType t, cudaStream_t s, Method m, const AgreeFn& agree,
-                           ZeroVerdict* out) {
+Status NcclZero::CheckPath(Collective c, uint64_t count, DType t, cudaStream_t s, ZeroVerdict* out) {
   // A first call may set things up (kernels included); the evidence is taken on the next one.
   CORUN_CHECK(Run(c, count, t, s));
   CUDACHECK(cudaStreamSynchronize(s));
-  if (m == Method::kCapture) {
-    ZeroCapture cap;
-    CORUN_CHECK(Capture(c, count, t, s, agree, &cap));
-    *out = ZeroVerdictFromCapture(cap);
-  } else {
-    ZeroHold hold;
-    CORUN_CHECK(HoldSms(c, count, t, s, &hold));
-    *out = ZeroVerdictFromHold(hold);
-  }
+  ZeroHold hold;
+  CORUN_CHECK(HoldSms(c, count, t, s, &hold));
+  *out = ZeroVerdictFromHold(hold);
   return Status::Ok();
 }
 

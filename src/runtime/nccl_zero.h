@@ -6,8 +6,6 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
-#include <functional>
-
 #include "corun/collective.h"
 #include "corun/nccl_zero.h"
 #include "corun/status.h"
@@ -31,22 +29,12 @@ class NcclZero {
   void* recv() const { return recv_; }
   ncclComm_t get() const { return comm_; }
 
-  // How the check gathers its evidence. kCapture: one call captured into a CUDA graph, its nodes
-  // read, the graph replayed once (every rank's communicator counts the call); unsafe with
-  // several GPUs in one process (NCCL's communicators break), where kHoldSms is used: every SM
-  // held by a blocker kernel while one call runs (corun/nccl_zero.h ZeroHold).
-  enum class Method { kCapture, kHoldSms };
-  // Called between the capture and the replay with whether this rank's capture worked; says
-  // whether every rank's did (the replay is a collective: all ranks replay, or none).
-  using AgreeFn = std::function<Status(bool ok_here, bool* all_ok)>;
-  // A collective: every rank calls it with the same arguments. One warm call first (a first call
-  // may set things up), then the evidence. A failed capture (on any rank) leaves the
-  // communicator's call count uncertain: the error says so and the caller stops using it.
-  Status CheckPath(Collective c, uint64_t count, DType t, cudaStream_t s, Method m, const AgreeFn& agree,
-                   ZeroVerdict* out);
+  // Whether a call launches no kernel: every SM held by a blocker kernel while one call runs
+  // (corun/nccl_zero.h ZeroHold). A collective: every rank calls it with the same arguments. One
+  // warm call first (a first call may set things up), then the evidence.
+  Status CheckPath(Collective c, uint64_t count, DType t, cudaStream_t s, ZeroVerdict* out);
 
  private:
-  Status Capture(Collective c, uint64_t count, DType t, cudaStream_t s, const AgreeFn& agree, ZeroCapture* out);
   Status HoldSms(Collective c, uint64_t count, DType t, cudaStream_t s, ZeroHold* out);
 
   ncclComm_t comm_ = nullptr;

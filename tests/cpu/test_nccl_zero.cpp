@@ -1,5 +1,5 @@
 // ncclzero: the policy term and its refused pairs, which collectives and stacks have NCCL's
-// zero-CTA path, and the verdict of the path check from each kind of evidence.
+// zero-CTA path, and the verdict of the path check from the held SMs.
 #include <gtest/gtest.h>
 
 #include "corun/launch_rules.h"
@@ -85,44 +85,6 @@ TEST(NcclZeroRules, StackVersions) {
   EXPECT_EQ(NcclZeroStackMissing(22802, 12080), "ncclzero needs NCCL >= 2.28.3 (this is 2.28.2)");
   EXPECT_EQ(NcclZeroStackMissing(22703, 12080), "ncclzero needs NCCL >= 2.28.3 (this is 2.27.3)");
   EXPECT_EQ(NcclZeroStackMissing(22809, 12040), "ncclzero needs a CUDA driver >= 12.5 (this is 12.4)");
-}
-
-TEST(NcclZeroVerdict, CaptureWithAKernelIsNotTaken) {
-  ZeroCapture c;
-  c.nodes = {ZeroNode::kMemOp, ZeroNode::kKernel, ZeroNode::kCopy};
-  c.kernels = {"ncclDevKernel_AllGather_RING_LL"};
-  const ZeroVerdict v = ZeroVerdictFromCapture(c);
-  EXPECT_EQ(v.path, ZeroPath::kNotTaken);
-  EXPECT_EQ(ZeroVerdictNote(v),
-            "NCCL launched a kernel: zero-CTA path not taken (1 kernel node in the captured call: "
-            "ncclDevKernel_AllGather_RING_LL)");
-  c.kernels = {""};
-  c.nodes.push_back(ZeroNode::kKernel);
-  EXPECT_EQ(ZeroVerdictFromCapture(c).why, "2 kernel nodes in the captured call");
-}
-
-TEST(NcclZeroVerdict, CaptureOfCopiesAndMemOpsIsTaken) {
-  ZeroCapture c;
-  c.nodes = {ZeroNode::kMemOp, ZeroNode::kCopy, ZeroNode::kCopy, ZeroNode::kMemOp, ZeroNode::kEvent, ZeroNode::kEmpty};
-  const ZeroVerdict v = ZeroVerdictFromCapture(c);
-  EXPECT_EQ(v.path, ZeroPath::kTaken);
-  EXPECT_EQ(ZeroVerdictNote(v), "zero-CTA path checked: captured call: 2 copies, 2 stream memory operations, no kernel");
-}
-
-TEST(NcclZeroVerdict, CaptureThatCannotTellIsUnknown) {
-  ZeroCapture none;
-  EXPECT_EQ(ZeroVerdictFromCapture(none).path, ZeroPath::kUnknown);  // nothing captured
-  ZeroCapture ops;
-  ops.nodes = {ZeroNode::kMemOp, ZeroNode::kHost};
-  EXPECT_EQ(ZeroVerdictFromCapture(ops).path, ZeroPath::kUnknown);  // no data moved in the stream
-  ZeroCapture cond;
-  cond.nodes = {ZeroNode::kCopy, ZeroNode::kOpaque};
-  const ZeroVerdict v = ZeroVerdictFromCapture(cond);
-  EXPECT_EQ(v.path, ZeroPath::kUnknown);
-  EXPECT_EQ(ZeroVerdictNote(v).rfind("zero-CTA path unchecked: ", 0), 0u);
-  // A kernel decides even beside a node the check cannot see.
-  cond.nodes.push_back(ZeroNode::kKernel);
-  EXPECT_EQ(ZeroVerdictFromCapture(cond).path, ZeroPath::kNotTaken);
 }
 
 TEST(NcclZeroVerdict, HoldingEverySm) {
