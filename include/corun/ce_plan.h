@@ -21,8 +21,9 @@
 //    Either way, "ag_free[peer][Lane(q - slots)] >= q - slots" on the writer's side means the
 //    staging slot chunk q needs is no longer read; one lane is one stream, so each word only grows.
 //    The caller's stream waits for every stream of the call.
-// Flags live in each rank's device memory (written by peers with 4-byte copies, as NCCL's CE
-// path does); Abort() overwrites them with ReleaseValue, which satisfies every pending wait.
+// Flags live in each rank's device memory, written by peers with stream writes into the mapped
+// memory (CeConfig::signal_copy: or 4-byte copies, as NCCL's CE path does); Abort() overwrites
+// them with ReleaseValue, which satisfies every pending wait.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -36,7 +37,8 @@ const char* CeOpName(CeOp op);
 struct CeConfig {
   // Defaults from the configuration sweep on 2x H200 (results/2026-11-27_H200_4gpu_ce_signal):
   // 32 MiB chunks reduced two at a time, pulls, stream-write signals gave 207/294/300 GB/s at
-  // 25/224/896 MiB; 16 MiB chunks by fours 181/271/266, 8 MiB chunks 165/229/231.
+  // 25/224/896 MiB (8 slots); 16 MiB chunks by fours 181/271/266, 8 MiB chunks 165/229/231. With
+  // 4 slots (half the staging) 205/298/305 (results/2026-11-27_H200_4gpu_ce_defaults).
   uint64_t chunk_bytes = 32ull << 20;  // per call, the data is moved in chunks of this many bytes
   int slots = 4;                       // staging slots per peer (chunks in flight)
   int lanes = 2;                       // copy streams (lanes) for pushes; as many again for the all-gather

@@ -28,8 +28,9 @@ struct Policy {
   bool maxconn1 = false;       // CUDA_DEVICE_MAX_CONNECTIONS=1 (needs its own process)
   // Copy-engine collectives (runtime/ce_comm.h) instead of NCCL: data moved by copy engines, the
   // reduction in short kernels on a top-priority stream of their own, so "priority" adds nothing
-  // and is folded into "ce". Ranks must be threads of one process. Not in "all" nor in the tuner's
-  // search until a GPU run has validated it in the bench.
+  // and is folded into "ce". Ranks are threads of one process, or one process per rank with
+  // CUDA_DEVICE_MAX_CONNECTIONS=32. Not in "all" (slower than NCCL beside long GEMMs); in the
+  // tuner's search where it serves the collective.
   bool ce = false;
   // NCCL's own zero-CTA collectives (corun/nccl_zero.h): a communicator with CTAPolicy ZERO and
   // buffers in symmetric windows, AllGather/AlltoAll only, each row checked to have launched no

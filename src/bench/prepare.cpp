@@ -179,9 +179,14 @@ Status Rank::RunWorkload(size_t wi, const Workload& w) {
           }
           continue;
         }
-      } else if (p.ce && !CeConnectionsHere() && PolicyNotApplicable(p, plan_).empty()) {
+      } else if ((p.ce || (p.ncclzero && !sh_.pm.multi_process())) && !CeConnectionsHere() &&
+                 PolicyNotApplicable(p, plan_).empty()) {
         // Runs later in a child process with enough hardware queues (bench/child.h); every rank
-        // of this process takes this branch alike, so no collective is left unmatched.
+        // of this process takes this branch alike, so no collective is left unmatched. ncclzero
+        // too: its check holds every SM with a kernel while NCCL's copies must still run, which
+        // they cannot when they share the kernel's hardware queue (a test with 2 GPUs in one
+        // process and the default 8 queues saw "not taken" where 2 processes saw the path taken).
+        // With one process per rank the row runs here (checked there with the default queues).
         if (rank_ == 0) {
           std::lock_guard<std::mutex> l(sh_.mu);
           if (std::find(sh_.deferred_ce.begin(), sh_.deferred_ce.end(), rec.policy) == sh_.deferred_ce.end())

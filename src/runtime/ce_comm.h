@@ -14,9 +14,10 @@
 // (cudaIpcMemLazyEnablePeerAccess); a refused open makes every rank fall back. Where a peer's GPU
 // is visible in this process, peer access and NVLink are checked as for threads; where it is not
 // (CUDA_VISIBLE_DEVICES differs per rank), the open succeeding is the only check, so a PCIe-only
-// pair is not detected (it works, slower). The cross-process path passed
-// tests/gpu/ce_procs_check.cpp (label `ce`) with 2 and 4 processes; the node barrier the ranks
-// now meet in after opening their peers' buffers (Init says why) came after those runs.
+// pair is not detected (it works, slower). The cross-process path, node barrier included, passed
+// tests/gpu/ce_procs_check.cpp (label `ce`) with 2 and 4 processes, and PyTorch's collectives with
+// 2 and 4 ranks under the interposer (results/2026-11-27_H200_4gpu_ce_defaults). Four ranks as
+// threads of one process hung with the pull form and take the push form with copied flags (Init).
 //
 // No hang: every wait is on a local flag in device memory. Abort() (or AbortAllCeComms(), for a
 // watchdog, before it aborts NCCL) copies a value that satisfies every pending wait into the
@@ -157,7 +158,7 @@ class CeComm {
   uint64_t slot_bytes_ = 0;
   char* rs_staging_ = nullptr;  // slots x (nranks - 1) rows of slot_bytes_
   char* ag_staging_ = nullptr;
-  uint32_t* flags_ = nullptr;   // device memory; peers write it by 4-byte copies
+  uint32_t* flags_ = nullptr;   // device memory; peers write it (stream writes or 4-byte copies)
   uint32_t* outbox_ = nullptr;  // device words the signals are copied from
   bool signal_copy_ = false;    // flags by 4-byte copies (CeConfig::signal_copy, or a refused stream write)
   uint32_t* release_host_ = nullptr;  // pinned, the abort's release values

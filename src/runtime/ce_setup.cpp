@@ -440,6 +440,17 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   // driver refuses such a write (checked here, once, with the value the word already holds: only
   // this rank writes it); the 4-byte copies then carry them.
   signal_copy_ = cfg_.signal_copy;
+  // More than 2 ranks as threads of one process: the pull form hung with either kind of signal
+  // (4x H200, ce_bench --gpus 4, no result in 45 s; results/2026-11-27_H200_4gpu_ce_threads4),
+  // where the push form with copied flags passed, as did the pull form with one process per rank.
+  // The cause is not known; these ranks take the configuration that was seen to work.
+  bool threads = true;
+  for (int p = 0; p < nranks_; ++p) threads &= all[p].process == mine.process;
+  if (threads && nranks_ > 2 && (cfg_.ag_pull || !cfg_.signal_copy)) {
+    CE_DLOG("init: %d ranks in one process: push form, flags by copies", nranks_);
+    cfg_.ag_pull = false;
+    signal_copy_ = true;
+  }
   for (int p = 0; p < nranks_ && !signal_copy_; ++p) {
     if (p == rank_) continue;
     const CUresult e = Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(s), Dev(RsReady(peers_[p].flags, rank_, 0)), 0, 0);

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -51,6 +52,20 @@ bool Satisfies(ZeroPath got, Want want) {
   return false;
 }
 
+// Both ranks start the check together: each holds its SMs for a bounded time, and a peer that
+// enqueues its side of the collective after that time makes the check say "not taken" (the
+// same test gave both verdicts run to run before the ranks met here first).
+std::mutex g_meet_mu;
+std::condition_variable g_meet_cv;
+int g_meet_count = 0;
+void Meet(int n) {
+  std::unique_lock<std::mutex> l(g_meet_mu);
+  const int gen = g_meet_count / n;
+  ++g_meet_count;
+  g_meet_cv.notify_all();
+  g_meet_cv.wait(l, [&] { return g_meet_count / n > gen; });
+}
+
 void Rank(int rank, int n, const ncclUniqueId& id, int cta_policy, uint64_t count, Want want) {
   ASSERT_EQ(cudaSetDevice(rank), cudaSuccess);
   ncclComm_t base = nullptr;
@@ -65,6 +80,8 @@ void Rank(int rank, int n, const ncclUniqueId& id, int cta_policy, uint64_t coun
     RANK_EXPECT(st.ok(), st.ToString(true));
     if (st.ok()) {
       RANK_EXPECT(FillCollective(z.send(), t, count, rank, 0, kSeed, s).ok(), "fill");
+      RANK_EXPECT(cudaStreamSynchronize(s) == cudaSuccess, "sync");
+      Meet(n);
       ZeroVerdict v;
       st = z.CheckPath(Collective::kAllGather, count, t, s, &v);
       RANK_EXPECT(st.ok(), st.ToString(true));
