@@ -75,9 +75,9 @@ ChildSpec GeometryChild(const std::string& geometry, const std::vector<std::stri
   return c;
 }
 
-bool RunsInChild(const Policy& p) {
-  return (p.has_env_geometry() && !CommGeometryEnvHolds(p, ProcessEnv)) || (p.ce && !CeConnectionsHere());
-}
+bool NeedsGeometryChild(const Policy& p) { return p.has_env_geometry() && !CommGeometryEnvHolds(p, ProcessEnv); }
+bool NeedsQueuesChild(const Policy& p) { return (p.ce || p.ncclzero) && !CeConnectionsHere(); }
+bool RunsInChild(const Policy& p) { return NeedsGeometryChild(p) || NeedsQueuesChild(p); }
 
 ChildSpec TuneChild(const BenchOptions& o, const Workload& w, const Policy& p, int reps, int ngpus) {
   // The whole command line from the options: the parent's own (tune's) lists several workloads.
@@ -95,7 +95,7 @@ ChildSpec TuneChild(const BenchOptions& o, const Workload& w, const Policy& p, i
     for (const auto& [k, v] : CommGeometryEnv(p)) c.env.push_back(k + "=" + v);
     for (const std::string& k : CommGeometryVars()) c.drop.push_back(k + "=");
   }
-  if (p.ce) c.env.push_back("CUDA_DEVICE_MAX_CONNECTIONS=" + std::to_string(kCeConnections));
+  if (p.ce || p.ncclzero) c.env.push_back("CUDA_DEVICE_MAX_CONNECTIONS=" + std::to_string(kCeConnections));
   return c;
 }
 

@@ -6,6 +6,7 @@
 //    (runtime/ce_comm.h). The child gets 32 queues. Setting the variable in this process instead
 //    would change the queue mapping of every other row of the run, so ce rows run here only when
 //    the user already gave the process enough queues.
+//  - ncclzero in one process: the same 32 queues (bench/prepare.cpp says why).
 //  - the communication kernel's geometry (nthreads, proto, ctas): NCCL reads NCCL_NTHREADS,
 //    NCCL_PROTO and NCCL_MIN/MAX_CTAS once per process. One child per geometry runs every row
 //    of that geometry; rows run here only when this process's environment already holds it.
@@ -40,9 +41,14 @@ bool CeConnectionsHere();
 ChildSpec CeChild(const std::vector<std::string>& policies);
 // Policies of one geometry (GeometryName() `geometry`) with exactly its NCCL variables.
 ChildSpec GeometryChild(const std::string& geometry, const std::vector<std::string>& policies);
-// Whether `p` needs another process environment than this one: a geometry this environment does
-// not hold, or ce without enough hardware queues. (Under mpirun/torchrun no child can be started:
-// RunPolicy and PolicyNotApplicable skip such rows with the reason.)
+// Whether `p` needs another process environment than this one (the rules of the bench's deferral
+// and of corun tune's children, in one place). Under mpirun/torchrun no child can be started:
+// RunPolicy and PolicyNotApplicable skip such rows with the reason.
+//  - a geometry this environment does not hold;
+bool NeedsGeometryChild(const Policy& p);
+//  - ce, or ncclzero in one process (its check holds every SM while NCCL's copies must run on
+//    a queue of their own), without kCeConnections hardware queues.
+bool NeedsQueuesChild(const Policy& p);
 bool RunsInChild(const Policy& p);
 // corun tune's child for one candidate: workload `w` alone under `p` with `reps` timed
 // repetitions and the environment `p` needs; the workload's other flags from `o`.

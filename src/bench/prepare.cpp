@@ -151,8 +151,7 @@ Status Rank::RunWorkload(size_t wi, const Workload& w) {
       RunRecord rec = proto;
       rec.policy = p.Name();
       Progress(WorkloadKey(rec) + " : " + rec.policy);
-      if (p.has_env_geometry() && !CommGeometryEnvHolds(p, ProcessEnv) && PolicyNotApplicable(p, plan_).empty() &&
-          !sh_.pm.multi_process()) {
+      if (NeedsGeometryChild(p) && PolicyNotApplicable(p, plan_).empty() && !sh_.pm.multi_process()) {
         // NCCL reads the geometry's variables once per process: the rows of one geometry run
         // later in a child of their own (bench/child.h); every rank takes this branch alike.
         // With a process per rank no child can be started: RunPolicy skips the row and says why.
@@ -179,8 +178,7 @@ Status Rank::RunWorkload(size_t wi, const Workload& w) {
           }
           continue;
         }
-      } else if ((p.ce || (p.ncclzero && !sh_.pm.multi_process())) && !CeConnectionsHere() &&
-                 PolicyNotApplicable(p, plan_).empty()) {
+      } else if (NeedsQueuesChild(p) && (p.ce || !sh_.pm.multi_process()) && PolicyNotApplicable(p, plan_).empty()) {
         // Runs later in a child process with enough hardware queues (bench/child.h); every rank
         // of this process takes this branch alike, so no collective is left unmatched. ncclzero
         // too: its check holds every SM with a kernel while NCCL's copies must still run, which
