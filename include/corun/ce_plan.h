@@ -36,9 +36,10 @@ const char* CeOpName(CeOp op);
 
 struct CeConfig {
   // Defaults from the configuration sweep on 2x H200 (results/2026-11-27_H200_4gpu_ce_signal):
-  // 32 MiB chunks reduced two at a time, pulls, stream-write signals gave 207/294/300 GB/s at
-  // 25/224/896 MiB (8 slots); 16 MiB chunks by fours 181/271/266, 8 MiB chunks 165/229/231. With
-  // 4 slots (half the staging) 205/298/305 (results/2026-11-27_H200_4gpu_ce_defaults).
+  // 32 MiB chunks, pulls, stream-write signals gave 207/294/300 GB/s at 25/224/896 MiB reduced two
+  // at a time and 207/270/305 one at a time (within the spread of each other); 16 MiB chunks by
+  // fours 181/271/266, 8 MiB chunks 165/229/231. 4 slots rather than 8 for half the staging
+  // memory: 205/298/305 against 205/302/307 (results/2026-11-27_H200_4gpu_ce_defaults).
   uint64_t chunk_bytes = 32ull << 20;  // per call, the data is moved in chunks of this many bytes
   int slots = 4;                       // staging slots per peer (chunks in flight)
   int lanes = 2;                       // copy streams (lanes) for pushes; as many again for the all-gather

@@ -84,11 +84,15 @@ class CeRankLock {
   int fd_ = -1;
   std::string name_;
 };
-// kGone: the file exists and nobody holds its lock (its holder ended). kUnknown: no such file (never
-// held, or released at teardown) or no lock support. Never call it for a lock this process holds
-// (a process's own lock does not conflict with itself, and the probe's close would drop it).
+// kGone: the file exists, nobody holds its lock and its holder did not release it (it ended).
+// kUnknown: no such file (never held, or released at teardown), a released one, or no lock
+// support. Never call it for a lock this process holds (a process's own lock does not conflict
+// with itself, and the probe's close would drop it).
 enum class CeRankState { kAlive, kGone, kUnknown };
 CeRankState CeProbeRank(const std::string& name);
+// The same on a descriptor of the lock file opened earlier (a probe racing with a Release).
+CeRankState CeProbeRankFd(int fd);
+constexpr char kCeReleased = 'R';  // the lock file's byte once its holder released it
 
 class CeComm {
  public:

@@ -101,6 +101,13 @@ bool CeRankLock::Hold(const std::string& name, std::string* why) {
     close(fd);
     return false;
   }
+  // One byte, 0 while held; Release writes kCeReleased there before it unlocks.
+  const char held = 0;
+  if (ftruncate(fd, 1) != 0 || pwrite(fd, &held, 1, 0) != 1) {
+    *why = "size " + shm + ": " + std::strerror(errno);
+    close(fd);
+    return false;
+  }
   fd_ = fd;
   name_ = shm;
   return true;
@@ -108,24 +115,34 @@ bool CeRankLock::Hold(const std::string& name, std::string* why) {
 
 void CeRankLock::Release() {
   if (fd_ < 0) return;
-  // The name first: a probe that finds the file finds it locked.
+  // The mark first: a probe that opened the file before the unlink and looks after the close
+  // finds it unlocked, and must read "released", not "gone".
+  const char released = kCeReleased;
+  if (pwrite(fd_, &released, 1, 0) != 1) { /* the unlink below still hides the name from new probes */ }
   shm_unlink(name_.c_str());
   close(fd_);  // drops the lock
   fd_ = -1;
+}
+
+CeRankState CeProbeRankFd(int fd) {
+  struct flock fl;
+  std::memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  if (fcntl(fd, F_GETLK, &fl) != 0) return CeRankState::kUnknown;
+  if (fl.l_type != F_UNLCK) return CeRankState::kAlive;
+  char mark = 0;
+  if (pread(fd, &mark, 1, 0) != 1 || mark == kCeReleased) return CeRankState::kUnknown;
+  return CeRankState::kGone;
 }
 
 CeRankState CeProbeRank(const std::string& name) {
   const std::string shm = "/corun_" + name;
   const int fd = shm_open(shm.c_str(), O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) return CeRankState::kUnknown;
-  struct flock fl;
-  std::memset(&fl, 0, sizeof(fl));
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  const int rc = fcntl(fd, F_GETLK, &fl);
+  const CeRankState st = CeProbeRankFd(fd);
   close(fd);
-  if (rc != 0) return CeRankState::kUnknown;
-  return fl.l_type == F_UNLCK ? CeRankState::kGone : CeRankState::kAlive;
+  return st;
 }
 
 bool CeComm::PollPeers() {
@@ -438,7 +455,9 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   }
   // Signals by stream writes into the peers' mapped flags, unless configured otherwise or the
   // driver refuses such a write (checked here, once, with the value the word already holds: only
-  // this rank writes it); the 4-byte copies then carry them.
+  // this rank writes it); the 4-byte copies then carry them. Only a refusal at enqueue time is
+  // caught: a fault while the write runs would be a sticky context error and end Init with it
+  // (the writes ran on H200 with peers as threads and as processes).
   signal_copy_ = cfg_.signal_copy;
   // More than 2 ranks as threads of one process: the pull form hung with either kind of signal
   // (4x H200, ce_bench --gpus 4, no result in 45 s; results/2026-11-27_H200_4gpu_ce_threads4),

@@ -2,6 +2,7 @@
 // GPU: a rank's lock reads alive from another process while its holder lives, gone once the holder
 // exits without releasing it (even while a child it forked still has the file open), and unknown
 // after a clean Release (the file is removed). Exit 0 on success, 1 with one line per failure.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -89,9 +90,30 @@ int main() {
       return 1;
     }
     Expect("held by this process, probed from a child", ProbeFromChild(name), CeRankState::kAlive);
+    // A probe that opened the file before the release and looks after it: released, not gone.
+    int opened[2], released[2];
+    if (pipe(opened) != 0 || pipe(released) != 0) return 1;
+    const pid_t prober = fork();
+    if (prober == 0) {
+      const int fd = shm_open(("/corun_" + name).c_str(), O_RDWR | O_CLOEXEC, 0600);
+      char x = fd >= 0 ? 'y' : 'n';
+      if (write(opened[1], &x, 1) != 1 || read(released[0], &x, 1) != 1) _exit(9);
+      _exit(fd >= 0 ? static_cast<int>(corun::CeProbeRankFd(fd)) : 9);
+    }
+    char x = 0;
+    if (read(opened[0], &x, 1) != 1 || x != 'y') {
+      std::fprintf(stderr, "ce_rank_lock_check: FAIL: the prober could not open the lock file\n");
+      return 1;
+    }
     lock.Release();
+    if (write(released[1], &x, 1) != 1) return 1;
+    int pst = 0;
+    waitpid(prober, &pst, 0);
+    const CeRankState raced = WIFEXITED(pst) && WEXITSTATUS(pst) <= 2 ? static_cast<CeRankState>(WEXITSTATUS(pst))
+                                                                      : CeRankState::kAlive;
+    Expect("opened before Release, probed after it", raced, CeRankState::kUnknown);
     Expect("after Release", ProbeFromChild(name), CeRankState::kUnknown);
   }
-  if (g_fail == 0) std::puts("ce_rank_lock_check: alive while held, gone after the holder exited, unknown after release");
+  if (g_fail == 0) std::puts("ce_rank_lock_check: alive while held, gone after the holder exited, unknown after release (also to a probe that opened the file before it)");
   return g_fail ? 1 : 0;
 }
