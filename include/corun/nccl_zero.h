@@ -30,7 +30,16 @@ struct ZeroHold {
   int resident = 0;         // of them, resident at once before the collective was enqueued
   int saw_done = 0;         // of them, saw the collective finish while still holding their SM
   double timeout_s = 0;     // how long each block held its SM at most
+  // A collective finishes only once every rank has enqueued its side, so one that did not finish
+  // within the hold is evidence of a kernel only when the ranks met right before their blockers
+  // and this rank enqueued its side well inside its hold (a late peer cannot be told apart).
+  bool met = false;         // every rank met right before the blocker launch (or there is one rank)
+  double enqueued_s = -1;   // seconds from the blocker launch to this rank's enqueue (< 0: unknown)
 };
+
+// How long before the end of the hold the collective must have been enqueued on this rank for an
+// unfinished one to read as "not taken" (the peers met first, so theirs came at about that time).
+constexpr double kZeroMinMarginSeconds = 1.0;
 
 enum class ZeroPath { kTaken, kNotTaken, kUnknown };
 struct ZeroVerdict {

@@ -115,8 +115,8 @@ Status Rank::SetupCe(const Workload& w, PolicyCtx* c) {
 // NCCL's own zero-CTA path (ncclzero): a communicator split with CTAPolicy ZERO and buffers in
 // symmetric windows, created at the first row it serves (sized for the largest such row) and
 // kept. Each row copies its inputs into the window and checks that one call launches no kernel,
-// by holding every SM while the call runs (threads or processes alike). A row whose call needs a
-// kernel (NCCL may take its kernel for some sizes) is skipped with what the check saw.
+// by holding every SM while the call runs (threads or processes alike). A row whose call is not
+// seen to finish without a kernel (not taken, or unchecked) is skipped with what the check saw.
 Status Rank::SetupNcclZero(const Workload& w, PolicyCtx* c) {
   c->backend = CommBackend::kNcclZero;
   c->comm_ctas = 0;
@@ -150,8 +150,10 @@ Status Rank::SetupNcclZero(const Workload& w, PolicyCtx* c) {
     CUDACHECK(cudaStreamSynchronize(comm_lo_));
     return Status::Ok();
   }));
+  // The ranks meet (the harness barrier) right before their blockers, so each one's side of the
+  // checked call is enqueued inside every peer's hold.
   ZeroVerdict v;
-  const Status cs = zero_->CheckPath(w.coll, cshape_.count, dtype_, comm_lo_, &v);
+  const Status cs = zero_->CheckPath(w.coll, cshape_.count, dtype_, comm_lo_, &v, [this] { return Barrier(); });
   // 0: every rank took the path; 1: some rank did not, or could not tell; 2: a check failed.
   const int mine = !cs.ok() ? 2 : v.path == ZeroPath::kTaken ? 0 : 1;
   int worst = 0;

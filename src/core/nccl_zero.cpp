@@ -38,9 +38,26 @@ ZeroVerdict ZeroVerdictFromHold(const ZeroHold& h) {
     v.why = "the collective finished while all " + std::to_string(h.blocks) + " SMs were held";
     return v;
   }
-  // Without an SM the collective could not finish: it waited for a kernel to be scheduled.
-  v.path = ZeroPath::kNotTaken;
+  // Unfinished: a kernel waiting for an SM, or a peer that enqueued its side too late.
+  if (!h.met) {
+    v.why = "the collective did not finish while every SM was held, but the ranks did not meet right before the "
+            "hold (a late peer cannot be told from a kernel)";
+    return v;
+  }
   char t[32];
+  if (h.enqueued_s < 0 || h.timeout_s - h.enqueued_s < kZeroMinMarginSeconds) {
+    char e[32];
+    std::snprintf(e, sizeof e, "%.2f", h.enqueued_s);
+    std::snprintf(t, sizeof t, "%.1f", kZeroMinMarginSeconds);
+    v.why = h.enqueued_s < 0 ? std::string("the collective did not finish while every SM was held, and when it was "
+                                           "enqueued is unknown")
+                             : "the collective did not finish while every SM was held, but it was enqueued " +
+                                   std::string(e) + " s into the hold, less than " + t +
+                                   " s before its end (a late peer cannot be told from a kernel)";
+    return v;
+  }
+  // Enqueued well inside the hold after the ranks met: it waited for a kernel to be scheduled.
+  v.path = ZeroPath::kNotTaken;
   std::snprintf(t, sizeof t, "%.1f", h.timeout_s);
   v.why = "the collective did not finish within " + std::string(t) + " s while every SM was held";
   return v;

@@ -59,6 +59,9 @@ NcclZero::~NcclZero() {
   }
   if (send_) ncclMemFree(send_);
   if (recv_) ncclMemFree(recv_);
+  if (hold_stream_) cudaStreamDestroy(hold_stream_);
+  if (hold_done_) cudaFree(hold_done_);
+  if (hold_host_) cudaFreeHost(hold_host_);
 }
 
 Status NcclZero::Init(ncclComm_t parent, size_t send_bytes, size_t recv_bytes, int cta_policy) {
@@ -75,7 +78,61 @@ Status NcclZero::Init(ncclComm_t parent, size_t send_bytes, size_t recv_bytes, i
   // Registration is collective and slow: once, for the largest row.
   NCCLCHECK(ncclCommWindowRegister(comm_, send_, sb, &send_win_, NCCL_WIN_COLL_SYMMETRIC));
   NCCLCHECK(ncclCommWindowRegister(comm_, recv_, rb, &recv_win_, NCCL_WIN_COLL_SYMMETRIC));
+  PrepareHold();
   return Status::Ok();
+}
+
+// Everything the check's hold needs, ahead of it: between the ranks' meeting and the blocker
+// launch there must be no allocation and no wait (a rank that lingers there enqueues its side of
+// the collective late, and its peers' holds may end first).
+void NcclZero::PrepareHold() {
+  std::string why;
+  auto fail = [&](const char* what, cudaError_t e) {
+    if (why.empty()) why = std::string(what) + ": " + cudaGetErrorString(e);
+  };
+  int dev = 0;
+  cudaDeviceProp prop{};
+  if (cudaError_t e = cudaGetDevice(&dev); e != cudaSuccess) fail("cudaGetDevice", e);
+  else if (cudaError_t e2 = cudaGetDeviceProperties(&prop, dev); e2 != cudaSuccess) fail("cudaGetDeviceProperties", e2);
+  const int blocks = prop.multiProcessorCount;
+  const size_t smem = prop.sharedMemPerBlockOptin;
+  hold_blocks_ = blocks;
+  hold_smem_ = smem;
+  if (why.empty() && prop.sharedMemPerMultiprocessor > smem + prop.reservedSharedMemPerBlock)
+    why = "one block cannot take all of an SM's shared memory here (" + std::to_string(smem) + " of " +
+          std::to_string(prop.sharedMemPerMultiprocessor) + " B)";
+  if (why.empty())
+    if (cudaError_t e = cudaFuncSetAttribute(HoldSmsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(smem));
+        e != cudaSuccess)
+      fail("cudaFuncSetAttribute", e);
+  if (why.empty())
+    if (cudaError_t e = cudaHostAlloc(reinterpret_cast<void**>(&hold_host_), (2 * blocks + 1) * sizeof(unsigned),
+                                      cudaHostAllocMapped);
+        e != cudaSuccess)
+      fail("cudaHostAlloc", e);
+  if (why.empty()) {
+    hold_host_[2 * blocks] = 1;  // the source of the copy that sets `done`
+    if (cudaError_t e = cudaHostGetDevicePointer(reinterpret_cast<void**>(&hold_dev_flags_), hold_host_, 0);
+        e != cudaSuccess)
+      fail("cudaHostGetDevicePointer", e);
+  }
+  if (why.empty())
+    if (cudaError_t e = cudaMalloc(&hold_done_, sizeof(unsigned)); e != cudaSuccess) fail("cudaMalloc", e);
+  if (why.empty())
+    if (cudaError_t e = cudaStreamCreateWithFlags(&hold_stream_, cudaStreamNonBlocking); e != cudaSuccess)
+      fail("cudaStreamCreate", e);
+  if (why.empty())
+    if (cudaError_t e = cudaMemsetAsync(hold_done_, 0, sizeof(unsigned), hold_stream_); e != cudaSuccess)
+      fail("cudaMemsetAsync", e);
+  if (why.empty()) {
+    // The first launch may load the kernel's module (lazy loading): an empty hold, now.
+    HoldSmsKernel<<<blocks, 32, smem, hold_stream_>>>(hold_dev_flags_, hold_dev_flags_ + blocks, hold_done_, 0);
+    if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) fail("HoldSmsKernel launch", e);
+  }
+  if (why.empty())
+    if (cudaError_t e = cudaStreamSynchronize(hold_stream_); e != cudaSuccess) fail("HoldSmsKernel", e);
+  hold_why_ = why.empty() ? "" : "the SM hold could not be prepared (" + why + ")";
 }
 
 Status NcclZero::Run(Collective c, uint64_t count, DType t, cudaStream_t s) {
@@ -91,67 +148,41 @@ Status NcclZero::Run(Collective c, uint64_t count, DType t, cudaStream_t s) {
   CORUN_FAIL(NcclZeroNotApplicable(c));
 }
 
-Status NcclZero::HoldSms(Collective c, uint64_t count, DType t, cudaStream_t s, ZeroHold* out) {
+Status NcclZero::HoldSms(Collective c, uint64_t count, DType t, cudaStream_t s, const std::function<Status()>& meet,
+                         ZeroHold* out) {
   // Every failure before the collective is evidence lost (cannot_hold), never an early return:
-  // the peers' collectives wait for this rank's.
+  // the peers' collectives wait for this rank's. Nothing here allocates or waits before the
+  // blocker runs (PrepareHold did that).
   out->timeout_s = kHoldSeconds;
+  out->blocks = hold_blocks_;
   std::string& why = out->cannot_hold;
-  int dev = 0;
-  cudaDeviceProp prop{};
-  unsigned* host = nullptr;  // [arrived x blocks | saw x blocks | one]
-  unsigned* dev_flags = nullptr;
-  unsigned* done = nullptr;
-  cudaStream_t hs = nullptr;
-  bool launched = false;
-  auto fail = [&](const char* what, cudaError_t e) {
-    if (why.empty()) why = std::string(what) + ": " + cudaGetErrorString(e);
-  };
-  if (cudaError_t e = cudaGetDevice(&dev); e != cudaSuccess) fail("cudaGetDevice", e);
-  else if (cudaError_t e2 = cudaGetDeviceProperties(&prop, dev); e2 != cudaSuccess) fail("cudaGetDeviceProperties", e2);
-  const int blocks = prop.multiProcessorCount;
-  out->blocks = blocks;
-  const size_t smem = prop.sharedMemPerBlockOptin;
-  if (why.empty() && prop.sharedMemPerMultiprocessor > smem + prop.reservedSharedMemPerBlock)
-    why = "one block cannot take all of an SM's shared memory here (" + std::to_string(smem) + " of " +
-          std::to_string(prop.sharedMemPerMultiprocessor) + " B)";
-  if (why.empty())
-    if (cudaError_t e = cudaFuncSetAttribute(HoldSmsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(smem));
-        e != cudaSuccess)
-      fail("cudaFuncSetAttribute", e);
-  if (why.empty())
-    if (cudaError_t e = cudaHostAlloc(reinterpret_cast<void**>(&host), (2 * blocks + 1) * sizeof(unsigned),
-                                      cudaHostAllocMapped);
-        e != cudaSuccess)
-      fail("cudaHostAlloc", e);
+  why = hold_why_;
+  const int blocks = hold_blocks_;
   if (why.empty()) {
-    for (int i = 0; i < 2 * blocks + 1; ++i) host[i] = 0;
-    host[2 * blocks] = 1;
-    if (cudaError_t e = cudaHostGetDevicePointer(reinterpret_cast<void**>(&dev_flags), host, 0); e != cudaSuccess)
-      fail("cudaHostGetDevicePointer", e);
+    volatile unsigned* flags = hold_host_;  // the last hold's blocker has finished (synchronised)
+    for (int i = 0; i < 2 * blocks; ++i) flags[i] = 0;
   }
-  if (why.empty())
-    if (cudaError_t e = cudaMalloc(&done, sizeof(unsigned)); e != cudaSuccess) fail("cudaMalloc", e);
-  if (why.empty())
-    if (cudaError_t e = cudaMemset(done, 0, sizeof(unsigned)); e != cudaSuccess) fail("cudaMemset", e);
-  if (why.empty())
-    if (cudaError_t e = cudaStreamCreateWithFlags(&hs, cudaStreamNonBlocking); e != cudaSuccess)
-      fail("cudaStreamCreate", e);
+  // Every rank calls `meet`, whatever it could prepare: the peers' meetings wait for it.
+  Status met = meet ? meet() : Status::Ok();
+  out->met = meet ? met.ok() : nranks_ <= 1;
+  if (!met.ok() && why.empty()) why = "the ranks could not meet before the hold (" + met.message() + ")";
+  bool launched = false;
+  const auto t_launch = std::chrono::steady_clock::now();
   if (why.empty()) {
-    HoldSmsKernel<<<blocks, 32, smem, hs>>>(dev_flags, dev_flags + blocks, done,
-                                            static_cast<unsigned long long>(kHoldSeconds * 1e9));
-    if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) fail("HoldSmsKernel launch", e);
+    HoldSmsKernel<<<blocks, 32, hold_smem_, hold_stream_>>>(hold_dev_flags_, hold_dev_flags_ + blocks, hold_done_,
+                                                             static_cast<unsigned long long>(kHoldSeconds * 1e9));
+    if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) why = std::string("HoldSmsKernel launch: ") + cudaGetErrorString(e);
     else launched = true;
   }
   if (launched) {
     // Wait for every block to be resident before the collective exists.
-    const auto t0 = std::chrono::steady_clock::now();
-    volatile unsigned* arrived = host;
+    volatile unsigned* arrived = hold_host_;
     for (;;) {
       int n = 0;
       for (int b = 0; b < blocks; ++b) n += arrived[b] != 0;
       out->resident = n;
-      if (n == blocks || std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > kArriveSeconds)
+      if (n == blocks ||
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_launch).count() > kArriveSeconds)
         break;
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
@@ -159,31 +190,39 @@ Status NcclZero::HoldSms(Collective c, uint64_t count, DType t, cudaStream_t s, 
   // The collective, then the copy that tells the blocker it finished (a copy engine writes it).
   Status run = Run(c, count, t, s);
   if (run.ok() && launched) {
-    if (cudaError_t e = cudaMemcpyAsync(done, host + 2 * blocks, sizeof(unsigned), cudaMemcpyHostToDevice, s);
+    if (cudaError_t e = cudaMemcpyAsync(hold_done_, hold_host_ + 2 * blocks, sizeof(unsigned),
+                                        cudaMemcpyHostToDevice, s);
         e != cudaSuccess)
       run = Status::Error(std::string("cudaMemcpyAsync: ") + cudaGetErrorString(e)).At(__FILE__, __LINE__);
   }
+  // The blocks' holds began at the launch or later: this is how far into them the call came.
+  if (launched) out->enqueued_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_launch).count();
   cudaError_t se = cudaStreamSynchronize(s);
-  cudaError_t he = hs ? cudaStreamSynchronize(hs) : cudaSuccess;
+  cudaError_t he = launched ? cudaStreamSynchronize(hold_stream_) : cudaSuccess;
   if (launched && se == cudaSuccess && he == cudaSuccess) {
-    volatile unsigned* saw = host + blocks;
+    volatile unsigned* saw = hold_host_ + blocks;
     for (int b = 0; b < blocks; ++b) out->saw_done += saw[b] != 0;
   }
-  if (hs) cudaStreamDestroy(hs);
-  if (done) cudaFree(done);
-  if (host) cudaFreeHost(host);
+  // The watched word back to 0 for the next check (ordered after `s`'s copy: `s` is synchronised).
+  if (launched) {
+    if (he == cudaSuccess) he = cudaMemsetAsync(hold_done_, 0, sizeof(unsigned), hold_stream_);
+    if (he == cudaSuccess) he = cudaStreamSynchronize(hold_stream_);
+    if (he != cudaSuccess) hold_why_ = std::string("an earlier SM hold failed (") + cudaGetErrorString(he) + ")";
+  }
+  CORUN_CHECK(met);
   CORUN_CHECK(run);
   CUDACHECK(se);
   CUDACHECK(he);
   return Status::Ok();
 }
 
-Status NcclZero::CheckPath(Collective c, uint64_t count, DType t, cudaStream_t s, ZeroVerdict* out) {
+Status NcclZero::CheckPath(Collective c, uint64_t count, DType t, cudaStream_t s, ZeroVerdict* out,
+                           const std::function<Status()>& meet) {
   // A first call may set things up (kernels included); the evidence is taken on the next one.
   CORUN_CHECK(Run(c, count, t, s));
   CUDACHECK(cudaStreamSynchronize(s));
   ZeroHold hold;
-  CORUN_CHECK(HoldSms(c, count, t, s, &hold));
+  CORUN_CHECK(HoldSms(c, count, t, s, meet, &hold));
   *out = ZeroVerdictFromHold(hold);
   return Status::Ok();
 }

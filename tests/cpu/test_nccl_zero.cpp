@@ -93,6 +93,8 @@ TEST(NcclZeroVerdict, HoldingEverySm) {
   h.resident = 132;
   h.saw_done = 132;
   h.timeout_s = 3;
+  h.met = true;
+  h.enqueued_s = 0.01;
   EXPECT_EQ(ZeroVerdictFromHold(h).path, ZeroPath::kTaken);
   EXPECT_EQ(ZeroVerdictNote(ZeroVerdictFromHold(h)),
             "zero-CTA path checked: the collective finished while all 132 SMs were held");
@@ -115,4 +117,37 @@ TEST(NcclZeroVerdict, HoldingEverySm) {
   EXPECT_EQ(ZeroVerdictFromHold(no).why, "cudaHostAlloc: out of memory");
   ZeroHold zero;
   EXPECT_EQ(ZeroVerdictFromHold(zero).path, ZeroPath::kUnknown);
+}
+
+// An unfinished collective reads as a kernel only when it could have finished: the ranks met right
+// before their holds and this rank enqueued its side well before its hold ended. Otherwise a late
+// peer is as likely, and the verdict is unknown with the reason.
+TEST(NcclZeroVerdict, LatePeerIsNotAKernel) {
+  ZeroHold h;
+  h.blocks = h.resident = 132;
+  h.saw_done = 0;
+  h.timeout_s = 3;
+  h.met = true;
+  h.enqueued_s = 2.0;  // exactly kZeroMinMarginSeconds before the end: still inside
+  EXPECT_EQ(ZeroVerdictFromHold(h).path, ZeroPath::kNotTaken);
+  h.enqueued_s = 2.5;
+  ZeroVerdict v = ZeroVerdictFromHold(h);
+  EXPECT_EQ(v.path, ZeroPath::kUnknown);
+  EXPECT_EQ(ZeroVerdictNote(v),
+            "zero-CTA path unchecked: the collective did not finish while every SM was held, but it was enqueued "
+            "2.50 s into the hold, less than 1.0 s before its end (a late peer cannot be told from a kernel)");
+  h.enqueued_s = -1;
+  v = ZeroVerdictFromHold(h);
+  EXPECT_EQ(v.path, ZeroPath::kUnknown);
+  EXPECT_NE(v.why.find("when it was enqueued is unknown"), std::string::npos) << v.why;
+  // Enqueued at once, but the ranks did not meet first.
+  h.enqueued_s = 0.01;
+  h.met = false;
+  v = ZeroVerdictFromHold(h);
+  EXPECT_EQ(v.path, ZeroPath::kUnknown);
+  EXPECT_NE(v.why.find("the ranks did not meet right before the hold"), std::string::npos) << v.why;
+  // A collective that finished while every SM was held needs neither: it ran no kernel.
+  h.saw_done = 132;
+  h.enqueued_s = 2.9;
+  EXPECT_EQ(ZeroVerdictFromHold(h).path, ZeroPath::kTaken);
 }
