@@ -158,4 +158,11 @@ const Measured* RunTuner(Tuner* t, const MeasureFn& measure);
 using CostedMeasureFn = std::function<bool(const Policy&, int reps, std::vector<double>* samples, RunCost* cost)>;
 const Measured* RunTunerWithCost(Tuner* t, const CostedMeasureFn& measure);
 
+// corun tune -- CMD, a run under a ce policy: the interposer's report files of its processes
+// (JSON texts). The reason to reject the run when every report that counts copy-engine calls
+// says none was served (the interposer handed every call to NCCL, e.g. communicators of more
+// than CORUN_CE_MAX_RANKS ranks): the run measured stock NCCL. "" when one was served or no
+// report tells (none written, unreadable, no ce counts).
+std::string CeServedNothing(const std::vector<std::string>& reports);
+
 }  // namespace corun

@@ -4,14 +4,20 @@
 
 #include "corun/parse.h"
 #include "corun/policy.h"
+#include "../runtime/watchdog.h"
 #include "corun/strings.h"
 #include "self_spawn.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace corun {
+
+int ChildDeadlineS(int watchdog_s, int rows) {
+  return watchdog_s > 0 ? watchdog_s * std::max(rows, 1) + kChildStartupS : 0;
+}
 
 bool RunChild(const BenchOptions& o, const ChildSpec& c, std::vector<RunRecord>* out, std::string* why) {
   const std::string json = TempFile("corun-child");
@@ -31,13 +37,22 @@ bool RunChild(const BenchOptions& o, const ChildSpec& c, std::vector<RunRecord>*
   for (const std::string& e : c.env) spec.drop_env.push_back(e.substr(0, e.find('=') + 1));
   for (const std::string& d : c.drop) spec.drop_env.push_back(d);
   spec.add_env = c.env;
+  spec.own_group = true;
   const pid_t pid = SpawnSelf(spec);
   if (pid < 0) {
     *why = "cannot start the child process";
     unlink(json.c_str());
     return false;
   }
-  const int code = WaitExit(pid);
+  const int per = c.own_flags ? 1 : static_cast<int>(Workloads(o).size());
+  const int deadline = ChildDeadlineS(o.watchdog_s, per * c.policies);
+  bool late = false;
+  const int code = WaitExit(pid, deadline, [] { Watchdog::Get().Kick(); }, &late);
+  if (late) {
+    unlink(json.c_str());
+    *why = fmt::format("child `{}` did not finish within {} s: killed", c.tag, deadline);
+    return false;
+  }
   const std::string text = TakeFile(json);
   Meta meta;
   std::string err;
@@ -62,11 +77,14 @@ bool CeConnectionsHere() {
 }
 
 ChildSpec CeChild(const std::vector<std::string>& policies) {
-  return {"ce", {"--policies", Join(policies, ",")}, {"CUDA_DEVICE_MAX_CONNECTIONS=" + std::to_string(kCeConnections)}, {}};
+  ChildSpec c{"ce", {"--policies", Join(policies, ",")}, {"CUDA_DEVICE_MAX_CONNECTIONS=" + std::to_string(kCeConnections)}, {}};
+  c.policies = static_cast<int>(policies.size());
+  return c;
 }
 
 ChildSpec GeometryChild(const std::string& geometry, const std::vector<std::string>& policies) {
   ChildSpec c{geometry, {"--policies", Join(policies, ",")}, {}, {}};
+  c.policies = static_cast<int>(policies.size());
   Policy p;
   if (!policies.empty() && ParsePolicy(policies[0], &p).ok())
     for (const auto& [k, v] : CommGeometryEnv(p)) c.env.push_back(k + "=" + v);

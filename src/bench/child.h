@@ -32,7 +32,13 @@ struct ChildSpec {
   std::vector<std::string> args;  // after this process's own flags
   std::vector<std::string> env, drop;
   bool own_flags = false;         // args are the child's whole command line (without this process's flags)
+  int policies = 1;               // per workload: with the workloads, what its deadline allows for
 };
+// How long a child may run before it is killed (0: no limit, as --watchdog 0): --watchdog's
+// seconds for each row it runs, plus start-up (CUDA, NCCL, the probes). Its own watchdog catches
+// a stall within a row; this catches a child that never ends (or whose watchdog cannot fire).
+constexpr int kChildStartupS = 120;
+int ChildDeadlineS(int watchdog_s, int rows);
 // maxconn1: the deferred workloads with CUDA_DEVICE_MAX_CONNECTIONS=1.
 ChildSpec MaxConn1Child();
 // True when this process was started with CUDA_DEVICE_MAX_CONNECTIONS >= kCeConnections.
@@ -53,8 +59,10 @@ bool RunsInChild(const Policy& p);
 // corun tune's child for one candidate: workload `w` alone under `p` with `reps` timed
 // repetitions and the environment `p` needs; the workload's other flags from `o`.
 ChildSpec TuneChild(const BenchOptions& o, const Workload& w, const Policy& p, int reps, int ngpus);
-// Runs it; its rows come back in `out`. False when none came back; true with *why set when rows
-// came back from a child that exited non-zero (a wrong value, an error).
+// Runs it; its rows come back in `out`. False when none came back (or it ran past its deadline:
+// killed with its process group); true with *why set when rows came back from a child that
+// exited non-zero (a wrong value, an error). While it runs within its deadline this process's
+// watchdog is kicked: the wait is progress, the child's own watchdog watches the child.
 bool RunChild(const BenchOptions& o, const ChildSpec& c, std::vector<RunRecord>* out, std::string* why);
 
 }  // namespace corun

@@ -1,12 +1,15 @@
 #include "self_spawn.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 extern char** environ;
 
@@ -53,8 +56,15 @@ pid_t SpawnSelf(const SpawnSpec& spec) {
     posix_spawn_file_actions_adddup2(&fa, spec.out_fd, STDOUT_FILENO);
     if (spec.err_too) posix_spawn_file_actions_adddup2(&fa, spec.out_fd, STDERR_FILENO);
   }
+  posix_spawnattr_t at;
+  posix_spawnattr_init(&at);
+  if (spec.own_group) {
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
+  }
   pid_t pid = -1;
-  if (posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, av.data(), ev.data()) != 0) pid = -1;
+  if (posix_spawn(&pid, "/proc/self/exe", &fa, &at, av.data(), ev.data()) != 0) pid = -1;
+  posix_spawnattr_destroy(&at);
   posix_spawn_file_actions_destroy(&fa);
   return pid;
 }
@@ -64,6 +74,33 @@ int WaitExit(pid_t pid) {
   int st = 0;
   if (waitpid(pid, &st, 0) < 0) return -1;
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int WaitExit(pid_t pid, int timeout_s, const std::function<void()>& alive, bool* timed_out) {
+  if (timed_out) *timed_out = false;
+  if (pid < 0) return -1;
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto last_alive = t0;
+  for (;;) {
+    int st = 0;
+    const pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (r < 0) return -1;
+    const auto now = Clock::now();
+    if (timeout_s > 0 && now - t0 >= std::chrono::seconds(timeout_s)) {
+      // The group takes the child's own helpers (probe processes) with it.
+      if (kill(-pid, SIGKILL) != 0) kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      if (timed_out) *timed_out = true;
+      return -1;
+    }
+    if (alive && now - last_alive >= std::chrono::seconds(1)) {
+      alive();
+      last_alive = now;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 }  // namespace corun

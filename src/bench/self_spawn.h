@@ -3,6 +3,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@ struct SpawnSpec {
   std::vector<std::string> add_env;        // "NAME=value"
   int out_fd = -1;                         // stdout (and stderr if err_too) to this fd; -1: stdout to /dev/null
   bool err_too = false;
+  bool own_group = false;  // a process group of its own, so a deadline's kill takes its helpers too
 };
 
 // A new empty file under /tmp for a helper's output ("" if none could be made).
@@ -25,5 +27,9 @@ std::string TakeFile(const std::string& path);
 pid_t SpawnSelf(const SpawnSpec& spec);
 // Waits for it: the exit code, or -1 for a signal or failure.
 int WaitExit(pid_t pid);
+// The same with a deadline (timeout_s > 0; 0 waits as long as it takes). Past it the child's process
+// group (or the child alone, if it leads none) is killed and reaped: -1 with *timed_out set.
+// `alive`, when given, is called about once a second while the child runs within its deadline.
+int WaitExit(pid_t pid, int timeout_s, const std::function<void()>& alive, bool* timed_out);
 
 }  // namespace corun

@@ -9,7 +9,10 @@
 namespace corun {
 
 Status Rank::SmidProbe(const Workload& w, const Policy& p, const PolicyCtx& c, RunRecord* rec) {
-  if (!w.own) return Status::Ok();  // cuBLAS's kernels cannot be stamped
+  if (!w.own) {  // said in the note; the JSON has no smid key for the row
+    rec->note += (rec->note.empty() ? "" : "; ") + std::string("smid: not probed (cuBLAS kernels cannot be stamped)");
+    return Status::Ok();
+  }
   const int64_t per = TiledGemm::Blocks(w.g[0], w.g[1]);
   const size_t nb = static_cast<size_t>(per) * o_.gemms_per_step;
   if (nb + 2 > stamps_cap_) {

@@ -43,15 +43,16 @@ RunRecord MeasureInChild(const BenchOptions& o, const Workload& w, RunRecord rec
   std::vector<RunRecord> rows;
   std::string why;
   const auto t0 = std::chrono::steady_clock::now();
-  Watchdog::Get().Kick();
-  const bool ok = RunChild(none, c, &rows, &why);
+  const bool ok = RunChild(none, c, &rows, &why);  // kicks the watchdog while the child runs in time
   Watchdog::Get().Kick();
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto it = std::find_if(rows.begin(), rows.end(), [&](const RunRecord& r) { return r.policy == p.Name(); });
   const std::string env = Join(c.env, " ");
   if (!ok || it == rows.end()) {
     rec.status = "error";
-    rec.note = "own process with " + env + ": " + (ok ? "the child ran no row for this policy" : why);
+    rec.note = "error: policy " + p.Name() + ": own process with " + env + ": " +
+               (ok ? "the child ran no row for this policy" : why);
+    std::fprintf(stderr, "%s: %s\n", CommandName(o), rec.note.c_str());
   } else {
     const std::string policy = rec.policy;
     rec = *it;
@@ -102,15 +103,25 @@ Status Rank::TuneRun(const Workload& w, const RunRecord& proto, const Policy& p,
       c.done[seq] = r;
       c.cv.notify_all();
     }
+    // Rank 0 kicks the watchdog while its child runs in time and kills it past its deadline; the
+    // others wait as long, plus a grace for rank 0 to reap and report, and no more.
+    const int deadline = ChildDeadlineS(o_.watchdog_s, 1);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(deadline + 30);
     while (!c.done.count(seq)) {
-      c.cv.wait_for(l, std::chrono::seconds(1));
-      Watchdog::Get().Kick();
+      if (deadline > 0 && c.cv.wait_until(l, until) == std::cv_status::timeout && !c.done.count(seq))
+        CORUN_FAIL("rank 0 did not finish candidate " + p.Name() + " (own process) within " +
+                   std::to_string(deadline + 30) + " s");
+      if (deadline == 0) c.cv.wait(l);
     }
     rec = c.done.at(seq);
   } else {
     CORUN_CHECK(RunPolicy(w, p, &rec, reps));
   }
-  rec.note = tag + (rec.note.empty() ? "" : "; " + rec.note);
+  // A child's failure keeps "error: " first.
+  if (rec.note.rfind("error: ", 0) == 0)
+    rec.note += "; " + tag;
+  else
+    rec.note = tag + (rec.note.empty() ? "" : "; " + rec.note);
   rows->Emit(rec);
   *out = rec;
   return Status::Ok();
@@ -155,7 +166,7 @@ Status Rank::TuneWorkload(const Workload& w, const RunRecord& proto, RowSink* ro
   Policy ce;
   ce.ce = true;
   sp.ce = w.coll != Collective::kAllToAll && PolicyNotApplicable(ce, plan_).empty();
-  sp.ce_in_process = sh_.pm.multi_process() || CeConnectionsHere();
+  sp.ce_in_process = sh_.pm.multi_process() || !NeedsQueuesChild(ce);
   sp.limits = info_.limits;
   if (w.own)
     sp.compute = comp_fp_;

@@ -3,6 +3,7 @@
 // by a number the program prints (--metric REGEX, first capture group; lower is better unless
 // --higher-is-better). The best policy goes to the profile cache; `corun -p tuned -- CMD` reads it.
 #include <cmath>
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -45,11 +46,35 @@ Status AppProfileKey(const std::string& workload, ProfileKey* key) {
 
 namespace {
 
-// One run of the application under a policy: its score, or false if it failed.
-bool RunOnce(const std::string& policy, const std::vector<std::string>& cmd, const std::string& metric, bool higher,
+// The interposer's report files under `dir` (each process's), removed with the folder.
+std::vector<std::string> TakeReports(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (const dirent* e = readdir(d))
+      if (e->d_name[0] != '.') out.push_back(TakeFile(dir + "/" + e->d_name));
+    closedir(d);
+  }
+  rmdir(dir.c_str());
+  return out;
+}
+
+// One run of the application under a policy: its score, or false if it failed. A ce run writes
+// the interposer's reports: one that served no collective measured stock NCCL and is rejected.
+bool RunOnce(const Policy& p, const std::vector<std::string>& cmd, const std::string& metric, bool higher,
              double* score, std::string* why) {
+  const std::string policy = p.Name();
   SpawnSpec spec;
-  spec.args = {"-p", policy, "--"};
+  spec.args = {"-p", policy};
+  std::string reports;
+  if (p.ce) {
+    std::string tmpl = "/tmp/corun-tune-reports-XXXXXX";
+    if (mkdtemp(tmpl.data())) {
+      reports = tmpl;
+      spec.args.push_back("--report");
+      spec.args.push_back(reports + "/%p.json");
+    }
+  }
+  spec.args.push_back("--");
   spec.args.insert(spec.args.end(), cmd.begin(), cmd.end());
   spec.add_env = {"CORUN_QUIET=1"};
   const std::string file = TempFile("corun-tune-app");
@@ -66,8 +91,13 @@ bool RunOnce(const std::string& policy, const std::vector<std::string>& cmd, con
   const int code = WaitExit(pid);
   const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const std::string text = TakeFile(file);
+  const std::string unserved = reports.empty() ? "" : CeServedNothing(TakeReports(reports));
   if (code != 0) {
     *why = fmt::format("exit status {}", code);
+    return false;
+  }
+  if (!unserved.empty()) {
+    *why = unserved;
     return false;
   }
   if (metric.empty()) {
@@ -137,7 +167,7 @@ int RunTuneApp(const TuneAppOptions& o, const std::vector<std::string>& cmd) {
       double v = 0;
       std::string why;
       fmt::print(stderr, "corun tune: [{}/{}] {} ...", t.trials() + static_cast<int>(out->size()) + 1, runs, p.Name());
-      if (!RunOnce(p.Name(), cmd, o.metric, higher, &v, &why)) {
+      if (!RunOnce(p, cmd, o.metric, higher, &v, &why)) {
         fmt::print(stderr, " failed ({})\n", why);
         return false;
       }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 namespace corun {
 namespace {
 
@@ -419,6 +421,17 @@ const Measured* RunTuner(Tuner* t, const MeasureFn& measure) {
         t->Reject(r.policy);
     }
   return t->Best();
+}
+
+std::string CeServedNothing(const std::vector<std::string>& reports) {
+  int told = 0;
+  for (const std::string& text : reports) {
+    const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("ce_served") || !j["ce_served"].is_number()) continue;
+    if (j["ce_served"].get<double>() > 0) return "";
+    ++told;
+  }
+  return told ? "ce served no collective (communicators of more than CORUN_CE_MAX_RANKS ranks?)" : "";
 }
 
 }  // namespace corun

@@ -1,5 +1,11 @@
 // SpawnSelf/WaitExit: the child is this same program; it checks what it was given and answers
-// with its exit code (0 = arguments and environment as specified).
+// with its exit code (0 = arguments and environment as specified). A second child (with a helper
+// of its own) sleeps past a 1 s deadline: both must be killed, reaped, and reported.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -7,7 +13,37 @@
 
 #include "self_spawn.h"
 
+// Gone: no such process, or a zombie left to a reaper that is not ours.
+static bool Gone(pid_t pid) {
+  if (kill(pid, 0) != 0) return errno == ESRCH;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  FILE* f = std::fopen(path, "r");
+  if (!f) return true;
+  char line[512] = {};
+  const bool got = std::fgets(line, sizeof line, f) != nullptr;
+  std::fclose(f);
+  const char* rp = got ? std::strrchr(line, ')') : nullptr;
+  return rp && rp[1] == ' ' && rp[2] == 'Z';
+}
+
 int main(int argc, char** argv) {
+  if (argc > 2 && std::string(argv[1]) == "sleeper") {
+    // A helper in the same process group (as a bench child's probes are), whose pid goes to argv[2].
+    corun::SpawnSpec h;
+    h.args = {"sleep"};
+    const pid_t helper = corun::SpawnSelf(h);
+    if (FILE* f = std::fopen(argv[2], "w")) {
+      std::fprintf(f, "%d\n", static_cast<int>(helper));
+      std::fclose(f);
+    }
+    sleep(30);
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "sleep") {
+    sleep(30);
+    return 0;
+  }
   if (argc > 1 && std::string(argv[1]) == "child") {
     const char* added = std::getenv("SPAWN_ADDED");
     const char* dropped = std::getenv("SPAWN_DROPPED");
@@ -31,5 +67,48 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("ok: child got its arguments and environment\n");
+
+  char pidfile[] = "/tmp/spawn-check-XXXXXX";
+  const int fd = mkstemp(pidfile);
+  if (fd < 0) {
+    std::printf("FAIL: no temporary file\n");
+    return 1;
+  }
+  close(fd);
+  corun::SpawnSpec sl;
+  sl.args = {"sleeper", pidfile};
+  sl.own_group = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  const pid_t pid = corun::SpawnSelf(sl);
+  int alive = 0;
+  bool late = false;
+  const int lc = corun::WaitExit(pid, 1, [&] { ++alive; }, &late);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!late || lc != -1 || s > 10) {
+    std::printf("FAIL: a child past its 1 s deadline: timed_out %d, code %d after %.1f s\n", late, lc, s);
+    return 1;
+  }
+  if (kill(pid, 0) == 0 || errno != ESRCH) {  // ours: reaped, not a zombie
+    std::printf("FAIL: the killed child %d was not reaped\n", static_cast<int>(pid));
+    return 1;
+  }
+  int helper = -1;
+  if (FILE* f = std::fopen(pidfile, "r")) {
+    if (std::fscanf(f, "%d", &helper) != 1) helper = -1;
+    std::fclose(f);
+  }
+  unlink(pidfile);
+  if (helper <= 0) {
+    std::printf("FAIL: the child did not start its helper\n");
+    return 1;
+  }
+  // The helper is not ours to reap (init takes it): give it a moment to go.
+  for (int i = 0; i < 100 && !Gone(helper); ++i) usleep(20000);
+  if (!Gone(helper)) {
+    std::printf("FAIL: the child's helper %d survived the deadline's kill\n", helper);
+    kill(helper, SIGKILL);
+    return 1;
+  }
+  std::printf("ok: a child past its 1 s deadline was killed with its helper after %.1f s (%d alive calls)\n", s, alive);
   return 0;
 }

@@ -595,3 +595,16 @@ TEST(TuneComm, RefusedChildrenAreDroppedFromTheSearchAndTheEstimate) {
   EXPECT_NEAR(t.SweepWallEstimate(), expect, 0.05 * expect);
   for (const Measured& m : t.All()) EXPECT_FALSE(NeedsOwnProcess(s, m.policy)) << m.policy.Name();
 }
+
+// corun tune -- CMD under ce: the interposer's reports decide whether ce served anything.
+TEST(CeServedNothing, RejectsOnlyWhenEveryCountingReportServedNone) {
+  const std::string why = "ce served no collective (communicators of more than CORUN_CE_MAX_RANKS ranks?)";
+  // Every process counted and none served: the run measured stock NCCL.
+  EXPECT_EQ(CeServedNothing({R"({"pid":1,"ce_served":0})", R"({"pid":2,"ce_served":0,"ce_served_bytes":0})"}), why);
+  // One rank served: ce ran.
+  EXPECT_EQ(CeServedNothing({R"({"ce_served":0})", R"({"ce_served":12})"}), "");
+  // A helper process without ce counts (a shell) does not decide; nothing readable tells nothing.
+  EXPECT_EQ(CeServedNothing({R"({"pid":3})", R"({"ce_served":0})"}), why);
+  EXPECT_EQ(CeServedNothing({R"({"pid":3})", "not json", ""}), "");
+  EXPECT_EQ(CeServedNothing({}), "");
+}
