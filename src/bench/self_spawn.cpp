@@ -76,31 +76,77 @@ int WaitExit(pid_t pid) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+namespace {
+// A child in a process group of its own does not get the terminal's Ctrl-C: while one is waited
+// for, SIGINT / SIGTERM / SIGHUP are caught, passed on to its group, and then take their usual
+// effect here. Only signals left at their default are caught (a program's own handlers stay).
+volatile sig_atomic_t g_forward = 0;
+void Remember(int sig) { g_forward = sig; }
+
+struct ForwardSignals {
+  static constexpr int kSigs[3] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction prev[3];
+  bool set[3] = {false, false, false};
+  ForwardSignals() {
+    g_forward = 0;
+    for (int i = 0; i < 3; ++i) {
+      struct sigaction cur {};
+      if (sigaction(kSigs[i], nullptr, &cur) != 0 || cur.sa_handler != SIG_DFL) continue;
+      struct sigaction sa {};
+      sa.sa_handler = Remember;
+      sigemptyset(&sa.sa_mask);
+      set[i] = sigaction(kSigs[i], &sa, &prev[i]) == 0;
+    }
+  }
+  ~ForwardSignals() {
+    for (int i = 0; i < 3; ++i)
+      if (set[i]) sigaction(kSigs[i], &prev[i], nullptr);
+  }
+};
+}  // namespace
+
 int WaitExit(pid_t pid, int timeout_s, const std::function<void()>& alive, bool* timed_out) {
   if (timed_out) *timed_out = false;
   if (pid < 0) return -1;
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   auto last_alive = t0;
-  for (;;) {
-    int st = 0;
-    const pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (r < 0) return -1;
-    const auto now = Clock::now();
-    if (timeout_s > 0 && now - t0 >= std::chrono::seconds(timeout_s)) {
-      // The group takes the child's own helpers (probe processes) with it.
-      if (kill(-pid, SIGKILL) != 0) kill(pid, SIGKILL);
-      waitpid(pid, &st, 0);
-      if (timed_out) *timed_out = true;
-      return -1;
+  int sig = 0;
+  {
+    ForwardSignals fw;
+    for (;;) {
+      int st = 0;
+      const pid_t r = waitpid(pid, &st, WNOHANG);
+      if (r == pid) {
+        sig = g_forward;
+        if (!sig) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        break;
+      }
+      if (r < 0) return -1;
+      if (g_forward) {
+        sig = g_forward;
+        if (kill(-pid, sig) != 0) kill(pid, sig);
+        waitpid(pid, &st, 0);
+        break;
+      }
+      const auto now = Clock::now();
+      if (timeout_s > 0 && now - t0 >= std::chrono::seconds(timeout_s)) {
+        // The group takes the child's own helpers (probe processes) with it.
+        if (kill(-pid, SIGKILL) != 0) kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        if (timed_out) *timed_out = true;
+        return -1;
+      }
+      if (alive && now - last_alive >= std::chrono::seconds(1)) {
+        alive();
+        last_alive = now;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (alive && now - last_alive >= std::chrono::seconds(1)) {
-      alive();
-      last_alive = now;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  // The handlers are back as they were: the signal now does here what it would have done.
+  raise(sig);
+  return -1;
 }
 
 }  // namespace corun

@@ -1,7 +1,9 @@
 // SpawnSelf/WaitExit: the child is this same program; it checks what it was given and answers
 // with its exit code (0 = arguments and environment as specified). A second child (with a helper
-// of its own) sleeps past a 1 s deadline: both must be killed, reaped, and reported.
+// of its own) sleeps past a 1 s deadline: both must be killed, reaped, and reported; a SIGTERM to
+// a parent waiting for a child of its own process group reaches that group, then ends the parent.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -39,6 +41,20 @@ int main(int argc, char** argv) {
     }
     sleep(30);
     return 0;
+  }
+  if (argc > 2 && std::string(argv[1]) == "waiter") {
+    // Waits (no deadline) for a sleeper in a group of its own; argv[2] gets the sleeper's pid.
+    corun::SpawnSpec sl;
+    sl.args = {"sleep"};
+    sl.own_group = true;
+    const pid_t pid = corun::SpawnSelf(sl);
+    if (FILE* f = std::fopen(argv[2], "w")) {
+      std::fprintf(f, "%d\n", static_cast<int>(pid));
+      std::fclose(f);
+    }
+    bool late = false;
+    corun::WaitExit(pid, 0, [] {}, &late);
+    return 20;  // not reached when the signal ends this process
   }
   if (argc > 1 && std::string(argv[1]) == "sleep") {
     sleep(30);
@@ -110,5 +126,41 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("ok: a child past its 1 s deadline was killed with its helper after %.1f s (%d alive calls)\n", s, alive);
+
+  // A signal to a process that waits for a child of its own group reaches that child too (the
+  // terminal's Ctrl-C would not), and then ends the waiter as it would have without the child.
+  char wfile[] = "/tmp/spawn-check-XXXXXX";
+  const int wfd = mkstemp(wfile);
+  if (wfd < 0) return 1;
+  close(wfd);
+  corun::SpawnSpec wt;
+  wt.args = {"waiter", wfile};
+  const pid_t waiter = corun::SpawnSelf(wt);
+  int sleeper = -1;
+  for (int i = 0; i < 250 && sleeper <= 0; ++i) {
+    usleep(20000);
+    if (FILE* f = std::fopen(wfile, "r")) {
+      if (std::fscanf(f, "%d", &sleeper) != 1) sleeper = -1;
+      std::fclose(f);
+    }
+  }
+  unlink(wfile);
+  if (sleeper <= 0) {
+    std::printf("FAIL: the waiter did not start its child\n");
+    kill(waiter, SIGKILL);
+    return 1;
+  }
+  usleep(200000);  // the waiter is in WaitExit by now
+  kill(waiter, SIGTERM);
+  int wst = 0;
+  waitpid(waiter, &wst, 0);
+  for (int i = 0; i < 100 && !Gone(sleeper); ++i) usleep(20000);
+  if (!WIFSIGNALED(wst) || WTERMSIG(wst) != SIGTERM || !Gone(sleeper)) {
+    std::printf("FAIL: SIGTERM to a waiting parent: parent %s, child %s\n",
+                WIFSIGNALED(wst) ? "killed by a signal" : "exited", Gone(sleeper) ? "gone" : "still running");
+    kill(sleeper, SIGKILL);
+    return 1;
+  }
+  std::printf("ok: SIGTERM to a waiting parent reached its child's group and then ended the parent\n");
   return 0;
 }
