@@ -58,9 +58,10 @@ struct CeConfig {
 // min_bytes in the interposer (CORUN_CE_MIN_BYTES overrides it): below it NCCL's latency wins.
 constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
 // Largest communicator the interposer serves (CORUN_CE_MAX_RANKS overrides it, up to 8). The
-// protocol passes its tests with 4 processes, but the DDP example under `corun -p ce` on 4 GPUs
-// made no progress (no step time; results/2026-11-27_H200_4gpu_overlap_ce), so a
-// training job with more ranks keeps NCCL until that is understood.
+// protocol passes its tests with 4 processes and serves PyTorch's collectives exactly on 4 ranks,
+// but the DDP example under `corun -p ce` on 4 GPUs ran 32% slower than stock (45.25 vs 34.39
+// ms/step; results/2026-11-27_H200_4gpu_ce_defaults), so a training job with more ranks keeps
+// NCCL unless asked.
 constexpr int kCeInterposeMaxRanks = 2;
 
 // A contiguous range of elements.
