@@ -10,6 +10,7 @@
 #include "../runtime/bootstrap.h"
 #include "../runtime/checks.h"
 #include "../runtime/data.h"
+#include "child.h"
 #include "corun/agree.h"
 #include "self_spawn.h"
 
@@ -120,12 +121,19 @@ bool ProbeInChildren(const BenchOptions& o, int nranks, std::map<std::string, Pr
     const pid_t pid = SpawnSelf(spec);
     if (pid >= 0) pids.push_back(pid);
   }
-  bool ok = static_cast<int>(pids.size()) == nranks;
-  for (pid_t pid : pids)
-    if (WaitExit(pid) != 0) ok = false;
+  bool ok = static_cast<int>(pids.size()) == nranks, late = false;
+  // Bounded as every child of the bench (child.h): a probe process stuck past the deadline is
+  // killed, and its peers, which wait for it, after a second each.
+  for (pid_t pid : pids) {
+    bool this_late = false;
+    if (WaitExit(pid, late ? 1 : ChildDeadlineS(o.watchdog_s, 1), {}, &this_late) != 0) ok = false;
+    late |= this_late;
+  }
   const std::string text = TakeFile(file);
   if (!ok) {
-    *why = "a probe process failed";
+    *why = late ? "a probe process did not finish within " + std::to_string(ChildDeadlineS(o.watchdog_s, 1)) +
+                      " s: killed"
+                : "a probe process failed";
     return false;
   }
   try {

@@ -99,6 +99,7 @@ Status Rank::TuneRun(const Workload& w, const RunRecord& proto, const Policy& p,
     if (rank_ == 0) {
       l.unlock();
       RunRecord r = MeasureInChild(o_, w, rec, p, reps, sh_.nranks);
+      if (r.status == "error") ++sh_.error_rows;  // as an in-process set-up error: the exit status says so
       l.lock();
       c.done[seq] = r;
       c.cv.notify_all();
