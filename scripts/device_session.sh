@@ -14,6 +14,8 @@
 #          copy-engine tests one by one under a time limit (CORUN_CE_DEBUG=1), a short bench of
 #          the main policies in one process and under mpirun
 #   ce: build, the copy-engine tests (threads, processes), ce_bench --quick, the bench's ce rows
+#   ce4: build, ce_bench with every GPU as threads, the zero-CTA check 5 times, every ce test,
+#        the DDP example stock / ce / ce traced (what 4 GPUs must still show)
 #   app: build, corun tune -- CMD on the DDP example (scored by its printed step time), then
 #        corun -p tuned -- CMD
 # Header-only dependencies that the GPU image lacks can be carried in .deps/root (extracted
@@ -126,6 +128,30 @@ if [ "$MODE" = ce ]; then
     echo "## mpirun exit $?" | tee -a "$OUT/bench_ce_mpirun.log"
     grep -vE "^corun: \[" "$OUT/bench_ce_mpirun.log" | grep -E "^  |wrong|error" | head -12
   fi
+  echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
+  exit $rc
+fi
+
+if [ "$MODE" = ce4 ]; then
+  # What a 4-GPU session checks on the copy-engine path: 4 ranks as threads (push form with copied
+  # flags, ce_setup.cpp), the zero-CTA check with aligned holds (5 repetitions), every ce test on
+  # all GPUs, and the DDP example stock / ce with a trace of the ce run.
+  export CUDA_DEVICE_MAX_CONNECTIONS=32
+  timeout -k 5 60 "$BUILD/tests/ce_bench" --gpus "$NGPU" --alone-only --sizes-mib 25,224,896 --reps 8 --warmup 2 \
+    --out "$OUT/ce_bench_threads_$TAG.json" > "$OUT/ce_bench_threads.log" 2>&1; echo "## ce_bench threads exit $?" | tee -a "$OUT/ce_bench_threads.log"
+  grep -E "alone/" "$OUT/ce_bench_threads.log"
+  CUDA_VISIBLE_DEVICES=0,1 timeout -k 5 120 "$BUILD/tests/corun_gpu_tests" --gtest_filter='NcclZeroMultiGpu.*' --gtest_repeat=5 \
+    > "$OUT/nccl_zero_repeat.log" 2>&1 || rc=1
+  grep -E "CTA policy|FAILED  \]" "$OUT/nccl_zero_repeat.log" | sort | uniq -c
+  (cd "$BUILD" && ctest -L ce --output-on-failure --timeout 120) > "$OUT/ce_tests.log" 2>&1 || rc=1
+  grep -E "Test +#|tests passed" "$OUT/ce_tests.log"
+  DDP=(torchrun --standalone --nproc_per_node="$NGPU" "$ROOT/examples/ddp_gpt.py" --steps 30 --warmup 10)
+  timeout -k 5 100 "${DDP[@]}" > "$OUT/ddp_stock.log" 2>&1 || rc=1
+  CORUN_CE_MAX_RANKS="$NGPU" timeout -k 5 100 "$CORUN" -p ce --report "$OUT/ddp_ce_%p.json" -- "${DDP[@]}" > "$OUT/ddp_ce.log" 2>&1 || rc=1
+  CORUN_CE_MAX_RANKS="$NGPU" timeout -k 5 150 "$CORUN" trace -p ce -o "$OUT/trace_ddp_ce" --steps kernel:DistributionRandomKernel --skip 10 \
+    -- "${DDP[@]}" > "$OUT/ddp_ce_traced.log" 2>&1 || rc=1
+  rm -f "$OUT"/trace_ddp_ce/trace.*.json
+  grep -h "step median" "$OUT/ddp_stock.log" "$OUT/ddp_ce.log" "$OUT/ddp_ce_traced.log"
   echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
   exit $rc
 fi
