@@ -180,6 +180,8 @@ class CeComm {
   std::string node_key_;  // ranks in other processes: the node barrier's key (empty: all in this one)
   // Liveness of the ranks in other processes (names empty for ranks of this process).
   bool PollPeers();  // true when a peer is gone (then aborted)
+  void StartMonitor();  // the thread that polls the peers' locks (ranks in other processes only)
+  static void Register(CeComm* c);  // into the set AbortAllCeComms() aborts
   Status Failed() const;  // CheckError() without the probe
   void StopMonitor();
   std::vector<int> GoneRanks() const;

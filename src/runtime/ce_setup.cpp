@@ -1,24 +1,18 @@
 // Copy-engine collectives, set-up: the descriptor exchange, peer mapping (peer access in one
-// process, IPC handles across processes), the agreement, and teardown and abort.
+// process, IPC handles across processes), how flags travel, the agreement. Liveness of peers in
+// other processes: ce_alive.cpp; teardown and abort: ce_teardown.cpp.
 #include "ce_comm.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <condition_variable>
-#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
-#include <set>
-#include <chrono>
-#include <thread>
 
 #include "ce_debug.h"
 #include "corun/node_barrier.h"
@@ -37,12 +31,6 @@
 
 namespace corun {
 namespace {
-
-std::mutex g_mu;
-std::set<CeComm*>& Live() {
-  static std::set<CeComm*> s;
-  return s;
-}
 
 // What one rank tells the others at creation (fixed size, exchanged as bytes). The pointers serve
 // ranks of this process, the IPC handles ranks of other processes.
@@ -83,146 +71,6 @@ void ProcessBarrier(uint64_t key, int n) {
 }
 
 }  // namespace
-
-bool CeRankLock::Hold(const std::string& name, std::string* why) {
-  Release();
-  const std::string shm = "/corun_" + name;
-  const int fd = shm_open(shm.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    *why = "shm_open " + shm + ": " + std::strerror(errno);
-    return false;
-  }
-  struct flock fl;
-  std::memset(&fl, 0, sizeof(fl));
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;  // l_start 0, l_len 0: the whole file
-  if (fcntl(fd, F_SETLK, &fl) != 0) {
-    *why = "lock " + shm + ": " + std::strerror(errno);
-    close(fd);
-    return false;
-  }
-  // One byte, 0 while held; Release writes kCeReleased there before it unlocks.
-  const char held = 0;
-  if (ftruncate(fd, 1) != 0 || pwrite(fd, &held, 1, 0) != 1) {
-    *why = "size " + shm + ": " + std::strerror(errno);
-    close(fd);
-    return false;
-  }
-  fd_ = fd;
-  name_ = shm;
-  return true;
-}
-
-void CeRankLock::Release() {
-  if (fd_ < 0) return;
-  // The mark first: a probe that opened the file before the unlink and looks after the close
-  // finds it unlocked, and must read "released", not "gone".
-  const char released = kCeReleased;
-  if (pwrite(fd_, &released, 1, 0) != 1) { /* the unlink below still hides the name from new probes */ }
-  shm_unlink(name_.c_str());
-  close(fd_);  // drops the lock
-  fd_ = -1;
-}
-
-CeRankState CeProbeRankFd(int fd) {
-  struct flock fl;
-  std::memset(&fl, 0, sizeof(fl));
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  if (fcntl(fd, F_GETLK, &fl) != 0) return CeRankState::kUnknown;
-  if (fl.l_type != F_UNLCK) return CeRankState::kAlive;
-  char mark = 0;
-  if (pread(fd, &mark, 1, 0) != 1 || mark == kCeReleased) return CeRankState::kUnknown;
-  return CeRankState::kGone;
-}
-
-CeRankState CeProbeRank(const std::string& name) {
-  const std::string shm = "/corun_" + name;
-  const int fd = shm_open(shm.c_str(), O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0) return CeRankState::kUnknown;
-  const CeRankState st = CeProbeRankFd(fd);
-  close(fd);
-  return st;
-}
-
-bool CeComm::PollPeers() {
-  if (lost_rank_.load() >= 0) return true;
-  for (int p = 0; p < nranks_ && p < static_cast<int>(alive_names_.size()); ++p) {
-    if (p == rank_ || alive_names_[p].empty() || CeProbeRank(alive_names_[p]) != CeRankState::kGone) continue;
-    int none = -1;
-    if (lost_rank_.compare_exchange_strong(none, p)) {
-      std::fprintf(stderr, "corun ce: rank %d: rank %d (pid %d) exited; aborting the copy-engine collectives\n",
-                   rank_, p, peer_pids_[p]);
-      std::fflush(stderr);
-      Abort();
-    }
-    return true;
-  }
-  return false;
-}
-
-std::vector<int> CeComm::GoneRanks() const {
-  std::vector<int> gone;
-  for (int p = 0; p < static_cast<int>(alive_names_.size()); ++p)
-    if (p != rank_ && !alive_names_[p].empty() && CeProbeRank(alive_names_[p]) == CeRankState::kGone) gone.push_back(p);
-  return gone;
-}
-
-void CeComm::StopMonitor() {
-  {
-    std::lock_guard<std::mutex> l(mon_mu_);
-    mon_stop_ = true;
-  }
-  mon_cv_.notify_all();
-  if (monitor_.joinable()) monitor_.join();
-}
-
-void AbortAllCeComms() {
-  std::lock_guard<std::mutex> l(g_mu);
-  for (CeComm* c : Live()) c->Abort();
-}
-
-CeComm::~CeComm() {
-  StopMonitor();
-  {
-    std::lock_guard<std::mutex> l(g_mu);
-    Live().erase(this);
-  }
-  if (usable_ || !ipc_mapped_.empty()) cudaSetDevice(device_);
-  // Peers in other processes write flags into this rank's memory until their last call is done:
-  // every rank drains its own streams, then they meet before anyone frees what the others map
-  // (bounded: a peer that never destroys its communicator costs 10 s, then teardown goes on; one
-  // whose process is gone is not waited for).
-  if (usable_ && !node_key_.empty()) {
-    for (cudaStream_t st : rs_lanes_) cudaStreamSynchronize(st);
-    for (cudaStream_t st : ag_lanes_) cudaStreamSynchronize(st);
-    if (reduce_) cudaStreamSynchronize(reduce_);
-    if (unpack_) cudaStreamSynchronize(unpack_);
-    std::string why;
-    const std::vector<int> gone = GoneRanks();
-    if (!NodeBarrier(node_key_ + "_fin", nranks_ - static_cast<int>(gone.size()), 10, &why))
-      std::fprintf(stderr, "corun ce: rank %d: teardown: %s; freeing anyway\n", rank_, why.c_str());
-    // A gone rank's lock file is left behind by its end; every survivor has stopped probing now.
-    for (int p : gone) shm_unlink(("/corun_" + alive_names_[p]).c_str());
-  }
-  for (cudaStream_t st : rs_lanes_) cudaStreamDestroy(st);
-  for (cudaStream_t st : ag_lanes_) cudaStreamDestroy(st);
-  if (reduce_) cudaStreamDestroy(reduce_);
-  if (unpack_) cudaStreamDestroy(unpack_);
-  for (cudaEvent_t e : ev_done_) cudaEventDestroy(e);
-  if (ev_start_) cudaEventDestroy(ev_start_);
-  if (ev_batch_) cudaEventDestroy(ev_batch_);
-  // The peers' buffers first, then this rank's own (peers in other processes close theirs in
-  // their own destructors; the caller has drained every CE call before).
-  for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
-  if (rs_staging_) cudaFree(rs_staging_);
-  if (ag_staging_) cudaFree(ag_staging_);
-  if (flags_) cudaFree(flags_);
-  if (outbox_) cudaFree(outbox_);
-  if (abort_stream_) cudaStreamDestroy(abort_stream_);
-  if (release_host_) cudaFreeHost(release_host_);
-  alive_.Release();
-}
 
 Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   const std::string bad = CeConfigError(cfg);
@@ -497,58 +345,9 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   why_.clear();
   CE_DLOG("init: usable, %d lanes, %d slots of %llu B, %s, signals by %s", cfg_.lanes, cfg_.slots,
           static_cast<unsigned long long>(slot_bytes_), cfg_.ag_pull ? "pull" : "push", signal_copy_ ? "copies" : "writes");
-  bool any_peer_lock = false;
-  for (const std::string& nm : alive_names_) any_peer_lock |= !nm.empty();
-  if (any_peer_lock)
-    monitor_ = std::thread([this] {
-      std::unique_lock<std::mutex> l(mon_mu_);
-      while (!mon_stop_) {
-        mon_cv_.wait_for(l, std::chrono::milliseconds(200));
-        if (mon_stop_) break;
-        l.unlock();
-        const bool done = aborted_ || PollPeers();
-        l.lock();
-        if (done) break;
-      }
-    });
-  std::lock_guard<std::mutex> l(g_mu);
-  Live().insert(this);
+  StartMonitor();
+  Register(this);
   return Status::Ok();
-}
-
-void CeComm::Abort() {
-  if (aborted_.exchange(true) || !flags_ || !abort_stream_) return;
-  // Every wait is on a local flag in device memory: overwrite them with a value that satisfies
-  // all pending waits, on a stream of its own (no CE stream is needed for it to run).
-  const uint32_t v = CeReleaseValue(std::max(rs_seq_.load(), ag_seq_.load()));
-  for (size_t i = 0; i < FlagWords(); ++i) release_host_[i] = v;
-  cudaSetDevice(device_);
-  const int lost = lost_rank_.load();
-  auto release = [&] {
-    cudaMemcpyAsync(flags_, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
-    // The peers' waits on this rank are released too: their flags are mapped here (peer access in
-    // one process, IPC across processes: the same copy); a rank known gone is left alone.
-    for (const Peer& p : peers_)
-      if (p.rank != rank_ && p.rank != lost && p.flags)
-        cudaMemcpyAsync(p.flags, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
-    cudaStreamSynchronize(abort_stream_);
-  };
-  release();
-  // A live peer's streams, released by the same abort, may still write older sequence numbers
-  // into these flags after the copy above: rewrite them until this rank's streams drain (bounded).
-  std::vector<cudaStream_t> mine(rs_lanes_.begin(), rs_lanes_.end());
-  mine.insert(mine.end(), ag_lanes_.begin(), ag_lanes_.end());
-  if (reduce_) mine.push_back(reduce_);
-  if (unpack_) mine.push_back(unpack_);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (;;) {
-    bool busy = false;
-    for (cudaStream_t st : mine) busy |= cudaStreamQuery(st) == cudaErrorNotReady;
-    if (!busy || std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5)) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    release();
-  }
-  (void)cudaGetLastError();
 }
 
 }  // namespace corun
