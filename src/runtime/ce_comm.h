@@ -109,6 +109,8 @@ class CeComm {
   int rank() const { return rank_; }
   // Flags reach peers by 4-byte copies (else by stream writes into their mapped flags).
   bool signal_copy() const { return signal_copy_; }
+  // The all-gather step by pulls (else pushes + unpack), as Init settled it.
+  bool ag_pull() const { return cfg_.ag_pull; }
   int nranks() const { return nranks_; }
 
   // Same meaning as the NCCL calls with ncclSum. recv may equal send (in place) for AllReduce.

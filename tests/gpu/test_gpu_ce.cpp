@@ -69,6 +69,11 @@ void RankCases(int rank, int n, ncclComm_t nccl, cudaStream_t s, const CeConfig&
   RANK_EXPECT(st.ok(), st.ToString(true));
   RANK_EXPECT(ce.usable(), ce.why());
   if (!ce.usable()) return;
+  // The cases run the form asked for: flags by stream writes and pulls unless told otherwise, or
+  // more than 2 ranks share this process (push form, copied flags: ce_setup.cpp). A driver that
+  // refused the stream write would show here, not as a slower run.
+  RANK_EXPECT(ce.signal_copy() == (cfg.signal_copy || n > 2), "flags by " << (ce.signal_copy() ? "copies" : "writes"));
+  RANK_EXPECT(ce.ag_pull() == (cfg.ag_pull && n <= 2), "all-gather step by " << (ce.ag_pull() ? "pulls" : "pushes"));
   cecheck::Buffers b;
   RANK_EXPECT(b.Alloc(cases, n), "cudaMalloc");
   const cecheck::FailFn fail = [&](const std::string& what) { RANK_EXPECT(false, what); };
