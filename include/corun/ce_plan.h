@@ -38,10 +38,17 @@ struct CeConfig {
   // Defaults from the configuration sweep on 2x H200 (results/2026-11-27_H200_4gpu_ce_signal):
   // 32 MiB chunks, pulls, stream-write signals gave 207/294/300 GB/s at 25/224/896 MiB reduced two
   // at a time and 207/270/305 one at a time (within the spread of each other); 16 MiB chunks by
-  // fours 181/271/266, 8 MiB chunks 165/229/231. 4 slots rather than 8 for half the staging
-  // memory: 205/298/305 against 205/302/307 (results/2026-11-27_H200_4gpu_ce_defaults).
+  // fours 181/271/266, 8 MiB chunks 165/229/231. Alone, 8 slots gained nothing over 4:
+  // 205/302/307 against 205/298/305 (results/2026-11-27_H200_4gpu_ce_defaults); beside GEMMs
+  // more did (below).
   uint64_t chunk_bytes = 32ull << 20;  // per call, the data is moved in chunks of this many bytes
-  int slots = 4;                       // staging slots per peer (chunks in flight)
+  // Staging slots per peer (chunks in flight). Beside a long persistent GEMM every reduction
+  // waits for the GEMM to end; the pushes go on only while free slots remain, so the staging
+  // sets how much of a call moves under the GEMM: cuBLASLt 8192^3 + 896 MiB (28 chunks) on 2x
+  // H100 ran 4.595 ms with 4 slots (no phases), 3.674 with 16, 3.169 with 32 (phases; sequential 4.105;
+  // results/2026-11-27_H100_4gpu_ce_phases). Staging per GPU: 2 x slots x (ranks - 1) slices of
+  // chunk / ranks, with 16 slots 512 MiB on 2 ranks and 768 MiB on 4 (CeStagingBytes, twice).
+  int slots = 16;
   int lanes = 2;                       // copy streams (lanes) for pushes; as many again for the all-gather
   int batch = 2;                       // chunks reduced by one kernel
   uint64_t min_bytes = 0;              // calls smaller than this go to NCCL
@@ -54,14 +61,27 @@ struct CeConfig {
   // on four streams never overlapped), so each 4-byte copy costs that engine ~2-4 us plus ~3 us
   // of gap between copies: several per chunk were a third of a call's time.
   bool signal_copy = false;
+  // How a chunk's copies to (or from) the peers are issued: false = one stream per peer
+  // (CeLanesFor), true = one cudaMemcpyBatchAsync per chunk on one stream, as NCCL's CE path does.
+  // Either way a GPU's peer copies ran one at a time (traced, 4x H100); on 4 ranks, 896 MiB,
+  // streams 6.46 ms, batch 6.79 (results/2026-11-27_H100_4gpu_ce_phases).
+  bool batch_copies = false;
+  // Allreduce in rounds of `slots` chunks whose all-gather pulls start after the round's
+  // reduce-scatter pushes, so every rank is in the same phase (ce_comm.cpp explains why). Alone,
+  // 896 MiB on 2x H100: 3.046 ms phased with 16 slots, 3.724 with the earlier 4 slots unphased;
+  // the same 32 slots unphased ran 3.000 in one session and 4.238 in another.
+  bool phases = true;
 };
+// Slots for a staging that holds an allreduce of `bytes` whole (at least cfg.slots, at most 64).
+int CeSlotsToHold(const CeConfig& cfg, uint64_t bytes);
 // min_bytes in the interposer (CORUN_CE_MIN_BYTES overrides it): below it NCCL's latency wins.
 constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
 // Largest communicator the interposer serves (CORUN_CE_MAX_RANKS overrides it, up to 8). The
 // protocol passes its tests with 4 processes and serves PyTorch's collectives exactly on 4 ranks,
-// but the DDP example under `corun -p ce` on 4 GPUs ran 32% slower than stock (45.25 vs 34.39
-// ms/step; results/2026-11-27_H200_4gpu_ce_defaults), so a training job with more ranks keeps
-// NCCL unless asked.
+// but the DDP example under `corun -p ce` on 4 GPUs ran 28% slower than stock (48.03 vs 37.60
+// ms/step on H100; results/2026-11-27_H100_4gpu_ce_final): one copy engine per GPU moves every
+// byte to and from three peers (207 GB/s busbw against NCCL's 354), so a training job with more
+// ranks keeps NCCL unless asked.
 constexpr int kCeInterposeMaxRanks = 2;
 
 // A contiguous range of elements.
@@ -133,8 +153,17 @@ std::string CeCallDecision(const std::string& dtype, const std::string& op, uint
 std::string CeConfigError(const CeConfig& cfg);
 // Overrides from the environment (read through `get`, e.g. std::getenv): CORUN_CE_CHUNK and
 // CORUN_CE_MIN_BYTES (sizes: 16M, 4096, ...), CORUN_CE_SLOTS, CORUN_CE_LANES, CORUN_CE_BATCH
-// (integers), CORUN_CE_PULL (0 or 1), CORUN_CE_SIGNAL (write or copy). Empty = fine; else one line naming the variable and value.
+// (integers), CORUN_CE_PULL (0 or 1), CORUN_CE_SIGNAL (write or copy), CORUN_CE_COPY (streams or
+// batch), CORUN_CE_PHASES (0 or 1). Empty = fine; else one line naming the variable and value.
 std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg);
+// Copy streams per rank: one per (lane, peer) for the reduce-scatter step and as many for the
+// all-gather step, so the copies to (and from) different peers run on their own copy engines at
+// once. Queued on one stream per lane, a rank's copies to its peers ran one after another.
+// CeLanesFor keeps 2 * lanes * (nranks - 1) within kCeMaxCopyStreams, so that with the reduce,
+// unpack and abort streams, the caller's and NCCL's, a rank stays inside 32 hardware queues
+// (CUDA_DEVICE_MAX_CONNECTIONS=32): 2 lanes up to 4 ranks (12 streams), 1 lane for 8 (14).
+constexpr int kCeMaxCopyStreams = 24;
+int CeLanesFor(const CeConfig& cfg, int nranks);
 // Bytes of one staging slot (one slice of a chunk, any element size), 256-byte aligned.
 uint64_t CeSlotBytes(const CeConfig& cfg, int nranks);
 // Staging bytes one rank allocates: slots x (nranks - 1) slices, for the reduce-scatter rows.

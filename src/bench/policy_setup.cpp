@@ -92,6 +92,14 @@ Status Rank::SetupCe(const Workload& w, PolicyCtx* c) {
     // CORUN_CE_* tune the protocol (ce_plan.h); the same environment on every rank.
     const std::string bad = CeConfigFromEnv(ProcessEnv, &ce_cfg_);
     if (!bad.empty()) CORUN_FAIL(bad);
+    // Unless CORUN_CE_SLOTS says otherwise, the bench's staging holds its largest collective
+    // whole (CeSlotsToHold), as a program could set for its own sizes: beside a long GEMM the
+    // pushes then run to the end while every reduction waits (ce_plan.h).
+    if (!ProcessEnv("CORUN_CE_SLOTS")) {
+      uint64_t most = 0;
+      for (uint64_t b : o_.sizes) most = std::max(most, b);
+      ce_cfg_.slots = CeSlotsToHold(ce_cfg_, most);
+    }
     auto ce = std::make_unique<CeComm>();
     CORUN_CHECK(Agreed("ce", [&] { return ce->Init(base_.get(), ce_cfg_, comm_lo_); }));
     ce_ = std::move(ce);

@@ -115,21 +115,38 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
     *v = static_cast<int>(x);
     return "";
   };
-  int pull = c.ag_pull ? 1 : 0;
+  int pull = c.ag_pull ? 1 : 0, phases = c.phases ? 1 : 0;
   if (const char* t = get("CORUN_CE_SIGNAL")) {
     const std::string v = t;
     if (v != "write" && v != "copy") return "bad CORUN_CE_SIGNAL '" + Printable(t) + "' (write or copy)";
     c.signal_copy = v == "copy";
   }
+  if (const char* t = get("CORUN_CE_COPY")) {
+    const std::string v = t;
+    if (v != "streams" && v != "batch") return "bad CORUN_CE_COPY '" + Printable(t) + "' (streams or batch)";
+    c.batch_copies = v == "batch";
+  }
   for (const std::string& e : {size("CORUN_CE_CHUNK", &c.chunk_bytes), size("CORUN_CE_MIN_BYTES", &c.min_bytes),
                                integer("CORUN_CE_SLOTS", &c.slots, 2, 64), integer("CORUN_CE_LANES", &c.lanes, 1, 8),
-                               integer("CORUN_CE_BATCH", &c.batch, 1, 32), integer("CORUN_CE_PULL", &pull, 0, 1)})
+                               integer("CORUN_CE_BATCH", &c.batch, 1, 32), integer("CORUN_CE_PULL", &pull, 0, 1),
+                               integer("CORUN_CE_PHASES", &phases, 0, 1)})
     if (!e.empty()) return e;
   c.ag_pull = pull != 0;
+  c.phases = phases != 0;
   const std::string bad = CeConfigError(c);
   if (!bad.empty()) return "bad copy-engine configuration from CORUN_CE_*: " + bad;
   *cfg = c;
   return "";
+}
+
+int CeSlotsToHold(const CeConfig& cfg, uint64_t bytes) {
+  const uint64_t chunks = cfg.chunk_bytes ? (bytes + cfg.chunk_bytes - 1) / cfg.chunk_bytes : 0;
+  return static_cast<int>(std::max<uint64_t>(static_cast<uint64_t>(cfg.slots), std::min<uint64_t>(chunks, 64)));
+}
+
+int CeLanesFor(const CeConfig& cfg, int nranks) {
+  const int fan = std::max(nranks - 1, 1);
+  return std::max(1, std::min(cfg.lanes, kCeMaxCopyStreams / (2 * fan)));
 }
 
 uint64_t CeSlotBytes(const CeConfig& cfg, int nranks) {

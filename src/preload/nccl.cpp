@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -88,6 +89,9 @@ Comms& G() {
 }
 
 std::atomic<uint64_t> g_served{0}, g_served_bytes{0};
+// Host time the served calls spent enqueueing (the program's thread is held that long: DDP's
+// backward issues its next kernels only after the call returns).
+std::atomic<uint64_t> g_enqueue_ns{0}, g_enqueue_max_ns{0};
 std::atomic<uint64_t> g_fallback[static_cast<int>(CeRoute::kCount)]{};
 thread_local int t_group_depth = 0;
 
@@ -241,10 +245,16 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
   int prev = -1;
   const bool had_dev = cudaGetDevice(&prev) == cudaSuccess;
   Status s = Status::Ok();
+  const auto t0 = std::chrono::steady_clock::now();
   switch (kind) {
     case CeOp::kAllReduce: s = e->ce->AllReduce(send, recv, count, t, st); break;
     case CeOp::kReduceScatter: s = e->ce->ReduceScatter(send, recv, count, t, st); break;
     case CeOp::kAllGather: s = e->ce->AllGather(send, recv, count, t, st); break;
+  }
+  const uint64_t ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  g_enqueue_ns.fetch_add(ns, std::memory_order_relaxed);
+  for (uint64_t m = g_enqueue_max_ns.load(); ns > m && !g_enqueue_max_ns.compare_exchange_weak(m, ns);) {
   }
   if (had_dev) cudaSetDevice(prev);
   if (!s.ok()) {
@@ -281,6 +291,9 @@ void CeReportJson(nlohmann::ordered_json* j) {
   if (!Ce()) return;
   (*j)["ce_served"] = g_served.load();
   (*j)["ce_served_bytes"] = g_served_bytes.load();
+  const uint64_t n = g_served.load();
+  (*j)["ce_enqueue_us_mean"] = n ? g_enqueue_ns.load() / 1e3 / static_cast<double>(n) : 0.0;
+  (*j)["ce_enqueue_us_max"] = g_enqueue_max_ns.load() / 1e3;
   nlohmann::ordered_json fb = nlohmann::ordered_json::object();
   for (int i = 1; i < static_cast<int>(CeRoute::kCount); ++i) fb[CeRouteName(static_cast<CeRoute>(i))] = g_fallback[i].load();
   (*j)["ce_fallback"] = fb;
@@ -313,9 +326,13 @@ std::string CeSummaryLine() {
     }
   }
   if (!served && !to_nccl) return "";
-  return fmt::format("corun: pid {} copy engines: {} collectives served ({:.1f} MiB), {} to NCCL ({}); {} of {} "
+  const std::string enq =
+      served ? fmt::format(", enqueue {:.0f} us per call (max {:.0f})", g_enqueue_ns.load() / 1e3 / served,
+                           g_enqueue_max_ns.load() / 1e3)
+             : "";
+  return fmt::format("corun: pid {} copy engines: {} collectives served ({:.1f} MiB{}), {} to NCCL ({}); {} of {} "
                      "communicators usable{}",
-                     static_cast<int>(getpid()), served, g_served_bytes.load() / 1048576.0, to_nccl,
+                     static_cast<int>(getpid()), served, g_served_bytes.load() / 1048576.0, enq, to_nccl,
                      why.empty() ? "-" : why, usable, comms, first_why.empty() ? "" : " (" + first_why + ")");
 }
 

@@ -67,6 +67,29 @@ Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
   return Status::Ok();
 }
 
+Status CeComm::CopyBatch(cudaStream_t st, const std::vector<Copy>& copies) {
+  if (copies.size() == 1) {
+    CUDACHECK(cudaMemcpyAsync(copies[0].dst, copies[0].src, copies[0].bytes, cudaMemcpyDeviceToDevice, st));
+    return Status::Ok();
+  }
+  if (copies.empty()) return Status::Ok();
+  std::vector<void*> dst;
+  std::vector<const void*> src;
+  std::vector<size_t> bytes;
+  for (const Copy& c : copies) {
+    dst.push_back(c.dst);
+    src.push_back(c.src);
+    bytes.push_back(c.bytes);
+  }
+  // Source order: the stream's (its flag waits come first); copies may go to any engine.
+  cudaMemcpyAttributes attr = {};
+  attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+  attr.flags = cudaMemcpyFlagPreferOverlapWithCompute;
+  size_t attr_idx = 0;
+  CUDACHECK(cudaMemcpyBatchAsync(dst.data(), src.data(), bytes.data(), copies.size(), &attr, &attr_idx, 1, st));
+  return Status::Ok();
+}
+
 Status CeComm::Failed() const {
   const int lost = lost_rank_.load();
   if (lost >= 0)
@@ -170,38 +193,51 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     return {nullptr, out + (static_cast<uint64_t>(j) * count + c.first) * eb, c.count * eb};
   };
 
+  // Only the streams a call uses wait for the caller's stream and are joined at the end: a
+  // one-chunk call touches one lane's streams, a pull-form call never the unpack stream (each
+  // join costs two runtime calls on the caller's thread).
   CUDACHECK(cudaEventRecord(ev_start_, s));
   std::vector<cudaStream_t> used;
-  for (auto st : rs_lanes_) used.push_back(st);
-  for (auto st : ag_lanes_) used.push_back(st);
-  used.push_back(reduce_);
-  used.push_back(unpack_);
-  for (auto st : used) CUDACHECK(cudaStreamWaitEvent(st, ev_start_, 0));
+  auto use = [&](cudaStream_t st) -> cudaStream_t {
+    if (std::find(used.begin(), used.end(), st) == used.end()) {
+      used.push_back(st);
+      if (cudaStreamWaitEvent(st, ev_start_, 0) != cudaSuccess) return nullptr;
+    }
+    return st;
+  };
+#define CE_USE(st)                                                                      \
+  do {                                                                                  \
+    if (!use(st)) CORUN_FAIL(std::string("cudaStreamWaitEvent: ") + cudaGetErrorString(cudaGetLastError())); \
+  } while (0)
 
   const bool pull = cfg_.ag_pull;
   // Before chunk q's all-gather buffer is written (push: in the peers' staging; pull: in this
   // rank's staging, which the peers read), every reader of chunk q - S has released the slot.
-  auto ag_free_waits = [&](uint32_t q, std::vector<std::pair<uint32_t*, uint32_t>>* w) {
+  // `only`: the one reader that matters (push form: each peer's staging is its own), -1: all.
+  auto ag_free_waits = [&](uint32_t q, std::vector<std::pair<uint32_t*, uint32_t>>* w, int only = -1) {
     const uint32_t fw = CeFreeWaitValue(q, S);
     if (!fw) return;
     for (int p = 0; p < R; ++p)
-      if (p != r) w->push_back({AgFree(flags_, p, CeLane(fw, L)), fw});
+      if (p != r && (only < 0 || p == only)) w->push_back({AgFree(flags_, p, CeLane(fw, L)), fw});
   };
-  // Push form, chunk i: this rank's part into every peer's all-gather staging.
-  auto ag_push = [&](int i) -> Status {
+  // Push form, chunk i: this rank's part into every peer's all-gather staging, each peer on its
+  // own stream. `after`: an event the streams wait for first (the batch's reduction), or null.
+  auto ag_push = [&](int i, cudaEvent_t after) -> Status {
     const uint32_t q = QA(i);
     const int lane = CeLane(q, L);
-    cudaStream_t st = ag_lanes_[lane];
-    std::vector<std::pair<uint32_t*, uint32_t>> w;
-    ag_free_waits(q, &w);
-    CORUN_CHECK(Wait(st, w));
     const Part src = ag_src(chunks[i]);
     for (int step = 1; step < R; ++step) {
       const int p = (r + step) % R;
+      cudaStream_t st = AgStream(lane, p);
+      CE_USE(st);
+      if (after) CUDACHECK(cudaStreamWaitEvent(st, after, 0));
+      std::vector<std::pair<uint32_t*, uint32_t>> w;
+      ag_free_waits(q, &w, p);
+      CORUN_CHECK(Wait(st, w));
       if (src.bytes)
         CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].ag_staging, q, CePeerIndex(r, p)), src.src, src.bytes,
                                   cudaMemcpyDeviceToDevice, st));
-      CORUN_CHECK(Write(st, L + lane, AgReady(peers_[p].flags, r, lane), q));
+      CORUN_CHECK(Write(st, AgBox(lane, p), AgReady(peers_[p].flags, r, lane), q));
     }
     return Status::Ok();
   };
@@ -210,92 +246,184 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   auto ag_fill = [&](int i) -> Status {
     const uint32_t q = QA(i);
     const int lane = CeLane(q, L);
-    cudaStream_t st = rs_lanes_[lane];
+    const int first = (r + 1) % R;
+    cudaStream_t st = RsStream(lane, first);
+    CE_USE(st);
     std::vector<std::pair<uint32_t*, uint32_t>> w;
     ag_free_waits(q, &w);
     CORUN_CHECK(Wait(st, w));
     const Part src = ag_src(chunks[i]);
     if (src.bytes) CUDACHECK(cudaMemcpyAsync(Slot(ag_staging_, q, 0), src.src, src.bytes, cudaMemcpyDeviceToDevice, st));
     for (int p = 0; p < R; ++p)
-      if (p != r) CORUN_CHECK(Write(st, lane, AgReady(peers_[p].flags, r, lane), q));
+      if (p != r) CORUN_CHECK(Write(st, RsBox(lane, first), AgReady(peers_[p].flags, r, lane), q));
     return Status::Ok();
   };
 
-  if (has_rs) {
-    for (int i = 0; i < n; ++i) {
-      const uint32_t q = QR(i);
-      const int lane = CeLane(q, L);
-      cudaStream_t st = rs_lanes_[lane];
-      const uint32_t fw = CeFreeWaitValue(q, S);
+  // Phases (CeConfig::phases): a GPU's copies run one at a time on one engine, pushes to a peer
+  // and pulls from it alike; a push of this rank's reduce-scatter and a pull of the peer's
+  // all-gather load the same link direction and share it. Rounds of `slots` chunks, whose
+  // pulls start only once the round's pushes are done (and the next round's pushes once its
+  // pulls are), keep every rank in the same phase: pushes (and pulls) of all ranks fill every
+  // direction at once. Streams of a phase wait for the other phase's streams at their first use.
+  std::vector<cudaStream_t> phase_cur, gated;
+  std::vector<cudaEvent_t> gate;
+  auto next_phase = [&]() -> Status {
+    gate.clear();
+    gated.clear();
+    for (size_t k = 0; k < phase_cur.size(); ++k) {
+      CUDACHECK(cudaEventRecord(ev_phase_[k], phase_cur[k]));
+      gate.push_back(ev_phase_[k]);
+    }
+    phase_cur.clear();
+    return Status::Ok();
+  };
+  auto enter = [&](cudaStream_t st) -> Status {
+    CE_USE(st);
+    if (std::find(phase_cur.begin(), phase_cur.end(), st) == phase_cur.end()) phase_cur.push_back(st);
+    if (!gate.empty() && std::find(gated.begin(), gated.end(), st) == gated.end()) {
+      for (cudaEvent_t e : gate) CUDACHECK(cudaStreamWaitEvent(st, e, 0));
+      gated.push_back(st);
+    }
+    return Status::Ok();
+  };
+  // Reduce-scatter step of chunk i: its slices pushed into the peers' staging.
+  auto rs_push = [&](int i) -> Status {
+    const uint32_t q = QR(i);
+    const int lane = CeLane(q, L);
+    const uint32_t fw = CeFreeWaitValue(q, S);
+    if (cfg_.batch_copies) {
+      // Every peer's slice in one batch on one stream, then every peer's flag.
+      const int first = (r + 1) % R;
+      cudaStream_t st = RsStream(lane, first);
+      CORUN_CHECK(enter(st));
+      std::vector<std::pair<uint32_t*, uint32_t>> w;
+      std::vector<Copy> copies;
       for (int step = 1; step < R; ++step) {
         const int p = (r + step) % R;
+        if (fw) w.push_back({RsFree(flags_, p), fw});
         const Part part = rs_part(chunks[i], p);
-        if (fw) CORUN_CHECK(Wait(st, {{RsFree(flags_, p), fw}}));
         if (part.bytes)
-          CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].rs_staging, q, CePeerIndex(r, p)), part.src, part.bytes,
-                                    cudaMemcpyDeviceToDevice, st));
-        CORUN_CHECK(Write(st, lane, RsReady(peers_[p].flags, r, lane), q));
+          copies.push_back({Slot(peers_[p].rs_staging, q, CePeerIndex(r, p)), part.src, part.bytes});
       }
+      CORUN_CHECK(Wait(st, w));
+      CORUN_CHECK(CopyBatch(st, copies));
+      for (int step = 1; step < R; ++step)
+        CORUN_CHECK(Write(st, RsBox(lane, first), RsReady(peers_[(r + step) % R].flags, r, lane), q));
+      return Status::Ok();
     }
-    for (const auto& b : CeBatches(n, std::min(cfg_.batch, kCeMaxBatch), S)) {
-      const std::vector<uint32_t> last = CeLastPerLane(QR(b.first), QR(b.second - 1), L);
-      std::vector<std::pair<uint32_t*, uint32_t>> waits;
+    for (int step = 1; step < R; ++step) {
+      const int p = (r + step) % R;
+      cudaStream_t st = RsStream(lane, p);
+      CORUN_CHECK(enter(st));
+      const Part part = rs_part(chunks[i], p);
+      if (fw) CORUN_CHECK(Wait(st, {{RsFree(flags_, p), fw}}));
+      if (part.bytes)
+        CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].rs_staging, q, CePeerIndex(r, p)), part.src, part.bytes,
+                                  cudaMemcpyDeviceToDevice, st));
+      CORUN_CHECK(Write(st, RsBox(lane, p), RsReady(peers_[p].flags, r, lane), q));
+    }
+    return Status::Ok();
+  };
+  // One reduction kernel for chunks [b.first, b.second).
+  auto reduce_batch = [&](std::pair<int, int> b) -> Status {
+    const std::vector<uint32_t> last = CeLastPerLane(QR(b.first), QR(b.second - 1), L);
+    std::vector<std::pair<uint32_t*, uint32_t>> waits;
+    for (int p = 0; p < R; ++p)
+      for (int lane = 0; lane < L && p != r; ++lane)
+        if (last[lane]) waits.push_back({RsReady(flags_, p, lane), last[lane]});
+    const bool fill = pull && has_ag;  // the reduction also writes the staging the peers pull from
+    if (fill)
+      for (int i = b.first; i < b.second; ++i) ag_free_waits(QA(i), &waits);
+    CE_USE(reduce_);
+    CORUN_CHECK(Wait(reduce_, waits));
+    CeReduceBatch rb;
+    rb.npeers = R - 1;
+    for (int i = b.first; i < b.second; ++i) {
+      const Part own = own_part(chunks[i]);
+      if (!own.bytes) continue;
+      CeReduceItem& it = rb.item[rb.items++];
+      it.out = own.dst;
+      it.out2 = fill ? Slot(ag_staging_, QA(i), 0) : nullptr;
+      it.own = own.src;
       for (int p = 0; p < R; ++p)
-        for (int lane = 0; lane < L && p != r; ++lane)
-          if (last[lane]) waits.push_back({RsReady(flags_, p, lane), last[lane]});
-      const bool fill = pull && has_ag;  // the reduction also writes the staging the peers pull from
-      if (fill)
-        for (int i = b.first; i < b.second; ++i) ag_free_waits(QA(i), &waits);
-      CORUN_CHECK(Wait(reduce_, waits));
-      CeReduceBatch rb;
-      rb.npeers = R - 1;
-      for (int i = b.first; i < b.second; ++i) {
-        const Part own = own_part(chunks[i]);
-        if (!own.bytes) continue;
-        CeReduceItem& it = rb.item[rb.items++];
-        it.out = own.dst;
-        it.out2 = fill ? Slot(ag_staging_, QA(i), 0) : nullptr;
-        it.own = own.src;
-        for (int p = 0; p < R; ++p)
-          if (p != r) it.peer[CePeerIndex(p, r)] = Slot(rs_staging_, QR(i), CePeerIndex(p, r));
-        it.count = own.bytes / eb;
+        if (p != r) it.peer[CePeerIndex(p, r)] = Slot(rs_staging_, QR(i), CePeerIndex(p, r));
+      it.count = own.bytes / eb;
+    }
+    CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_));
+    for (int p = 0; p < R; ++p)
+      if (p != r) CORUN_CHECK(Write(reduce_, ReduceBox(), RsFree(peers_[p].flags, r), QR(b.second - 1)));
+    if (fill) {
+      const std::vector<uint32_t> last_ag = CeLastPerLane(QA(b.first), QA(b.second - 1), L);
+      for (int lane = 0; lane < L; ++lane)
+        for (int p = 0; p < R && last_ag[lane]; ++p)
+          if (p != r) CORUN_CHECK(Write(reduce_, ReduceBox(), AgReady(peers_[p].flags, r, lane), last_ag[lane]));
+    } else if (has_ag) {
+      CUDACHECK(cudaEventRecord(ev_batch_, reduce_));
+      for (int i = b.first; i < b.second; ++i) CORUN_CHECK(ag_push(i, ev_batch_));
+    }
+    return Status::Ok();
+  };
+  // All-gather step of chunk i, pull form: each peer's part straight from its staging into the
+  // output, on the chunk's lane.
+  auto ag_pull = [&](int i) -> Status {
+    const uint32_t q = QA(i);
+    const int lane = CeLane(q, L);
+    if (cfg_.batch_copies) {
+      const int first = (r + 1) % R;
+      cudaStream_t st = AgStream(lane, first);
+      CORUN_CHECK(enter(st));
+      std::vector<std::pair<uint32_t*, uint32_t>> w;
+      std::vector<Copy> copies;
+      for (int step = 1; step < R; ++step) {
+        const int j = (r + step) % R;
+        w.push_back({AgReady(flags_, j, lane), q});
+        const Part dst = unpack_dst(chunks[i], j);
+        if (dst.bytes) copies.push_back({dst.dst, Slot(peers_[j].ag_staging, q, 0), dst.bytes});
       }
-      CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_));
-      for (int p = 0; p < R; ++p)
-        if (p != r) CORUN_CHECK(Write(reduce_, 2 * L, RsFree(peers_[p].flags, r), QR(b.second - 1)));
-      if (fill) {
-        const std::vector<uint32_t> last_ag = CeLastPerLane(QA(b.first), QA(b.second - 1), L);
-        for (int lane = 0; lane < L; ++lane)
-          for (int p = 0; p < R && last_ag[lane]; ++p)
-            if (p != r) CORUN_CHECK(Write(reduce_, 2 * L, AgReady(peers_[p].flags, r, lane), last_ag[lane]));
-      } else if (has_ag) {
-        CUDACHECK(cudaEventRecord(ev_batch_, reduce_));
-        for (auto st : ag_lanes_) CUDACHECK(cudaStreamWaitEvent(st, ev_batch_, 0));
-        for (int i = b.first; i < b.second; ++i) CORUN_CHECK(ag_push(i));
+      CORUN_CHECK(Wait(st, w));
+      CORUN_CHECK(CopyBatch(st, copies));
+      for (int step = 1; step < R; ++step)
+        CORUN_CHECK(Write(st, AgBox(lane, first), AgFree(peers_[(r + step) % R].flags, r, lane), q));
+      return Status::Ok();
+    }
+    for (int step = 1; step < R; ++step) {
+      const int j = (r + step) % R;
+      cudaStream_t st = AgStream(lane, j);
+      CORUN_CHECK(enter(st));
+      CORUN_CHECK(Wait(st, {{AgReady(flags_, j, lane), q}}));
+      const Part dst = unpack_dst(chunks[i], j);
+      if (dst.bytes)
+        CUDACHECK(cudaMemcpyAsync(dst.dst, Slot(peers_[j].ag_staging, q, 0), dst.bytes, cudaMemcpyDeviceToDevice, st));
+      CORUN_CHECK(Write(st, AgBox(lane, j), AgFree(peers_[j].flags, r, lane), q));
+    }
+    return Status::Ok();
+  };
+
+  const bool phased = cfg_.phases && has_rs && has_ag && pull;
+  if (has_rs) {
+    const int round = phased ? S : std::max(n, 1);
+    for (int a = 0; a < n; a += round) {
+      const int e = std::min(n, a + round);
+      if (phased && a > 0) CORUN_CHECK(next_phase());
+      for (int i = a; i < e; ++i) CORUN_CHECK(rs_push(i));
+      for (auto b : CeBatches(e - a, std::min(cfg_.batch, kCeMaxBatch), S))
+        CORUN_CHECK(reduce_batch({a + b.first, a + b.second}));
+      if (phased) {
+        CORUN_CHECK(next_phase());
+        for (int i = a; i < e; ++i) CORUN_CHECK(ag_pull(i));
       }
     }
   } else {
     // All-gather: this rank's own block is a local copy; the rest are pushes or fills.
-    CUDACHECK(cudaMemcpyAsync(out + static_cast<uint64_t>(r) * count * eb, in, count * eb, cudaMemcpyDeviceToDevice,
-                              pull ? unpack_ : rs_lanes_[0]));
-    for (int i = 0; i < n; ++i) CORUN_CHECK(pull ? ag_fill(i) : ag_push(i));
+    cudaStream_t own = pull ? unpack_ : rs_lanes_[0];
+    CE_USE(own);
+    CUDACHECK(cudaMemcpyAsync(out + static_cast<uint64_t>(r) * count * eb, in, count * eb, cudaMemcpyDeviceToDevice, own));
+    for (int i = 0; i < n; ++i) CORUN_CHECK(pull ? ag_fill(i) : ag_push(i, nullptr));
   }
 
   if (has_ag && pull) {
-    // Each peer's part straight from its staging into the output, on the chunk's lane.
-    for (int i = 0; i < n; ++i) {
-      const uint32_t q = QA(i);
-      const int lane = CeLane(q, L);
-      cudaStream_t st = ag_lanes_[lane];
-      for (int step = 1; step < R; ++step) {
-        const int j = (r + step) % R;
-        CORUN_CHECK(Wait(st, {{AgReady(flags_, j, lane), q}}));
-        const Part dst = unpack_dst(chunks[i], j);
-        if (dst.bytes)
-          CUDACHECK(cudaMemcpyAsync(dst.dst, Slot(peers_[j].ag_staging, q, 0), dst.bytes, cudaMemcpyDeviceToDevice, st));
-        CORUN_CHECK(Write(st, L + lane, AgFree(peers_[j].flags, r, lane), q));
-      }
-    }
+    if (!phased)  // phased: pulled round by round above
+      for (int i = 0; i < n; ++i) CORUN_CHECK(ag_pull(i));
   } else if (has_ag) {
     // Unpack, in chunk order, from this rank's staging.
     for (int i = 0; i < n; ++i) {
@@ -304,6 +432,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       std::vector<std::pair<uint32_t*, uint32_t>> waits;
       for (int j = 0; j < R; ++j)
         if (j != r) waits.push_back({AgReady(flags_, j, lane), q});
+      CE_USE(unpack_);
       CORUN_CHECK(Wait(unpack_, waits));
       for (int j = 0; j < R; ++j) {
         if (j == r) continue;
@@ -313,7 +442,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
                                     cudaMemcpyDeviceToDevice, unpack_));
       }
       for (int j = 0; j < R; ++j)
-        if (j != r) CORUN_CHECK(Write(unpack_, 2 * L + 1, AgFree(peers_[j].flags, r, lane), q));
+        if (j != r) CORUN_CHECK(Write(unpack_, UnpackBox(), AgFree(peers_[j].flags, r, lane), q));
     }
   }
 
@@ -323,6 +452,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     CUDACHECK(cudaEventRecord(ev_done_[i], used[i]));
     CUDACHECK(cudaStreamWaitEvent(s, ev_done_[i], 0));
   }
+#undef CE_USE
   CE_DLOG("call: submitted");
   return Status::Ok();
 }

@@ -48,9 +48,9 @@
 // it cannot load other libraries' kernels, so callers launch those once before they hold streams
 // (e.g. a gate) or wait on a host barrier with CE calls in flight.
 //
-// Streams: each rank uses 2 * lanes + 3 streams of its own; set CUDA_DEVICE_MAX_CONNECTIONS to at
-// least that plus the caller's and NCCL's streams (32 is safe) so that a stream wait never blocks
-// an unrelated stream sharing its hardware queue (the abort's copy above all).
+// Streams: each rank uses 2 * lanes * (nranks - 1) copy streams (one per lane and peer, at most
+// kCeMaxCopyStreams) and 3 more; set CUDA_DEVICE_MAX_CONNECTIONS to 32 so that a stream wait never
+// blocks an unrelated stream sharing its hardware queue (the abort's copy above all).
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -155,7 +155,25 @@ class CeComm {
   Status Launch(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
   Status Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits);
   Status Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v);
-  static constexpr int kOutboxWords = 2 * 8 + 2;  // one per signalling stream (lanes <= 8)
+  struct Copy {
+    void* dst;
+    const void* src;
+    size_t bytes;
+  };
+  // Several device-to-device copies in one cudaMemcpyBatchAsync (CeConfig::batch_copies).
+  Status CopyBatch(cudaStream_t st, const std::vector<Copy>& copies);
+  // Copy streams: one per (lane, peer) and step (ce_plan.h, CeLanesFor); peer p is `Step(p)`
+  // places after this rank. Each signalling stream has its own outbox word (signal_copy).
+  int Fan() const { return nranks_ - 1; }
+  int Step(int p) const { return (p - rank_ + nranks_) % nranks_; }
+  int CopyIndex(int lane, int p) const { return lane * Fan() + Step(p) - 1; }
+  cudaStream_t RsStream(int lane, int p) const { return rs_lanes_[CopyIndex(lane, p)]; }
+  cudaStream_t AgStream(int lane, int p) const { return ag_lanes_[CopyIndex(lane, p)]; }
+  int RsBox(int lane, int p) const { return CopyIndex(lane, p); }
+  int AgBox(int lane, int p) const { return cfg_.lanes * Fan() + CopyIndex(lane, p); }
+  int ReduceBox() const { return 2 * cfg_.lanes * Fan(); }
+  int UnpackBox() const { return 2 * cfg_.lanes * Fan() + 1; }
+  size_t OutboxWords() const { return 2 * static_cast<size_t>(cfg_.lanes) * Fan() + 2; }
 
   CeConfig cfg_;
   bool usable_ = false;
@@ -172,9 +190,10 @@ class CeComm {
   std::vector<Peer> peers_;     // indexed by rank; peers_[rank_] unused
   std::vector<void*> ipc_mapped_;  // peers' buffers opened by cudaIpcOpenMemHandle (closed first)
   cudaStream_t reduce_ = nullptr, unpack_ = nullptr;
-  std::vector<cudaStream_t> rs_lanes_, ag_lanes_;
+  std::vector<cudaStream_t> rs_lanes_, ag_lanes_;  // lanes x (nranks - 1) each (CopyIndex)
   cudaEvent_t ev_start_ = nullptr, ev_batch_ = nullptr;
   std::vector<cudaEvent_t> ev_done_;
+  std::vector<cudaEvent_t> ev_phase_;  // one per copy stream: the ends of a phase (CeConfig::phases)
   int sms_ = 0;
   // Written by the rank's thread, read by Abort() on a watchdog's thread.
   std::atomic<uint32_t> rs_seq_{0}, ag_seq_{0};

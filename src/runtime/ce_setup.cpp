@@ -40,6 +40,9 @@ struct Desc {
   uint64_t rs_staging = 0, ag_staging = 0, flags = 0;
   char pci[32] = {};
   cudaIpcMemHandle_t rs_h = {}, ag_h = {}, flags_h = {};
+  // The protocol's shape: every rank must use the same (CORUN_CE_* alike on every rank).
+  uint64_t chunk_bytes = 0;
+  int32_t slots = 0, lanes = 0, batch = 0, ag_pull = 0;
 };
 
 // Identifies this process among the ranks of a communicator (random, drawn once).
@@ -85,6 +88,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CE_NCCLCHECK(nccl_api.CommCuDevice(nccl, &device_));
   CUDACHECK(cudaSetDevice(device_));
   CUDACHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device_));
+  if (nranks_ >= 2) cfg_.lanes = CeLanesFor(cfg_, nranks_);  // the flag layout depends on it
   slot_bytes_ = CeSlotBytes(cfg_, nranks_);
 
   CeCaps caps;
@@ -108,12 +112,12 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     const size_t half = caps.staging_bytes / 2;
     if (cudaMalloc(&rs_staging_, half) != cudaSuccess || cudaMalloc(&ag_staging_, half) != cudaSuccess ||
         cudaMalloc(reinterpret_cast<void**>(&flags_), FlagWords() * sizeof(uint32_t)) != cudaSuccess ||
-        cudaMalloc(reinterpret_cast<void**>(&outbox_), kOutboxWords * sizeof(uint32_t)) != cudaSuccess) {
+        cudaMalloc(reinterpret_cast<void**>(&outbox_), OutboxWords() * sizeof(uint32_t)) != cudaSuccess) {
       (void)cudaGetLastError();
       local_ok = false;
     } else {
       CUDACHECK(cudaMemset(flags_, 0, FlagWords() * sizeof(uint32_t)));
-      CUDACHECK(cudaMemset(outbox_, 0, kOutboxWords * sizeof(uint32_t)));
+      CUDACHECK(cudaMemset(outbox_, 0, OutboxWords() * sizeof(uint32_t)));
     }
   }
   Desc mine;
@@ -124,6 +128,11 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   mine.ag_staging = reinterpret_cast<uint64_t>(ag_staging_);
   mine.flags = reinterpret_cast<uint64_t>(flags_);
   mine.process = ProcessToken();
+  mine.chunk_bytes = cfg_.chunk_bytes;
+  mine.slots = cfg_.slots;
+  mine.lanes = cfg_.lanes;
+  mine.batch = cfg_.batch;
+  mine.ag_pull = cfg_.ag_pull ? 1 : 0;
   CUDACHECK(cudaDeviceGetPCIBusId(mine.pci, sizeof(mine.pci), device_));
   // IPC handles for peers in other processes (each buffer is its own allocation: offset 0). A
   // refusal here only matters to those peers: they report it.
@@ -206,6 +215,11 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   if (why.empty() && !local_ok) why = "unsupported: staging or flag allocation refused";
   for (int p = 0; p < nranks_ && why.empty(); ++p)
     if (!all[p].local_ok) why = "unsupported: rank " + std::to_string(p) + " cannot allocate its staging";
+  for (int p = 0; p < nranks_ && why.empty(); ++p)
+    if (all[p].chunk_bytes != mine.chunk_bytes || all[p].slots != mine.slots || all[p].lanes != mine.lanes ||
+        all[p].batch != mine.batch || all[p].ag_pull != mine.ag_pull)
+      why = "unsupported: rank " + std::to_string(p) +
+            "'s copy-engine configuration differs from this rank's (set CORUN_CE_* alike on every rank)";
   // Peer access, where every rank lives in this process and could allocate (the same condition on
   // every rank, so all of them reach both barriers): no NCCL kernel of this communicator is in
   // flight between the barriers.
@@ -333,17 +347,19 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaStreamCreateWithFlags(&unpack_, cudaStreamNonBlocking));
   CUDACHECK(cudaStreamCreateWithPriority(&abort_stream_, cudaStreamNonBlocking, hi));
   CUDACHECK(cudaHostAlloc(reinterpret_cast<void**>(&release_host_), FlagWords() * sizeof(uint32_t), cudaHostAllocPortable));
-  rs_lanes_.resize(cfg_.lanes);
-  ag_lanes_.resize(cfg_.lanes);
+  rs_lanes_.resize(static_cast<size_t>(cfg_.lanes) * Fan());
+  ag_lanes_.resize(static_cast<size_t>(cfg_.lanes) * Fan());
   for (auto& st : rs_lanes_) CUDACHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   for (auto& st : ag_lanes_) CUDACHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   CUDACHECK(cudaEventCreateWithFlags(&ev_start_, cudaEventDisableTiming));
   CUDACHECK(cudaEventCreateWithFlags(&ev_batch_, cudaEventDisableTiming));
-  ev_done_.resize(2 * cfg_.lanes + 2);
+  ev_done_.resize(rs_lanes_.size() + ag_lanes_.size() + 2);
   for (auto& e : ev_done_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  ev_phase_.resize(rs_lanes_.size() + ag_lanes_.size());
+  for (auto& e : ev_phase_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   usable_ = true;
   why_.clear();
-  CE_DLOG("init: usable, %d lanes, %d slots of %llu B, %s, signals by %s", cfg_.lanes, cfg_.slots,
+  CE_DLOG("init: usable, %d lanes x %d peers, %d slots of %llu B, %s, signals by %s", cfg_.lanes, Fan(), cfg_.slots,
           static_cast<unsigned long long>(slot_bytes_), cfg_.ag_pull ? "pull" : "push", signal_copy_ ? "copies" : "writes");
   StartMonitor();
   Register(this);

@@ -61,6 +61,7 @@ CeComm::~CeComm() {
   if (reduce_) cudaStreamDestroy(reduce_);
   if (unpack_) cudaStreamDestroy(unpack_);
   for (cudaEvent_t e : ev_done_) cudaEventDestroy(e);
+  for (cudaEvent_t e : ev_phase_) cudaEventDestroy(e);
   if (ev_start_) cudaEventDestroy(ev_start_);
   if (ev_batch_) cudaEventDestroy(ev_batch_);
   // The peers' buffers first, then this rank's own (peers in other processes close theirs in

@@ -281,8 +281,37 @@ TEST(CePlan, CallDecisionAndConfig) {
   bad.lanes = 0;
   EXPECT_NE(CeConfigError(bad).find("lanes"), std::string::npos);
   // Staging: slots x peers x slot, each slot holds a slice of a chunk.
-  EXPECT_EQ(CeStagingBytes(CeConfig{}, 2), 4ull * 1 * (16ull << 20));
+  EXPECT_EQ(CeStagingBytes(CeConfig{}, 2), 16ull * 1 * (16ull << 20));
+  EXPECT_EQ(CeStagingBytes(CeConfig{}, 4), 16ull * 3 * (8ull << 20));
+  // A staging that holds a whole call: 896 MiB in 32 MiB chunks = 28 slots; never fewer than
+  // configured, never more than 64.
+  EXPECT_EQ(CeSlotsToHold(CeConfig{}, 896ull << 20), 28);
+  EXPECT_EQ(CeSlotsToHold(CeConfig{}, 25ull << 20), CeConfig{}.slots);
+  EXPECT_EQ(CeSlotsToHold(CeConfig{}, 8ull << 30), 64);
   EXPECT_EQ(CeStagingBytes(CeConfig{}, 1), 0u);
+}
+
+TEST(CePlan, CopyStreamsPerPeerStayWithinTheQueueBudget) {
+  // One stream per (lane, peer) for each step: 2 lanes while 2 * lanes * peers <= 24, then fewer.
+  CeConfig cfg;
+  EXPECT_EQ(CeLanesFor(cfg, 2), 2);
+  EXPECT_EQ(CeLanesFor(cfg, 4), 2);
+  EXPECT_EQ(CeLanesFor(cfg, 5), 2);
+  EXPECT_EQ(CeLanesFor(cfg, 8), 1);
+  cfg.lanes = 8;
+  EXPECT_EQ(CeLanesFor(cfg, 2), 8);
+  EXPECT_EQ(CeLanesFor(cfg, 3), 6);
+  EXPECT_EQ(CeLanesFor(cfg, 4), 4);
+  cfg.lanes = 1;
+  EXPECT_EQ(CeLanesFor(cfg, 8), 1);
+  for (int lanes = 1; lanes <= 8; ++lanes)
+    for (int n = 2; n <= 8; ++n) {
+      cfg.lanes = lanes;
+      const int l = CeLanesFor(cfg, n);
+      EXPECT_GE(l, 1);
+      EXPECT_LE(l, lanes);
+      if (l > 1) EXPECT_LE(2 * l * (n - 1), kCeMaxCopyStreams) << lanes << " lanes, " << n << " ranks";
+    }
 }
 
 namespace {
@@ -326,4 +355,20 @@ TEST(CePlan, ConfigFromEnvironment) {
   g_env = {{"CORUN_CE_SIGNAL", "dma"}};
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_SIGNAL 'dma' (write or copy)");
   EXPECT_FALSE(cfg.signal_copy);
+  // How copies are issued, and the phases.
+  EXPECT_FALSE(CeConfig{}.batch_copies);
+  EXPECT_TRUE(CeConfig{}.phases);
+  g_env = {{"CORUN_CE_COPY", "batch"}, {"CORUN_CE_PHASES", "0"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_TRUE(cfg.batch_copies);
+  EXPECT_FALSE(cfg.phases);
+  g_env = {{"CORUN_CE_COPY", "streams"}, {"CORUN_CE_PHASES", "1"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_FALSE(cfg.batch_copies);
+  EXPECT_TRUE(cfg.phases);
+  g_env = {{"CORUN_CE_COPY", "dma"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_COPY 'dma' (streams or batch)");
+  g_env = {{"CORUN_CE_PHASES", "2"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_PHASES '2' (an integer in [0, 1])");
+  EXPECT_TRUE(cfg.phases);
 }

@@ -12,6 +12,11 @@ case "$mode" in
   *) echo "ce_procs_check.sh: bad mode '$mode' (match or exit)" >&2; exit 2 ;;
 esac
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+# nvidia-smi lists every GPU of the machine; CUDA_VISIBLE_DEVICES may show the ranks fewer.
+if [ -n "${CUDA_VISIBLE_DEVICES+x}" ]; then
+  vis=$(printf '%s' "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .)
+  [ "$vis" -lt "${ngpu:-0}" ] && ngpu=$vis
+fi
 [ "${ngpu:-0}" -ge "$np" ] || { echo "skip: needs $np GPUs (found ${ngpu:-0})"; exit 77; }
 command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
 root=""; [ "$(id -u)" = 0 ] && root="--allow-run-as-root"

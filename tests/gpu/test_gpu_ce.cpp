@@ -112,7 +112,8 @@ TEST(CeCollMultiGpu, PushFormMatchesNccl) {
 }
 
 // Tiny chunks, two slots, three lanes, no batching: hundreds of chunks through every slot; both
-// forms of the all-gather step, each with both ways of signalling.
+// forms of the all-gather step, each with both ways of signalling, and with copies in batches
+// without phases.
 TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
   const int n = Gpus();
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
@@ -131,6 +132,11 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
     cfg.batch = 8;
     cfg.lanes = 4;
     cfg.signal_copy = true;  // flags by 4-byte copies (the default writes them)
+    Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+    cfg.signal_copy = false;
+    cfg.phases = false;       // pulls as soon as each reduction is done (phases are the default)
+    cfg.batch_copies = true;  // each chunk's copies in one cudaMemcpyBatchAsync
+    cfg.slots = 2;
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
   }
 }
