@@ -15,7 +15,8 @@
 #          the main policies in one process and under mpirun
 #   ce: build, the copy-engine tests (threads, processes), ce_bench --quick, the bench's ce rows
 #   ce4: build, ce_bench with every GPU as threads, the zero-CTA check 5 times, every ce test,
-#        the DDP example stock / ce / ce traced (what 4 GPUs must still show)
+#        the bench with one process per GPU (2 and all GPUs), the DDP example without
+#        communication / stock / ce / ce traced
 #   app: build, corun tune -- CMD on the DDP example (scored by its printed step time), then
 #        corun -p tuned -- CMD
 # Header-only dependencies that the GPU image lacks can be carried in .deps/root (extracted
@@ -145,13 +146,24 @@ if [ "$MODE" = ce4 ]; then
   grep -E "CTA policy|FAILED  \]" "$OUT/nccl_zero_repeat.log" | sort | uniq -c
   (cd "$BUILD" && ctest -L ce --output-on-failure --timeout 120) > "$OUT/ce_tests.log" 2>&1 || rc=1
   grep -E "Test +#|tests passed" "$OUT/ce_tests.log"
+  # The bench with one process per GPU (RANK/WORLD_SIZE), 2 GPUs and all: cuBLASLt 8192^3 + 896 MiB.
+  for n in 2 "$NGPU"; do
+    for r in $(seq 0 $((n - 1))); do
+      RANK=$r WORLD_SIZE=$n LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$((29600 + n)) timeout -k 5 120 \
+        "$CORUN" bench -o allreduce -b 896M --compute cublaslt --gemm 8192x8192x8192 -p sequential,overlap,ce -n 10 \
+        --json "$OUT/bench_procs${n}_r$r.json" > "$OUT/bench_procs${n}_r$r.log" 2>&1 &
+    done
+    wait
+    grep -E "^  " "$OUT/bench_procs${n}_r0.log"
+  done
   DDP=(torchrun --standalone --nproc_per_node="$NGPU" "$ROOT/examples/ddp_gpt.py" --steps 30 --warmup 10)
+  timeout -k 5 100 "${DDP[@]}" --mode noop_hook > "$OUT/ddp_floor.log" 2>&1 || rc=1
   timeout -k 5 100 "${DDP[@]}" > "$OUT/ddp_stock.log" 2>&1 || rc=1
   CORUN_CE_MAX_RANKS="$NGPU" timeout -k 5 100 "$CORUN" -p ce --report "$OUT/ddp_ce_%p.json" -- "${DDP[@]}" > "$OUT/ddp_ce.log" 2>&1 || rc=1
   CORUN_CE_MAX_RANKS="$NGPU" timeout -k 5 150 "$CORUN" trace -p ce -o "$OUT/trace_ddp_ce" --steps kernel:DistributionRandomKernel --skip 10 \
     -- "${DDP[@]}" > "$OUT/ddp_ce_traced.log" 2>&1 || rc=1
   rm -f "$OUT"/trace_ddp_ce/trace.*.json
-  grep -h "step median" "$OUT/ddp_stock.log" "$OUT/ddp_ce.log" "$OUT/ddp_ce_traced.log"
+  grep -h "step median" "$OUT/ddp_floor.log" "$OUT/ddp_stock.log" "$OUT/ddp_ce.log" "$OUT/ddp_ce_traced.log"
   echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
   exit $rc
 fi

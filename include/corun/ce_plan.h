@@ -5,8 +5,9 @@
 // gets the next sequence number q (1, 2, ...; all ranks issue the same calls, so they agree).
 //  - Reduce-scatter step: rank r pushes slice p of chunk q into rank p's staging slot
 //    Slot(q) (row PeerIndex(p, r)) on copy lane Lane(q), then writes q to p's flag
-//    rs_ready[r][Lane(q)]. One lane is one stream, so a lane flag only grows and "wait >= q" on it
-//    is exact even though lanes finish out of order.
+//    rs_ready[r][Lane(q)]. Each flag word has one writer stream per kind of call (the (lane, peer)
+//    stream here), and calls are ordered through the caller's stream, so a word only grows and
+//    "wait >= q" on it is exact even though lanes finish out of order.
 //  - Rank p waits rs_ready[*][lane] >= q (stream wait, no SM), reduces a batch of chunks in one
 //    kernel, then writes the last reduced q to every source's rs_free[p]: the slot may be reused.
 //    A source waits rs_free[p] >= FreeWaitValue(q) before it overwrites Slot(q) with chunk q.
@@ -19,7 +20,7 @@
 //      peer's ag_ready[p][lane]; each peer copies it straight into its output (one copy, no
 //      unpack) on its lane Lane(q) and writes q to p's ag_free[peer][Lane(q)].
 //    Either way, "ag_free[peer][Lane(q - slots)] >= q - slots" on the writer's side means the
-//    staging slot chunk q needs is no longer read; one lane is one stream, so each word only grows.
+//    staging slot chunk q needs is no longer read; one writer stream per word, so each only grows.
 //    The caller's stream waits for every stream of the call.
 // Flags live in each rank's device memory, written by peers with stream writes into the mapped
 // memory (CeConfig::signal_copy: or 4-byte copies, as NCCL's CE path does); Abort() overwrites
@@ -63,13 +64,17 @@ struct CeConfig {
   bool signal_copy = false;
   // How a chunk's copies to (or from) the peers are issued: false = one stream per peer
   // (CeLanesFor), true = one cudaMemcpyBatchAsync per chunk on one stream, as NCCL's CE path does.
-  // Either way a GPU's peer copies ran one at a time (traced, 4x H100); on 4 ranks, 896 MiB,
-  // streams 6.46 ms, batch 6.79 (results/2026-11-27_H100_4gpu_ce_phases).
+  // Either way a GPU's peer copies ran one at a time (traced with streams, 4x H100,
+  // results/2026-11-27_H100_4gpu_ce_copies); on 4 ranks, 896 MiB alone, with phases and 16
+  // slots: streams 6.46 ms, batch 6.79 (results/2026-11-27_H100_4gpu_ce_phases/run2).
   bool batch_copies = false;
   // Allreduce in rounds of `slots` chunks whose all-gather pulls start after the round's
-  // reduce-scatter pushes, so every rank is in the same phase (ce_comm.cpp explains why). Alone,
-  // 896 MiB on 2x H100: 3.046 ms phased with 16 slots, 3.724 with the earlier 4 slots unphased;
-  // the same 32 slots unphased ran 3.000 in one session and 4.238 in another.
+  // reduce-scatter pushes, so every rank is in the same phase (ce_comm.cpp explains why). 2x
+  // H100, 896 MiB alone with 16 slots: 3.046 ms phased (results/2026-11-27_H100_4gpu_ce_phases/
+  // run2), 4.223 and 4.253 unphased in two other runs (.../run1, results/2026-11-27_H100_4gpu_
+  // ce_copies); the DDP example 32.88 ms/step phased against 33.40 unphased (run2, stock 34.03).
+  // With 32 slots an 896 MiB call is one round: phased 3.009, unphased 3.000 in run2, but 4.238
+  // unphased in another run (..._ce_copies).
   bool phases = true;
 };
 // Slots for a staging that holds an allreduce of `bytes` whole (at least cfg.slots, at most 64).
@@ -156,12 +161,14 @@ std::string CeConfigError(const CeConfig& cfg);
 // (integers), CORUN_CE_PULL (0 or 1), CORUN_CE_SIGNAL (write or copy), CORUN_CE_COPY (streams or
 // batch), CORUN_CE_PHASES (0 or 1). Empty = fine; else one line naming the variable and value.
 std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg);
-// Copy streams per rank: one per (lane, peer) for the reduce-scatter step and as many for the
-// all-gather step, so the copies to (and from) different peers run on their own copy engines at
-// once. Queued on one stream per lane, a rank's copies to its peers ran one after another.
-// CeLanesFor keeps 2 * lanes * (nranks - 1) within kCeMaxCopyStreams, so that with the reduce,
-// unpack and abort streams, the caller's and NCCL's, a rank stays inside 32 hardware queues
-// (CUDA_DEVICE_MAX_CONNECTIONS=32): 2 lanes up to 4 ranks (12 streams), 1 lane for 8 (14).
+// Copy streams per communicator: one per (lane, peer) for the reduce-scatter step and as many for
+// the all-gather step, so that a wait on one peer never holds the copies for another. (The copies
+// still run one at a time: a GPU's peer copies share one engine, traced with 4 processes in
+// results/2026-11-27_H100_4gpu_ce_copies.) CeLanesFor keeps 2 * lanes * (nranks - 1) within
+// kCeMaxCopyStreams, so that with its reduce, unpack and abort streams, the caller's and NCCL's,
+// one communicator stays inside 32 hardware queues (CUDA_DEVICE_MAX_CONNECTIONS=32): 2 lanes up
+// to 4 ranks (12 streams), 1 lane for 8 (14). Several CE communicators in one process add up;
+// past 32 queues streams share them (a wait can then hold an unrelated stream until it is met).
 constexpr int kCeMaxCopyStreams = 24;
 int CeLanesFor(const CeConfig& cfg, int nranks);
 // Bytes of one staging slot (one slice of a chunk, any element size), 256-byte aligned.

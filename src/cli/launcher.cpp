@@ -90,7 +90,7 @@ Status PolicyEnv(const Policy& p, bool verbose, std::vector<std::pair<std::strin
         [](const char* k) -> const char* { return std::string(k).rfind("CORUN_CE_", 0) == 0 ? std::getenv(k) : nullptr; },
         &icfg);
     if (!st.ok()) return st;
-    // The copy-engine path holds 2 * lanes + 3 streams of its own beside the program's and
+    // The copy-engine path holds up to kCeMaxCopyStreams + 3 streams per communicator beside the program's and
     // NCCL's (a shared hardware queue can block a stream behind another's wait), and its stream
     // waits on peers must never sit behind a lazy module load (ce_comm.h).
     keep_user("CUDA_DEVICE_MAX_CONNECTIONS", "32");

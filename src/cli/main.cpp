@@ -190,6 +190,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()->group(own);
   tune->add_flag("--sweep", o.tune_sweep, "also run the exhaustive sweep in the same process and compare")->group(own);
   tune->add_option("--cache", o.cache_path, "profile cache (default $CORUN_CACHE or ~/.cache/corun/profiles.json)");
+  tune->footer(
+      "The candidates include ce (collectives by copy engines) and NCCL's kernel geometries. With '-- CMD', a ce "
+      "candidate whose runs served no collective (e.g. communicators above CORUN_CE_MAX_RANKS ranks, read from "
+      "the runs' reports) is rejected, not scored.");
   corun::TuneAppOptions to;
   const std::string appg = "Tuning an application (corun tune [options] -- CMD)";
   std::vector<const CLI::Option*> app_only = {

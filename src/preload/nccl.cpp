@@ -253,9 +253,6 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
   }
   const uint64_t ns = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
-  g_enqueue_ns.fetch_add(ns, std::memory_order_relaxed);
-  for (uint64_t m = g_enqueue_max_ns.load(); ns > m && !g_enqueue_max_ns.compare_exchange_weak(m, ns);) {
-  }
   if (had_dev) cudaSetDevice(prev);
   if (!s.ok()) {
     // Part of the call may be enqueued: never NCCL now (the peers are on the CE path).
@@ -265,6 +262,9 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
   }
   g_served.fetch_add(1, std::memory_order_relaxed);
   g_served_bytes.fetch_add(f.bytes, std::memory_order_relaxed);
+  g_enqueue_ns.fetch_add(ns, std::memory_order_relaxed);
+  for (uint64_t m = g_enqueue_max_ns.load(); ns > m && !g_enqueue_max_ns.compare_exchange_weak(m, ns);) {
+  }
   *r = ncclSuccess;
   return true;
 }

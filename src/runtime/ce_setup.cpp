@@ -41,7 +41,8 @@ struct Desc {
   char pci[32] = {};
   cudaIpcMemHandle_t rs_h = {}, ag_h = {}, flags_h = {};
   // The protocol's shape: every rank must use the same (CORUN_CE_* alike on every rank).
-  uint64_t chunk_bytes = 0;
+  // min_bytes too: ranks that route a call differently (CE here, NCCL there) would hang.
+  uint64_t chunk_bytes = 0, min_bytes = 0;
   int32_t slots = 0, lanes = 0, batch = 0, ag_pull = 0;
 };
 
@@ -129,6 +130,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   mine.flags = reinterpret_cast<uint64_t>(flags_);
   mine.process = ProcessToken();
   mine.chunk_bytes = cfg_.chunk_bytes;
+  mine.min_bytes = cfg_.min_bytes;
   mine.slots = cfg_.slots;
   mine.lanes = cfg_.lanes;
   mine.batch = cfg_.batch;
@@ -216,7 +218,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (int p = 0; p < nranks_ && why.empty(); ++p)
     if (!all[p].local_ok) why = "unsupported: rank " + std::to_string(p) + " cannot allocate its staging";
   for (int p = 0; p < nranks_ && why.empty(); ++p)
-    if (all[p].chunk_bytes != mine.chunk_bytes || all[p].slots != mine.slots || all[p].lanes != mine.lanes ||
+    if (all[p].chunk_bytes != mine.chunk_bytes || all[p].min_bytes != mine.min_bytes || all[p].slots != mine.slots ||
+        all[p].lanes != mine.lanes ||
         all[p].batch != mine.batch || all[p].ag_pull != mine.ag_pull)
       why = "unsupported: rank " + std::to_string(p) +
             "'s copy-engine configuration differs from this rank's (set CORUN_CE_* alike on every rank)";

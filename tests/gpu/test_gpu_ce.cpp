@@ -112,8 +112,8 @@ TEST(CeCollMultiGpu, PushFormMatchesNccl) {
 }
 
 // Tiny chunks, two slots, three lanes, no batching: hundreds of chunks through every slot; both
-// forms of the all-gather step, each with both ways of signalling, and with copies in batches
-// without phases.
+// forms of the all-gather step, each with both ways of signalling, and copies in batches with
+// and without phases.
 TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
   const int n = Gpus();
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
@@ -137,6 +137,8 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
     cfg.phases = false;       // pulls as soon as each reduction is done (phases are the default)
     cfg.batch_copies = true;  // each chunk's copies in one cudaMemcpyBatchAsync
     cfg.slots = 2;
+    Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+    cfg.phases = true;  // batches in phases of two chunks: hundreds of rounds per allreduce
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
   }
 }
