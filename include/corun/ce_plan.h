@@ -128,6 +128,11 @@ std::vector<uint32_t> CeLastPerLane(uint32_t q_first, uint32_t q_last, int lanes
 // slots, so the pushes of the next batch proceed while one is being reduced.
 std::vector<std::pair<int, int>> CeBatches(int nchunks, int batch, int slots);
 
+// Rounds of an allreduce: consecutive chunk indexes [begin, end). Phased (CeConfig::phases), rounds
+// of `slots` chunks: a round's pulls wait for its pushes, the next round's pushes for those pulls;
+// else one round of every chunk.
+std::vector<std::pair<int, int>> CeRounds(int nchunks, int slots, bool phased);
+
 // What one rank knows about itself and its peers, for the fallback decision.
 // A peer in another process whose GPU is not visible here (CUDA_VISIBLE_DEVICES differs per
 // rank) cannot be queried: can_access_peer and nvlink stay true and the IPC open decides (a

@@ -56,6 +56,13 @@ std::vector<std::pair<int, int>> CeBatches(int nchunks, int batch, int slots) {
   return out;
 }
 
+std::vector<std::pair<int, int>> CeRounds(int nchunks, int slots, bool phased) {
+  const int r = phased ? std::max(1, slots) : std::max(1, nchunks);
+  std::vector<std::pair<int, int>> out;
+  for (int i = 0; i < nchunks; i += r) out.emplace_back(i, std::min(nchunks, i + r));
+  return out;
+}
+
 std::string CeCommDecision(const CeCaps& caps) {
   if (caps.nranks < 2) return "unsupported: a single rank has nothing to move";
   if (static_cast<int>(caps.peers.size()) != caps.nranks - 1) return "unsupported: peer list incomplete";

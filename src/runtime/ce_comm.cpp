@@ -401,9 +401,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
 
   const bool phased = cfg_.phases && has_rs && has_ag && pull;
   if (has_rs) {
-    const int round = phased ? S : std::max(n, 1);
-    for (int a = 0; a < n; a += round) {
-      const int e = std::min(n, a + round);
+    for (const auto& [a, e] : CeRounds(n, S, phased)) {
       if (phased && a > 0) CORUN_CHECK(next_phase());
       for (int i = a; i < e; ++i) CORUN_CHECK(rs_push(i));
       for (auto b : CeBatches(e - a, std::min(cfg_.batch, kCeMaxBatch), S))

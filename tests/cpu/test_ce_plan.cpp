@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <tuple>
 #include <set>
 #include <array>
 
@@ -213,6 +214,179 @@ TEST(CePlan, SimulatedPullAllGatherReusesSlotsSafely) {
     for (int i = 0; i < R * L; ++i)
       EXPECT_EQ(pull_pos[i].first, static_cast<int>(lane_q[i % L].size())) << "R " << R << " rank " << i / L << " lane " << i % L;
   }
+}
+
+// The allreduce as CeComm::Launch issues it (pull form): per rank, pushes on a stream per (lane,
+// peer), batched reductions on one stream, pulls on a stream per (lane, peer), in rounds
+// (CeRounds) whose pulls wait for the round's pushes and whose next pushes wait for those pulls
+// when phased; consecutive calls on one rank run one after another (the join). Streams advance
+// in a random order; every wait is on the flags the protocol names. Checks: no staging slot is
+// overwritten while unread, every pull reads the chunk it expects, and every call finishes.
+TEST(CePlan, SimulatedPhasedAllReduceFinishesAndReusesSlotsSafely) {
+  struct Op {
+    enum Kind { kPush, kReduce, kPull } kind;
+    int call, round, peer;  // peer: push target or pull source
+    uint32_t q;             // push / pull: the chunk; reduce: unused
+    std::pair<int, int> batch;  // reduce: chunk sequence numbers [first, second]
+  };
+  for (const bool phased : {true, false})
+    for (const auto& [R, S, L, B] : std::vector<std::array<int, 4>>{{2, 2, 1, 1}, {2, 4, 2, 2}, {3, 4, 2, 2}, {4, 2, 2, 1}, {4, 6, 3, 3}}) {
+      const std::vector<int> calls = {13, 1, 7};  // chunks per call
+      // Flags, as seen by their owner: rs_ready[dst][src][lane], rs_free[src][dst],
+      // ag_ready[reader][owner][lane], ag_free[owner][reader][lane].
+      auto grid3 = [&] { return std::vector<std::vector<std::vector<uint32_t>>>(R, std::vector<std::vector<uint32_t>>(R, std::vector<uint32_t>(L, 0))); };
+      auto rs_ready = grid3(), ag_ready = grid3(), ag_free = grid3();
+      std::vector<std::vector<uint32_t>> rs_free(R, std::vector<uint32_t>(R, 0));
+      // Staging: rs[dst][slot][src] = (chunk, reduced), ag[owner][slot] = (chunk, readers left).
+      std::vector<std::vector<std::vector<std::pair<uint32_t, bool>>>> rs(
+          R, std::vector<std::vector<std::pair<uint32_t, bool>>>(S, std::vector<std::pair<uint32_t, bool>>(R, {0, true})));
+      std::vector<std::vector<std::pair<uint32_t, std::set<int>>>> ag(R, std::vector<std::pair<uint32_t, std::set<int>>>(S));
+      // Per rank: streams (0..L*R-1 push (lane, peer), L*R reduce, L*R+1.. pull (lane, peer)).
+      const int nstreams = 2 * L * R + 1;
+      std::vector<std::vector<std::vector<Op>>> prog(R, std::vector<std::vector<Op>>(nstreams));
+      // Per rank, call, round: ops of each kind in all, and done.
+      std::map<std::tuple<int, int, int, int>, int> total, done;  // (rank, call, round, kind)
+      std::map<std::pair<int, int>, int> call_total, call_done;   // (rank, call)
+      std::vector<int> rounds_of(calls.size());
+      for (int r = 0; r < R; ++r) {
+        uint32_t q0 = 0;
+        for (int c = 0; c < static_cast<int>(calls.size()); ++c) {
+          const int n = calls[c];
+          const auto rounds = CeRounds(n, S, phased);
+          rounds_of[c] = static_cast<int>(rounds.size());
+          for (int k = 0; k < static_cast<int>(rounds.size()); ++k) {
+            const auto [a, e] = rounds[k];
+            auto add = [&](int stream, Op op) {
+              prog[r][stream].push_back(op);
+              ++total[std::make_tuple(r, c, k, static_cast<int>(op.kind))];
+              ++call_total[std::make_pair(r, c)];
+            };
+            for (int i = a; i < e; ++i)
+              for (int step = 1; step < R; ++step) {
+                const uint32_t q = q0 + i + 1;
+                const int p = (r + step) % R;
+                add(CeLane(q, L) * R + p, Op{Op::kPush, c, k, p, q, {0, 0}});
+              }
+            for (const auto& b : CeBatches(e - a, B, S))
+              add(L * R, Op{Op::kReduce, c, k, -1, 0, {q0 + a + b.first + 1, q0 + a + b.second}});
+            for (int i = a; i < e; ++i)
+              for (int step = 1; step < R; ++step) {
+                const uint32_t q = q0 + i + 1;
+                const int j = (r + step) % R;
+                add(L * R + 1 + CeLane(q, L) * R + j, Op{Op::kPull, c, k, j, q, {0, 0}});
+              }
+          }
+          q0 += n;
+        }
+      }
+      std::vector<std::vector<size_t>> head(R, std::vector<size_t>(nstreams, 0));
+      auto ge = [](uint32_t v, uint32_t w) { return static_cast<int32_t>(v - w) >= 0; };
+      auto all_done = [&](int r, int c, int k, int kind) {
+        const auto key = std::make_tuple(r, c, k, kind);
+        return done[key] == total[key];
+      };
+      // May op (of rank r) start: its call's predecessor finished, its phase gate open, its flags set.
+      auto ready = [&](int r, const Op& op) {
+        const auto prev = std::make_pair(r, op.call - 1);
+        if (op.call > 0 && call_done[prev] != call_total[prev]) return false;
+        if (phased && op.kind == Op::kPull && !all_done(r, op.call, op.round, Op::kPush)) return false;
+        if (phased && op.kind == Op::kPush && op.round > 0 && !all_done(r, op.call, op.round - 1, Op::kPull)) return false;
+        switch (op.kind) {
+          case Op::kPush: {
+            const uint32_t fw = CeFreeWaitValue(op.q, S);
+            return !fw || ge(rs_free[r][op.peer], fw);
+          }
+          case Op::kReduce: {
+            const auto last = CeLastPerLane(op.batch.first, op.batch.second, L);
+            for (int p = 0; p < R; ++p)
+              for (int l = 0; l < L && p != r; ++l)
+                if (last[l] && !ge(rs_ready[r][p][l], last[l])) return false;
+            for (uint32_t q = op.batch.first; q <= op.batch.second; ++q) {
+              const uint32_t fw = CeFreeWaitValue(q, S);
+              for (int p = 0; p < R && fw; ++p)
+                if (p != r && !ge(ag_free[r][p][CeLane(fw, L)], fw)) return false;
+            }
+            return true;
+          }
+          case Op::kPull:
+            return ge(ag_ready[r][op.peer][CeLane(op.q, L)], op.q);
+        }
+        return false;
+      };
+      auto run = [&](int r, const Op& op) {
+        switch (op.kind) {
+          case Op::kPush: {
+            auto& cell = rs[op.peer][CeSlot(op.q, S)][r];
+            ASSERT_TRUE(cell.second) << "R " << R << ": chunk " << op.q << " overwrote unreduced chunk " << cell.first;
+            cell = {op.q, false};
+            rs_ready[op.peer][r][CeLane(op.q, L)] = op.q;
+            break;
+          }
+          case Op::kReduce:
+            for (uint32_t q = op.batch.first; q <= op.batch.second; ++q) {
+              for (int p = 0; p < R; ++p) {
+                if (p == r) continue;
+                auto& cell = rs[r][CeSlot(q, S)][p];
+                ASSERT_EQ(cell.first, q) << "R " << R << ": reduced a slot that does not hold chunk " << q;
+                ASSERT_FALSE(cell.second);
+                cell.second = true;
+              }
+              auto& out = ag[r][CeSlot(q, S)];
+              ASSERT_TRUE(out.second.empty()) << "R " << R << ": chunk " << q << " filled over unread chunk " << out.first;
+              out.first = q;
+              for (int p = 0; p < R; ++p)
+                if (p != r) out.second.insert(p);
+            }
+            for (int p = 0; p < R; ++p)
+              if (p != r) rs_free[p][r] = op.batch.second;
+            {
+              const auto last = CeLastPerLane(op.batch.first, op.batch.second, L);
+              for (int p = 0; p < R; ++p)
+                for (int l = 0; l < L && p != r; ++l)
+                  if (last[l]) ag_ready[p][r][l] = last[l];
+            }
+            break;
+          case Op::kPull: {
+            auto& out = ag[op.peer][CeSlot(op.q, S)];
+            ASSERT_EQ(out.first, op.q) << "R " << R << ": pulled a slot that does not hold chunk " << op.q;
+            ASSERT_EQ(out.second.erase(r), 1u);
+            ag_free[op.peer][r][CeLane(op.q, L)] = op.q;
+            break;
+          }
+        }
+        ++done[std::make_tuple(r, op.call, op.round, static_cast<int>(op.kind))];
+        ++call_done[std::make_pair(r, op.call)];
+      };
+      uint32_t seed = 4242u + R * 7u + S * 131u + (phased ? 1u : 0u);
+      int idle = 0;
+      while (idle < 20000) {
+        seed = seed * 1103515245u + 12345u;
+        const int r = (seed >> 8) % R, st = (seed >> 16) % nstreams;
+        bool moved = false;
+        if (head[r][st] < prog[r][st].size()) {
+          const Op& op = prog[r][st][head[r][st]];
+          if (ready(r, op)) {
+            run(r, op);
+            if (HasFatalFailure()) return;
+            ++head[r][st];
+            moved = true;
+          }
+        }
+        idle = moved ? 0 : idle + 1;
+      }
+      for (int r = 0; r < R; ++r)
+        for (int c = 0; c < static_cast<int>(calls.size()); ++c)
+          EXPECT_EQ(call_done[std::make_pair(r, c)], call_total[std::make_pair(r, c)])
+              << (phased ? "phased" : "unphased") << " R " << R << " S " << S << " L " << L << " B " << B << ": rank " << r
+              << " call " << c << " stuck";
+    }
+}
+
+TEST(CePlan, RoundsSplitPhasedCallsBySlots) {
+  EXPECT_EQ(CeRounds(28, 16, true), (std::vector<std::pair<int, int>>{{0, 16}, {16, 28}}));
+  EXPECT_EQ(CeRounds(28, 16, false), (std::vector<std::pair<int, int>>{{0, 28}}));
+  EXPECT_EQ(CeRounds(1, 16, true), (std::vector<std::pair<int, int>>{{0, 1}}));
+  EXPECT_TRUE(CeRounds(0, 16, true).empty());
 }
 
 TEST(CePlan, CommDecisionFallsBackWhereItMust) {
