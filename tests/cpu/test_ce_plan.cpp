@@ -230,7 +230,8 @@ TEST(CePlan, SimulatedPhasedAllReduceFinishesAndReusesSlotsSafely) {
     std::pair<int, int> batch;  // reduce: chunk sequence numbers [first, second]
   };
   for (const bool phased : {true, false})
-    for (const auto& [R, S, L, B] : std::vector<std::array<int, 4>>{{2, 2, 1, 1}, {2, 4, 2, 2}, {3, 4, 2, 2}, {4, 2, 2, 1}, {4, 6, 3, 3}}) {
+    for (const auto& shape : std::vector<std::array<int, 4>>{{2, 2, 1, 1}, {2, 4, 2, 2}, {3, 4, 2, 2}, {4, 2, 2, 1}, {4, 6, 3, 3}}) {
+      const int R = shape[0], S = shape[1], L = shape[2], B = shape[3];  // lambdas capture these
       const std::vector<int> calls = {13, 1, 7};  // chunks per call
       // Flags, as seen by their owner: rs_ready[dst][src][lane], rs_free[src][dst],
       // ag_ready[reader][owner][lane], ag_free[owner][reader][lane].
