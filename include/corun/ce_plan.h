@@ -69,7 +69,7 @@ struct CeConfig {
   // slots: streams 6.46 ms, batch 6.79 (results/2026-11-27_H100_4gpu_ce_phases/run2).
   bool batch_copies = false;
   // Allreduce in rounds of `slots` chunks whose all-gather pulls start after the round's
-  // reduce-scatter pushes, so every rank is in the same phase (ce_comm.cpp explains why). 2x
+  // reduce-scatter pushes, so every rank is in the same phase (ce_launch.cpp explains why). 2x
   // H100, 896 MiB alone with 16 slots: 3.046 ms phased (results/2026-11-27_H100_4gpu_ce_phases/
   // run2), 4.223 and 4.253 unphased in two other runs (.../run1, results/2026-11-27_H100_4gpu_
   // ce_copies); the DDP example 32.88 ms/step phased against 33.40 unphased (run2, stock 34.03).

@@ -357,13 +357,17 @@ Policy Parsed(const std::string& s) {
 // priority alone with NCCL_NTHREADS=256). Optimum: priority+nthreads:256+ctas:32 (7.0 ms), 5%
 // below the next best (priority+nthreads:256+proto:simple, a first guess, and shape:2+priority+
 // nthreads:256+ctas:32, 7.4), and not a first guess. ce: 8.0.
+// The policy with NCCL's default geometry (what the compute-side cost models know).
+Policy WithoutGeometry(Policy p) {
+  p.nthreads = 0;
+  p.proto = CommProto::kDefault;
+  p.ctas = 0;
+  return p;
+}
+
 double OwnCommCost(const Policy& p) {
   if (p.ce) return 8.0;
-  Policy c = p;
-  c.nthreads = 0;
-  c.proto = CommProto::kDefault;
-  c.ctas = 0;
-  double t = OwnCost(c);
+  double t = OwnCost(WithoutGeometry(p));
   if (p.has_env_geometry()) {
     if (!p.comm_priority) return t + 1.0;
     t -= p.ctas == 32 ? 1.5 : p.proto == CommProto::kSimple ? 1.1 : 0.6;
@@ -376,11 +380,7 @@ double OwnCommCost(const Policy& p) {
 // geometries cost (the measured 36% loss of NCCL_NTHREADS=256 beside cuBLAS).
 double CublasCommCost(const Policy& p) {
   if (p.ce) return 8.0;
-  Policy c = p;
-  c.nthreads = 0;
-  c.proto = CommProto::kDefault;
-  c.ctas = 0;
-  return CublasCost(c) + (p.has_env_geometry() ? 3.0 : 0.0);
+  return CublasCost(WithoutGeometry(p)) + (p.has_env_geometry() ? 3.0 : 0.0);
 }
 
 // A run in a process of its own pays a start-up (process, CUDA contexts, NCCL, cuBLAS, the
