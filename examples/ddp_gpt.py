@@ -68,6 +68,20 @@ def noop_hook(state, bucket):
     return fut
 
 
+def delayed_allreduce_hook(delay_us):
+    """Stock's allreduce from a comm hook that first holds the calling thread for delay_us: how
+    much host time per bucket the step absorbs (the autograd thread is the one that launches the
+    backward kernels)."""
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+    def hook(state, bucket):
+        t_end = time.perf_counter() + delay_us * 1e-6
+        while time.perf_counter() < t_end:
+            pass
+        return allreduce_hook(state, bucket)
+    return hook
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--d", type=int, default=4096)
@@ -83,6 +97,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--mode", choices=("stock", "no_sync", "noop_hook"), default="stock",
                     help="stock DDP, no gradient sync at all, or a comm hook that communicates nothing")
+    ap.add_argument("--hook-delay-us", type=float, default=None,
+                    help="stock mode through a comm hook that busy-waits this many microseconds per bucket "
+                         "before its allreduce (0: the hook alone)")
     ap.add_argument("--bucket-view", action="store_true", help="DDP(gradient_as_bucket_view=True)")
     ap.add_argument("--variant", default=os.environ.get("CORUN_POLICY", "stock"))
     ap.add_argument("--out", help="JSON summary written by rank 0")
@@ -98,6 +115,10 @@ def main():
     ddp = DDP(model, device_ids=[local], bucket_cap_mb=args.bucket_mb, gradient_as_bucket_view=args.bucket_view)
     if args.mode == "noop_hook":
         ddp.register_comm_hook(None, noop_hook)
+    elif args.hook_delay_us is not None:
+        if args.mode != "stock":
+            ap.error("--hook-delay-us needs --mode stock")
+        ddp.register_comm_hook(None, delayed_allreduce_hook(args.hook_delay_us))
     # no_sync: DDP neither prepares the reducer in forward nor fills buckets in backward.
     sync_ctx = ddp.no_sync if args.mode == "no_sync" else contextlib.nullcontext
     opt = torch.optim.SGD(ddp.parameters(), lr=args.lr)
@@ -128,6 +149,7 @@ def main():
     summary = {
         "variant": args.variant,
         "mode": args.mode,
+        "hook_delay_us": args.hook_delay_us,
         "world": world,
         "card": torch.cuda.get_device_name(),
         "torch": torch.__version__,
@@ -143,7 +165,7 @@ def main():
         "env": {k: v for k, v in os.environ.items() if k.startswith(("CORUN_", "TORCH_NCCL", "NCCL_", "CUDA_DEVICE_MAX"))},
     }
     if rank == 0:
-        print(f"[{args.variant}/{args.mode}] world {world}: step median {summary['step_ms']['median']:.2f} ms "
+        print(f"[{args.variant}/{args.mode}{'' if args.hook_delay_us is None else f'+hook {args.hook_delay_us:g} us'}] world {world}: step median {summary['step_ms']['median']:.2f} ms "
               f"(min {summary['step_ms']['min']:.2f}, max {summary['step_ms']['max']:.2f}); "
               f"loss {losses[0]:.4f} -> {losses[-1]:.4f}", flush=True)
         if args.out:

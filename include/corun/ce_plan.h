@@ -56,6 +56,11 @@ struct CeConfig {
   // All-gather step by pulls from the owner's staging (else pushes + an unpack copy, which costs
   // the copy engine a local copy of every chunk).
   bool ag_pull = true;
+  // ag_pull follows the rank count unless set (CORUN_CE_PULL, the bench's --pull/--push): pulls on
+  // 2 ranks, pushes on more. On 4x H200 every GPU sending 224 MiB to each peer moved 384 GB/s per
+  // GPU by pushes and 130-195 by pulls; on 2 GPUs both 374-382 (tests/gpu/p2p_probe,
+  // results/2026-11-27_H200_4gpu_ce_probe).
+  bool pull_by_ranks = true;
   // How a flag reaches a peer: false = a stream write straight into the peer's mapped flag (no
   // copy-engine work); true = a stream write to a local word plus a 4-byte copy of it (NCCL's CE
   // path). A GPU's copies to a peer run one at a time on one copy engine (traced: 8 MiB pushes
@@ -68,8 +73,10 @@ struct CeConfig {
   // results/2026-11-27_H100_4gpu_ce_copies); on 4 ranks, 896 MiB alone, with phases and 16
   // slots: streams 6.46 ms, batch 6.79 (results/2026-11-27_H100_4gpu_ce_phases/run2).
   bool batch_copies = false;
-  // Allreduce in rounds of `slots` chunks whose all-gather pulls start after the round's
-  // reduce-scatter pushes, so every rank is in the same phase (ce_launch.cpp explains why). 2x
+  // Allreduce in rounds of `slots` chunks whose all-gather copies (pulls, or the push form's
+  // pushes) start after the round's reduce-scatter pushes, so every rank is in the same phase
+  // (ce_launch.cpp explains why; in the push form it changed nothing measurable on 4 ranks:
+  // results/2026-11-27_H200_4gpu_ce_push_phases/run2). 2x
   // H100, 896 MiB alone with 16 slots: 3.046 ms phased (results/2026-11-27_H100_4gpu_ce_phases/
   // run2), 4.223 and 4.253 unphased in two other runs (.../run1, results/2026-11-27_H100_4gpu_
   // ce_copies); the DDP example 32.88 ms/step phased against 33.40 unphased (run2, stock 34.03).
@@ -84,9 +91,10 @@ constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
 // Largest communicator the interposer serves (CORUN_CE_MAX_RANKS overrides it, up to 8). The
 // protocol passes its tests with 4 processes and serves PyTorch's collectives exactly on 4 ranks,
 // but the DDP example under `corun -p ce` on 4 GPUs ran 28% slower than stock (48.03 vs 37.60
-// ms/step on H100; results/2026-11-27_H100_4gpu_ce_final): one copy engine per GPU moves every
-// byte to and from three peers (207 GB/s busbw against NCCL's 354), so a training job with more
-// ranks keeps NCCL unless asked.
+// ms/step on H100; results/2026-11-27_H100_4gpu_ce_final; 48.30 vs 34.43 on H200 with pushes and
+// phases, results/2026-11-27_H200_4gpu_ce_push_phases): the 4-rank allreduce moves ~170-210 GB/s
+// busbw against NCCL's 337-354, although the links carry 338-384 GB/s of such pushes
+// (results/2026-11-27_H200_4gpu_ce_probe), so a training job with more ranks keeps NCCL unless asked.
 constexpr int kCeInterposeMaxRanks = 2;
 
 // A contiguous range of elements.

@@ -139,6 +139,7 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
                                integer("CORUN_CE_PHASES", &phases, 0, 1)})
     if (!e.empty()) return e;
   c.ag_pull = pull != 0;
+  if (get("CORUN_CE_PULL")) c.pull_by_ranks = false;
   c.phases = phases != 0;
   const std::string bad = CeConfigError(c);
   if (!bad.empty()) return "bad copy-engine configuration from CORUN_CE_*: " + bad;

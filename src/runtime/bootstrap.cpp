@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -100,8 +101,16 @@ Status ExchangeUniqueId(const ProcessModel& pm, ncclUniqueId* id, int timeout_s)
   return ExchangeBytes(pm, id, sizeof(*id), timeout_s);
 }
 
-Status ExchangeBytes(const ProcessModel& pm, void* buf, size_t n, int timeout_s) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+Status ExchangeBytes(const ProcessModel& pm, void* buf, size_t n, int timeout_s, int notice_s) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::seconds(timeout_s);
+  bool noticed = false;
+  auto notice = [&](const std::string& what) {
+    if (noticed || std::chrono::steady_clock::now() < start + std::chrono::seconds(notice_s)) return;
+    noticed = true;
+    std::fprintf(stderr, "corun: bootstrap: %s after %d s (gives up after %d s; every rank needs the same "
+                 "MASTER_ADDR and MASTER_PORT or CORUN_BOOTSTRAP_PORT)\n", what.c_str(), notice_s, timeout_s);
+  };
   if (pm.rank == 0) {
     int srv = ::socket(AF_INET, SOCK_STREAM, 0);
     if (srv < 0) CORUN_FAIL("bootstrap: socket() failed");
@@ -129,6 +138,8 @@ Status ExchangeBytes(const ProcessModel& pm, void* buf, size_t n, int timeout_s)
           if (sent) ++served;
         }
       }
+      notice("rank 0 listening on port " + std::to_string(pm.port) + ": " + std::to_string(served) + " of " +
+             std::to_string(pm.world) + " ranks connected");
       if (std::chrono::steady_clock::now() > deadline) {
         ::close(srv);
         CORUN_FAIL("bootstrap: only " + std::to_string(served) + " of " + std::to_string(pm.world) +
@@ -152,6 +163,7 @@ Status ExchangeBytes(const ProcessModel& pm, void* buf, size_t n, int timeout_s)
       return s;
     }
     if (fd >= 0) ::close(fd);
+    notice("rank " + std::to_string(pm.rank) + " still waiting for rank 0 at " + pm.addr + ":" + std::to_string(pm.port));
     if (std::chrono::steady_clock::now() > deadline) {
       freeaddrinfo(res);
       CORUN_FAIL("bootstrap: rank " + std::to_string(pm.rank) + " could not reach rank 0 at " + pm.addr + ":" +

@@ -32,7 +32,10 @@ int FreeLocalPort();
 
 // Rank 0 sends `n` bytes of `buf` to every other rank over a TCP rendezvous at pm.addr:pm.port;
 // the others connect (retrying until `timeout_s`) and receive them into `buf`.
-Status ExchangeBytes(const ProcessModel& pm, void* buf, size_t n, int timeout_s);
+// After notice_s without every rank, one line on stderr says who waits for whom and where (ranks
+// given different MASTER_ADDR/MASTER_PORT otherwise wait silently until the timeout).
+constexpr int kBootstrapNoticeS = 10;
+Status ExchangeBytes(const ProcessModel& pm, void* buf, size_t n, int timeout_s, int notice_s = kBootstrapNoticeS);
 
 // Rank 0 creates the id and serves it (ExchangeBytes); in one process, just creates it.
 Status ExchangeUniqueId(const ProcessModel& pm, ncclUniqueId* id, int timeout_s);

@@ -96,6 +96,35 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   } while (0)
 
   const bool pull = cfg_.ag_pull;
+  // Phases (CeConfig::phases): a push of this rank's reduce-scatter and a pull of the peer's
+  // all-gather load the same link direction and share it; in the push form this rank's
+  // reduce-scatter and all-gather pushes share its outgoing links. Rounds of `slots` chunks,
+  // whose all-gather copies start only once the round's reduce-scatter pushes are done (and the
+  // next round's pushes once its all-gather copies are), keep every rank in the same phase.
+  // Streams of a phase wait for the other phase's streams at their first use.
+  const bool phased = cfg_.phases && has_rs && has_ag;
+  std::vector<cudaStream_t> phase_cur, gated;
+  std::vector<cudaEvent_t> gate;
+  auto next_phase = [&]() -> Status {
+    gate.clear();
+    gated.clear();
+    for (size_t k = 0; k < phase_cur.size(); ++k) {
+      CUDACHECK(cudaEventRecord(ev_phase_[k], phase_cur[k]));
+      gate.push_back(ev_phase_[k]);
+    }
+    phase_cur.clear();
+    return Status::Ok();
+  };
+  auto enter = [&](cudaStream_t st) -> Status {
+    CE_USE(st);
+    if (!phased) return Status::Ok();
+    if (std::find(phase_cur.begin(), phase_cur.end(), st) == phase_cur.end()) phase_cur.push_back(st);
+    if (!gate.empty() && std::find(gated.begin(), gated.end(), st) == gated.end()) {
+      for (cudaEvent_t e : gate) CUDACHECK(cudaStreamWaitEvent(st, e, 0));
+      gated.push_back(st);
+    }
+    return Status::Ok();
+  };
   // Before chunk q's all-gather buffer is written (push: in the peers' staging; pull: in this
   // rank's staging, which the peers read), every reader of chunk q - S has released the slot.
   // `only`: the one reader that matters (push form: each peer's staging is its own), -1: all.
@@ -114,7 +143,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     for (int step = 1; step < R; ++step) {
       const int p = (r + step) % R;
       cudaStream_t st = AgStream(lane, p);
-      CE_USE(st);
+      CORUN_CHECK(enter(st));
       if (after) CUDACHECK(cudaStreamWaitEvent(st, after, 0));
       std::vector<std::pair<uint32_t*, uint32_t>> w;
       ag_free_waits(q, &w, p);
@@ -144,35 +173,6 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     return Status::Ok();
   };
 
-  // Phases (CeConfig::phases): a GPU's copies run one at a time on one engine, pushes to a peer
-  // and pulls from it alike; a push of this rank's reduce-scatter and a pull of the peer's
-  // all-gather load the same link direction and share it. Rounds of `slots` chunks, whose
-  // pulls start only once the round's pushes are done (and the next round's pushes once its
-  // pulls are), keep every rank in the same phase: pushes (and pulls) of all ranks fill every
-  // direction at once. Streams of a phase wait for the other phase's streams at their first use.
-  const bool phased = cfg_.phases && has_rs && has_ag && pull;
-  std::vector<cudaStream_t> phase_cur, gated;
-  std::vector<cudaEvent_t> gate;
-  auto next_phase = [&]() -> Status {
-    gate.clear();
-    gated.clear();
-    for (size_t k = 0; k < phase_cur.size(); ++k) {
-      CUDACHECK(cudaEventRecord(ev_phase_[k], phase_cur[k]));
-      gate.push_back(ev_phase_[k]);
-    }
-    phase_cur.clear();
-    return Status::Ok();
-  };
-  auto enter = [&](cudaStream_t st) -> Status {
-    CE_USE(st);
-    if (!phased) return Status::Ok();
-    if (std::find(phase_cur.begin(), phase_cur.end(), st) == phase_cur.end()) phase_cur.push_back(st);
-    if (!gate.empty() && std::find(gated.begin(), gated.end(), st) == gated.end()) {
-      for (cudaEvent_t e : gate) CUDACHECK(cudaStreamWaitEvent(st, e, 0));
-      gated.push_back(st);
-    }
-    return Status::Ok();
-  };
   // One step with every peer, each peer's part: wait for its flag (address null: no wait), copy,
   // then write q to its flag. Each peer on its own (lane, peer) stream, or (batch_copies) every
   // copy in one batch on the first peer's stream, after all the waits.
@@ -283,9 +283,12 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     for (const auto& [a, e] : CeRounds(n, S, phased)) {
       if (phased && a > 0) CORUN_CHECK(next_phase());
       for (int i = a; i < e; ++i) CORUN_CHECK(rs_push(i));
+      // Push form: the all-gather pushes are issued with each batch's reduction, so their phase
+      // begins here; pull form: after the reductions, with the pulls.
+      if (phased && !pull) CORUN_CHECK(next_phase());
       for (auto b : CeBatches(e - a, std::min(cfg_.batch, kCeMaxBatch), S))
         CORUN_CHECK(reduce_batch({a + b.first, a + b.second}));
-      if (phased) {
+      if (phased && pull) {
         CORUN_CHECK(next_phase());
         for (int i = a; i < e; ++i) CORUN_CHECK(ag_pull(i));
       }

@@ -90,6 +90,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaSetDevice(device_));
   CUDACHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device_));
   if (nranks_ >= 2) cfg_.lanes = CeLanesFor(cfg_, nranks_);  // the flag layout depends on it
+  if (cfg_.pull_by_ranks) cfg_.ag_pull = nranks_ <= 2;
   slot_bytes_ = CeSlotBytes(cfg_, nranks_);
 
   CeCaps caps;

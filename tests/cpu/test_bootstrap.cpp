@@ -112,3 +112,31 @@ TEST(Bootstrap, AMissingRankIsReportedNotAwaitedForever) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("only 1 of 8 ranks connected within 1 s"), std::string::npos) << s.message();
 }
+
+// Ranks that wait for each other in vain say so (once) well before the timeout, naming where.
+TEST(Bootstrap, AWaitingRankSaysWhereItWaits) {
+  ProcessModel pm;
+  pm.kind = "torchrun";
+  pm.rank = 1;
+  pm.world = 2;
+  pm.addr = "127.0.0.1";
+  pm.port = FreeLocalPort();  // nobody listens there
+  unsigned char id[16] = {};
+  testing::internal::CaptureStderr();
+  const Status s = ExchangeBytes(pm, id, sizeof(id), 2, 1);
+  const std::string err = testing::internal::GetCapturedStderr();
+  ASSERT_FALSE(s.ok());
+  const std::string where = "rank 1 still waiting for rank 0 at 127.0.0.1:" + std::to_string(pm.port) + " after 1 s";
+  EXPECT_NE(err.find(where), std::string::npos) << err;
+  EXPECT_NE(err.find("MASTER_PORT"), std::string::npos) << err;
+  EXPECT_EQ(err.find("corun: bootstrap:"), err.rfind("corun: bootstrap:")) << "one line, not one per retry: " << err;
+
+  pm.rank = 0;  // rank 0 alone: says how many came
+  testing::internal::CaptureStderr();
+  const Status s0 = ExchangeBytes(pm, id, sizeof(id), 2, 1);
+  const std::string err0 = testing::internal::GetCapturedStderr();
+  ASSERT_FALSE(s0.ok());
+  EXPECT_NE(err0.find("rank 0 listening on port " + std::to_string(pm.port) + ": 1 of 2 ranks connected after 1 s"),
+            std::string::npos)
+      << err0;
+}

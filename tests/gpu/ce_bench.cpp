@@ -316,6 +316,7 @@ int main(int argc, char** argv) {
   app.add_option("--lanes", cfg.lanes);
   app.add_option("--batch", cfg.batch);
   app.add_flag("--pull,!--push", cfg.ag_pull, "all-gather step by pulls or by pushes + unpack (CeConfig::ag_pull)");
+  app.add_flag("--phases,!--no-phases", cfg.phases, "allreduce in rounds of slots chunks (CeConfig::phases)");
   std::string signal = cfg.signal_copy ? "copy" : "write";
   app.add_option("--signal", signal, "flags to peers by stream writes or by 4-byte copies (CeConfig::signal_copy)")
       ->check(CLI::IsMember({"write", "copy"}));
@@ -328,6 +329,7 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_path, "JSON output file");
   app.add_flag("--quick", quick, "smaller run (smoke test)");
   CLI11_PARSE(app, argc, argv);
+  if (app.count("--pull") + app.count("--push") > 0) cfg.pull_by_ranks = false;
   cfg.signal_copy = signal == "copy";
   const std::string bad = CeConfigError(cfg);
   if (!bad.empty()) {

@@ -167,6 +167,7 @@ int Run(const Options& o) {
   // write the flags straight into the peers' mapped memory).
   CeConfig push, stressed_push = stressed;
   push.ag_pull = stressed_push.ag_pull = false;
+  push.pull_by_ranks = stressed_push.pull_by_ranks = false;
   push.signal_copy = stressed_push.signal_copy = true;
   cecheck::WarmKernels(pm.rank, n, s);
   for (const CeConfig& cfg : {CeConfig{}, stressed, push, stressed_push}) {

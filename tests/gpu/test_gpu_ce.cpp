@@ -107,6 +107,7 @@ TEST(CeCollMultiGpu, PushFormMatchesNccl) {
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
   CeConfig cfg;
   cfg.ag_pull = false;
+  cfg.pull_by_ranks = false;
   const auto cases = AllCases(true);
   Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
 }
@@ -120,6 +121,7 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
   for (bool pull : {false, true}) {
     CeConfig cfg;
     cfg.ag_pull = pull;
+    cfg.pull_by_ranks = false;
     cfg.chunk_bytes = 64 << 10;
     cfg.slots = 2;
     cfg.lanes = 3;
