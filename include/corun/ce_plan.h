@@ -56,10 +56,11 @@ struct CeConfig {
   // All-gather step by pulls from the owner's staging (else pushes + an unpack copy, which costs
   // the copy engine a local copy of every chunk).
   bool ag_pull = true;
-  // ag_pull follows the rank count unless set (CORUN_CE_PULL, the bench's --pull/--push): pulls on
-  // 2 ranks, pushes on more. On 4x H200 every GPU sending 224 MiB to each peer moved 384 GB/s per
-  // GPU by pushes and 130-195 by pulls; on 2 GPUs both 374-382 (tests/gpu/p2p_probe,
-  // results/2026-11-27_H200_4gpu_ce_probe).
+  // While true, Init replaces ag_pull by the rank count's choice: pulls on 2 ranks, pushes on more
+  // (on 4x H200 every GPU sending 224 MiB to each peer moved 384 GB/s per GPU by pushes and
+  // 130-195 by pulls; on 2 GPUs both 374-382; tests/gpu/p2p_probe,
+  // results/2026-11-27_H200_4gpu_ce_probe). To choose the form, set ag_pull and clear this
+  // (CORUN_CE_PULL and the bench's --pull/--push do both).
   bool pull_by_ranks = true;
   // How a flag reaches a peer: false = a stream write straight into the peer's mapped flag (no
   // copy-engine work); true = a stream write to a local word plus a 4-byte copy of it (NCCL's CE
@@ -92,9 +93,10 @@ constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
 // protocol passes its tests with 4 processes and serves PyTorch's collectives exactly on 4 ranks,
 // but the DDP example under `corun -p ce` on 4 GPUs ran 28% slower than stock (48.03 vs 37.60
 // ms/step on H100; results/2026-11-27_H100_4gpu_ce_final; 48.30 vs 34.43 on H200 with pushes and
-// phases, results/2026-11-27_H200_4gpu_ce_push_phases): the 4-rank allreduce moves ~170-210 GB/s
-// busbw against NCCL's 337-354, although the links carry 338-384 GB/s of such pushes
-// (results/2026-11-27_H200_4gpu_ce_probe), so a training job with more ranks keeps NCCL unless asked.
+// phases, results/2026-11-27_H200_4gpu_ce_push_phases): the 4-rank allreduce moves 167-240 GB/s
+// busbw (threads or processes, 32-256 MiB chunks) against NCCL's 337-354, although the links carry
+// 322-384 GB/s of such pushes (results/2026-11-27_H200_4gpu_ce_probe), so a training job with more
+// ranks keeps NCCL unless asked.
 constexpr int kCeInterposeMaxRanks = 2;
 
 // A contiguous range of elements.

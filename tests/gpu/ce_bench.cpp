@@ -83,6 +83,9 @@ struct Shared {
   std::map<std::string, std::vector<std::vector<double>>> samples;
   std::map<std::string, unsigned long long> wrong;
   std::map<std::string, std::string> notes;
+  // What the communicator resolved (rank 0): the form and flags may differ from the request
+  // (CeConfig::pull_by_ranks, ranks as threads).
+  bool ran_pull = false, ran_signal_copy = false;
 };
 
 void Record(Shared& sh, const std::string& key, int rank, double ms) {
@@ -106,6 +109,10 @@ void Rank(int rank, Shared& sh, const ncclUniqueId& id, const std::vector<uint64
   CeComm ce;
   CK(ce.Init(nccl, cfg, cs));
   DIE_IF(!ce.usable(), ce.why());
+  if (rank == 0) {
+    sh.ran_pull = ce.ag_pull();
+    sh.ran_signal_copy = ce.signal_copy();
+  }
   // The gate: a device word the streams wait on, released by a copy on a stream of its own.
   uint32_t* gate = nullptr;
   uint32_t* gate_host = nullptr;
@@ -376,7 +383,8 @@ int main(int argc, char** argv) {
                {"cuda_driver", CudaDriverVersion()}, {"date", date}, {"reps", reps}, {"warmup", warmup},
                {"timing", "burst (streams held on a host flag while queued), per rep the max over ranks"},
                {"ce_config", {{"chunk_bytes", cfg.chunk_bytes}, {"slots", cfg.slots}, {"lanes", cfg.lanes}, {"batch", cfg.batch},
-                              {"ag_pull", cfg.ag_pull}, {"signal", signal}}}};
+                              {"phases", cfg.phases}, {"requested_ag_pull", cfg.ag_pull}, {"requested_signal", signal},
+                              {"ag_pull", sh.ran_pull}, {"signal", sh.ran_signal_copy ? "copy" : "write"}}}};
   auto per_rep_max = [&](const std::string& key) {
     const auto& v = sh.samples[key];
     if (v.empty()) return Summary{};

@@ -157,14 +157,17 @@ int Run(const Options& o) {
     for (DType t : {DType::kBf16, DType::kFp32})
       for (uint64_t c : {uint64_t{1}, uint64_t{7}, uint64_t{1000003}, static_cast<uint64_t>((25ull << 20) / DTypeSize(t) + 5)})
         cases.push_back({col, t, c});
-  // The default configuration, then a stressed one (tiny chunks, two slots: every slot reused).
+  // The default configuration, then a stressed one (tiny chunks, two slots: every slot reused) in
+  // the pull form whatever the rank count (the default pulls on 2 ranks and pushes on more).
   CeConfig stressed;
+  stressed.ag_pull = true;
+  stressed.pull_by_ranks = false;
   stressed.chunk_bytes = 64 << 10;
   stressed.slots = 2;
   stressed.lanes = 3;
   stressed.batch = 1;
-  // The push form of the all-gather step, with flags by 4-byte copies (the defaults pull and
-  // write the flags straight into the peers' mapped memory).
+  // The push form of the all-gather step, with flags by 4-byte copies (the defaults write the
+  // flags straight into the peers' mapped memory).
   CeConfig push, stressed_push = stressed;
   push.ag_pull = stressed_push.ag_pull = false;
   push.pull_by_ranks = stressed_push.pull_by_ranks = false;
@@ -175,6 +178,10 @@ int Run(const Options& o) {
     st = ce.Init(nccl, cfg, s);
     if (!st.ok()) { Fail("CeComm::Init: " + st.ToString(true)); break; }
     if (!ce.usable()) { Fail("CE path unusable across processes: " + ce.why()); break; }
+    if (cfg.pull_by_ranks && ce.ag_pull() != (n <= 2)) {
+      Fail(std::string("the default form on ") + std::to_string(n) + " ranks is " + (ce.ag_pull() ? "pull" : "push"));
+      break;
+    }
     bool going = true;
     {
       cecheck::Buffers b;

@@ -1,14 +1,14 @@
 #!/bin/sh
-# ce_procs_check.sh PROGRAM: the copy-engine collectives with one process per GPU (IPC handles),
-# 2 ranks under Open MPI's mpirun. Exit 77 (skipped) without 2 GPUs or without mpirun.
+# ce_procs_check.sh PROGRAM [match NP]: the copy-engine collectives with one process per GPU (IPC
+# handles), NP (2 or 4, default 2) ranks under Open MPI's mpirun. Exit 77 (skipped) without NP GPUs
+# or without mpirun.
 # ce_procs_check.sh PROGRAM exit NP: NP ranks, rank NP/2 (1 of 2, 2 of 4) leaves right after
 # queueing the first of 8 allreduces of 256 MiB. Passes only if that rank exits 0 as planned,
 # every other rank exits non-zero within 30 s of it with the reason naming it, and no process is
 # left (leftovers are killed, and fail the test). Exit 77 without NP GPUs or without mpirun.
 prog="$1"; mode="${2:-match}"; np="${3:-2}"
 case "$mode" in
-  match) np=2 ;;
-  exit) case "$np" in 2|4) ;; *) echo "ce_procs_check.sh: bad rank count '$np' (2 or 4)" >&2; exit 2 ;; esac ;;
+  match|exit) case "$np" in 2|4) ;; *) echo "ce_procs_check.sh: bad rank count '$np' (2 or 4)" >&2; exit 2 ;; esac ;;
   *) echo "ce_procs_check.sh: bad mode '$mode' (match or exit)" >&2; exit 2 ;;
 esac
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
@@ -25,7 +25,7 @@ export CUDA_DEVICE_MAX_CONNECTIONS=32
 export CORUN_BOOTSTRAP_PORT="${CORUN_BOOTSTRAP_PORT:-29531}"
 if [ "$mode" = match ]; then
   # A stuck call ends itself (bounded waits); the timeout is the last resort against a hang in NCCL.
-  timeout 300 mpirun $root --oversubscribe -np 2 -x CUDA_DEVICE_MAX_CONNECTIONS -x CORUN_BOOTSTRAP_PORT "$prog"
+  timeout 300 mpirun $root --oversubscribe -np "$np" -x CUDA_DEVICE_MAX_CONNECTIONS -x CORUN_BOOTSTRAP_PORT "$prog"
   rc=$?
   [ $rc -eq 0 ] || echo "FAIL: exit status $rc"
   exit $rc
