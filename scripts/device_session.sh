@@ -14,7 +14,7 @@
 #          copy-engine tests one by one under a time limit (CORUN_CE_DEBUG=1), a short bench of
 #          the main policies in one process and under mpirun
 #   ce: build, the copy-engine tests (threads, processes), ce_bench --quick, the bench's ce rows
-#   ce4: build, ce_bench with every GPU as threads, the zero-CTA check 5 times, every ce test,
+#   ce4: build, ce_bench with every GPU as threads, p2p_probe, the zero-CTA check 5 times, every ce test,
 #        the bench with one process per GPU (2 and all GPUs), the DDP example without
 #        communication / stock / ce / ce traced
 #   app: build, corun tune -- CMD on the DDP example (scored by its printed step time), then
@@ -141,6 +141,9 @@ if [ "$MODE" = ce4 ]; then
   timeout -k 5 60 "$BUILD/tests/ce_bench" --gpus "$NGPU" --alone-only --sizes-mib 25,224,896 --reps 8 --warmup 2 \
     --out "$OUT/ce_bench_threads_$TAG.json" > "$OUT/ce_bench_threads.log" 2>&1; echo "## ce_bench threads exit $?" | tee -a "$OUT/ce_bench_threads.log"
   grep -E "alone/" "$OUT/ce_bench_threads.log"
+  # What the links carry by issue pattern (streams held behind a gate while queued).
+  timeout -k 5 60 "$BUILD/tests/p2p_probe" --gpus "$NGPU" --mib 224 --chunk-mib 32 --reps 6 > "$OUT/p2p_probe_$TAG.jsonl" 2>&1 || rc=1
+  cut -c1-160 "$OUT/p2p_probe_$TAG.jsonl"
   CUDA_VISIBLE_DEVICES=0,1 timeout -k 5 120 "$BUILD/tests/corun_gpu_tests" --gtest_filter='NcclZeroMultiGpu.*' --gtest_repeat=5 \
     > "$OUT/nccl_zero_repeat.log" 2>&1 || rc=1
   grep -E "CTA policy|FAILED  \]" "$OUT/nccl_zero_repeat.log" | sort | uniq -c
