@@ -429,6 +429,245 @@ TEST(CePlan, SimulatedPhasedAllReduceFinishesAndReusesSlotsSafely) {
     }
 }
 
+// Calls of every kind on one communicator, in both forms: reduce-scatter and all-gather calls
+// advance only their own step's sequence number, so the two steps of a later allreduce chunk sit
+// on different lanes and slots (QR != QA in CeComm::Launch). All-gather calls fill their own
+// staging and are pulled (pull form) or pushed into the peers' staging and unpacked (push form).
+// Same checks as above: no slot overwritten while unread, every copy reads what it expects, every
+// call finishes.
+TEST(CePlan, SimulatedMixedCallsFinishAndReuseSlotsSafely) {
+  enum CallKind { kAR, kRS, kAG };
+  struct Op {
+    enum Kind { kPush, kReduce, kPull, kAgPush, kUnpack, kFill } kind;
+    int call, round, peer;
+    uint32_t q;                 // reduce-scatter ops: the chunk's qr; all-gather ops: its qa
+    std::pair<int, int> batch;  // reduce: qr range [first, second]
+    uint32_t qa_first;          // reduce of an allreduce: the qa of batch.first
+    uint32_t qr;                // all-gather push of an allreduce: the chunk's qr (its reduction first), else 0
+  };
+  const std::vector<std::pair<CallKind, int>> calls = {{kAR, 13}, {kRS, 5}, {kAG, 4}, {kAR, 1},
+                                                       {kAG, 3},  {kRS, 2}, {kAR, 7}, {kAG, 1}};
+  for (const bool push_form : {false, true})
+    for (const bool phased : {true, false})
+      for (const auto& shape : std::vector<std::array<int, 4>>{{2, 2, 1, 1}, {2, 4, 2, 2}, {3, 3, 2, 1}, {4, 2, 2, 1}, {4, 5, 3, 2}}) {
+        const int R = shape[0], S = shape[1], L = shape[2], B = shape[3];
+        const std::string what = std::string(push_form ? "push" : "pull") + (phased ? " phased" : " unphased") +
+                                 " R " + std::to_string(R) + " S " + std::to_string(S) + " L " + std::to_string(L) +
+                                 " B " + std::to_string(B);
+        auto grid3 = [&] { return std::vector<std::vector<std::vector<uint32_t>>>(R, std::vector<std::vector<uint32_t>>(R, std::vector<uint32_t>(L, 0))); };
+        auto rs_ready = grid3(), ag_ready = grid3(), ag_free = grid3();
+        std::vector<std::vector<uint32_t>> rs_free(R, std::vector<uint32_t>(R, 0));
+        std::vector<std::vector<std::vector<std::pair<uint32_t, bool>>>> rs(
+            R, std::vector<std::vector<std::pair<uint32_t, bool>>>(S, std::vector<std::pair<uint32_t, bool>>(R, {0, true})));
+        auto agp = rs;  // push form: agp[reader][slot][owner] = (chunk, unpacked)
+        std::vector<std::vector<std::pair<uint32_t, std::set<int>>>> ag(R, std::vector<std::pair<uint32_t, std::set<int>>>(S));
+        std::vector<std::set<uint32_t>> reduced(R);
+        const int nstreams = 2 * L * R + 2, unpack = 2 * L * R + 1;
+        std::vector<std::vector<std::vector<Op>>> prog(R, std::vector<std::vector<Op>>(nstreams));
+        std::map<std::tuple<int, int, int, int>, int> total, done;
+        std::map<std::pair<int, int>, int> call_total, call_done;
+        std::vector<bool> call_phased(calls.size());
+        const int ag_kind = push_form ? Op::kAgPush : Op::kPull;
+        for (int r = 0; r < R; ++r) {
+          uint32_t q0r = 0, q0a = 0;
+          for (int c = 0; c < static_cast<int>(calls.size()); ++c) {
+            const CallKind kind = calls[c].first;  // no structured binding: lambdas below (clang)
+            const int n = calls[c].second;
+            const bool has_rs = kind != kAG, has_ag = kind != kRS;
+            const bool ph = phased && has_rs && has_ag;
+            call_phased[c] = ph;
+            auto add = [&](int stream, Op op) {
+              prog[r][stream].push_back(op);
+              ++total[std::make_tuple(r, c, op.round, static_cast<int>(op.kind))];
+              ++call_total[std::make_pair(r, c)];
+            };
+            auto ag_stream = [&](uint32_t qa, int p) { return L * R + 1 + CeLane(qa, L) * R + p; };
+            int last_round = 0;
+            if (has_rs) {
+              const auto rounds = CeRounds(n, S, ph);
+              last_round = static_cast<int>(rounds.size()) - 1;
+              for (int k = 0; k < static_cast<int>(rounds.size()); ++k) {
+                const auto [a, e] = rounds[k];
+                for (int i = a; i < e; ++i)
+                  for (int step = 1; step < R; ++step)
+                    add(CeLane(q0r + i + 1, L) * R + (r + step) % R,
+                        Op{Op::kPush, c, k, (r + step) % R, q0r + i + 1, {0, 0}, 0, 0});
+                for (const auto& b : CeBatches(e - a, B, S)) {
+                  add(L * R, Op{Op::kReduce, c, k, -1, 0, {q0r + a + b.first + 1, q0r + a + b.second},
+                                has_ag ? q0a + a + b.first + 1 : 0, 0});
+                  for (int i = a + b.first; i < a + b.second && push_form && has_ag; ++i)
+                    for (int step = 1; step < R; ++step)
+                      add(ag_stream(q0a + i + 1, (r + step) % R),
+                          Op{Op::kAgPush, c, k, (r + step) % R, q0a + i + 1, {0, 0}, 0, q0r + i + 1});
+                }
+                for (int i = a; i < e && !push_form && has_ag; ++i)
+                  for (int step = 1; step < R; ++step)
+                    add(ag_stream(q0a + i + 1, (r + step) % R), Op{Op::kPull, c, k, (r + step) % R, q0a + i + 1, {0, 0}, 0, 0});
+              }
+            } else if (!push_form) {  // all-gather, pull form: fill this rank's staging, then pull the peers'
+              for (int i = 0; i < n; ++i)
+                add(CeLane(q0a + i + 1, L) * R + (r + 1) % R, Op{Op::kFill, c, 0, -1, q0a + i + 1, {0, 0}, 0, 0});
+              for (int i = 0; i < n; ++i)
+                for (int step = 1; step < R; ++step)
+                  add(ag_stream(q0a + i + 1, (r + step) % R), Op{Op::kPull, c, 0, (r + step) % R, q0a + i + 1, {0, 0}, 0, 0});
+            } else {  // all-gather, push form: push into every peer's staging
+              for (int i = 0; i < n; ++i)
+                for (int step = 1; step < R; ++step)
+                  add(ag_stream(q0a + i + 1, (r + step) % R), Op{Op::kAgPush, c, 0, (r + step) % R, q0a + i + 1, {0, 0}, 0, 0});
+            }
+            for (int i = 0; i < n && push_form && has_ag; ++i)
+              add(unpack, Op{Op::kUnpack, c, last_round, -1, q0a + i + 1, {0, 0}, 0, 0});
+            if (has_rs) q0r += n;
+            if (has_ag) q0a += n;
+          }
+        }
+        std::vector<std::vector<size_t>> head(R, std::vector<size_t>(nstreams, 0));
+        auto ge = [](uint32_t v, uint32_t w) { return static_cast<int32_t>(v - w) >= 0; };
+        auto all_done = [&](int r, int c, int k, int kind) {
+          const auto key = std::make_tuple(r, c, k, kind);
+          return done[key] == total[key];
+        };
+        auto frees_from_all = [&](int r, uint32_t qa) {  // every reader of slot(qa - S) has released it
+          const uint32_t fw = CeFreeWaitValue(qa, S);
+          for (int p = 0; p < R && fw; ++p)
+            if (p != r && !ge(ag_free[r][p][CeLane(fw, L)], fw)) return false;
+          return true;
+        };
+        auto ready = [&](int r, const Op& op) {
+          const auto prev = std::make_pair(r, op.call - 1);
+          if (op.call > 0 && call_done[prev] != call_total[prev]) return false;
+          const bool ph = call_phased[op.call];
+          if (ph && op.kind == ag_kind && !all_done(r, op.call, op.round, Op::kPush)) return false;
+          if (ph && op.kind == Op::kPush && op.round > 0 && !all_done(r, op.call, op.round - 1, ag_kind)) return false;
+          switch (op.kind) {
+            case Op::kPush: {
+              const uint32_t fw = CeFreeWaitValue(op.q, S);
+              return !fw || ge(rs_free[r][op.peer], fw);
+            }
+            case Op::kReduce: {
+              const auto last = CeLastPerLane(op.batch.first, op.batch.second, L);
+              for (int p = 0; p < R; ++p)
+                for (int l = 0; l < L && p != r; ++l)
+                  if (last[l] && !ge(rs_ready[r][p][l], last[l])) return false;
+              if (!push_form && op.qa_first)
+                for (uint32_t qr = op.batch.first; qr <= static_cast<uint32_t>(op.batch.second); ++qr)
+                  if (!frees_from_all(r, op.qa_first + (qr - op.batch.first))) return false;
+              return true;
+            }
+            case Op::kPull:
+              return ge(ag_ready[r][op.peer][CeLane(op.q, L)], op.q);
+            case Op::kAgPush: {
+              if (op.qr && !reduced[r].count(op.qr)) return false;
+              const uint32_t fw = CeFreeWaitValue(op.q, S);
+              return !fw || ge(ag_free[r][op.peer][CeLane(fw, L)], fw);
+            }
+            case Op::kUnpack:
+              for (int j = 0; j < R; ++j)
+                if (j != r && !ge(ag_ready[r][j][CeLane(op.q, L)], op.q)) return false;
+              return true;
+            case Op::kFill:
+              return frees_from_all(r, op.q);
+          }
+          return false;
+        };
+        auto fill = [&](int r, uint32_t qa) {
+          auto& out = ag[r][CeSlot(qa, S)];
+          ASSERT_TRUE(out.second.empty()) << what << ": chunk " << qa << " filled over unread chunk " << out.first;
+          out.first = qa;
+          for (int p = 0; p < R; ++p)
+            if (p != r) out.second.insert(p);
+        };
+        auto run = [&](int r, const Op& op) {
+          switch (op.kind) {
+            case Op::kPush: {
+              auto& cell = rs[op.peer][CeSlot(op.q, S)][r];
+              ASSERT_TRUE(cell.second) << what << ": chunk " << op.q << " overwrote unreduced chunk " << cell.first;
+              cell = {op.q, false};
+              rs_ready[op.peer][r][CeLane(op.q, L)] = op.q;
+              break;
+            }
+            case Op::kReduce: {
+              for (uint32_t qr = op.batch.first; qr <= static_cast<uint32_t>(op.batch.second); ++qr) {
+                for (int p = 0; p < R; ++p) {
+                  if (p == r) continue;
+                  auto& cell = rs[r][CeSlot(qr, S)][p];
+                  ASSERT_EQ(cell.first, qr) << what << ": reduced a slot that does not hold chunk " << qr;
+                  ASSERT_FALSE(cell.second);
+                  cell.second = true;
+                }
+                reduced[r].insert(qr);
+                if (!push_form && op.qa_first) fill(r, op.qa_first + (qr - op.batch.first));
+                if (HasFatalFailure()) return;
+              }
+              for (int p = 0; p < R; ++p)
+                if (p != r) rs_free[p][r] = op.batch.second;
+              if (!push_form && op.qa_first) {
+                const uint32_t qa_last = op.qa_first + (op.batch.second - op.batch.first);
+                const auto last = CeLastPerLane(op.qa_first, qa_last, L);
+                for (int p = 0; p < R; ++p)
+                  for (int l = 0; l < L && p != r; ++l)
+                    if (last[l]) ag_ready[p][r][l] = last[l];
+              }
+              break;
+            }
+            case Op::kPull: {
+              auto& out = ag[op.peer][CeSlot(op.q, S)];
+              ASSERT_EQ(out.first, op.q) << what << ": pulled a slot that does not hold chunk " << op.q;
+              ASSERT_EQ(out.second.erase(r), 1u);
+              ag_free[op.peer][r][CeLane(op.q, L)] = op.q;
+              break;
+            }
+            case Op::kAgPush: {
+              auto& cell = agp[op.peer][CeSlot(op.q, S)][r];
+              ASSERT_TRUE(cell.second) << what << ": chunk " << op.q << " pushed over chunk " << cell.first << ", not yet unpacked";
+              cell = {op.q, false};
+              ag_ready[op.peer][r][CeLane(op.q, L)] = op.q;
+              break;
+            }
+            case Op::kUnpack:
+              for (int j = 0; j < R; ++j) {
+                if (j == r) continue;
+                auto& cell = agp[r][CeSlot(op.q, S)][j];
+                ASSERT_EQ(cell.first, op.q) << what << ": unpacked a slot that does not hold chunk " << op.q;
+                ASSERT_FALSE(cell.second);
+                cell.second = true;
+                ag_free[j][r][CeLane(op.q, L)] = op.q;
+              }
+              break;
+            case Op::kFill:
+              fill(r, op.q);
+              if (HasFatalFailure()) return;
+              for (int p = 0; p < R; ++p)
+                if (p != r) ag_ready[p][r][CeLane(op.q, L)] = op.q;
+              break;
+          }
+          ++done[std::make_tuple(r, op.call, op.round, static_cast<int>(op.kind))];
+          ++call_done[std::make_pair(r, op.call)];
+        };
+        uint32_t seed = 777u + R * 7u + S * 131u + (phased ? 1u : 0u) + (push_form ? 17u : 0u);
+        int idle = 0;
+        while (idle < 20000) {
+          seed = seed * 1103515245u + 12345u;
+          const int r = (seed >> 8) % R, st = (seed >> 16) % nstreams;
+          bool moved = false;
+          if (head[r][st] < prog[r][st].size()) {
+            const Op& op = prog[r][st][head[r][st]];
+            if (ready(r, op)) {
+              run(r, op);
+              if (HasFatalFailure()) return;
+              ++head[r][st];
+              moved = true;
+            }
+          }
+          idle = moved ? 0 : idle + 1;
+        }
+        for (int r = 0; r < R; ++r)
+          for (int c = 0; c < static_cast<int>(calls.size()); ++c)
+            EXPECT_EQ(call_done[std::make_pair(r, c)], call_total[std::make_pair(r, c)])
+                << what << ": rank " << r << " call " << c << " stuck";
+      }
+}
+
 TEST(CePlan, RoundsSplitPhasedCallsBySlots) {
   EXPECT_EQ(CeRounds(28, 16, true), (std::vector<std::pair<int, int>>{{0, 16}, {16, 28}}));
   EXPECT_EQ(CeRounds(28, 16, false), (std::vector<std::pair<int, int>>{{0, 28}}));
