@@ -143,7 +143,7 @@ if [ "$MODE" = ce4 ]; then
   grep -E "alone/" "$OUT/ce_bench_threads.log"
   # What the links carry by issue pattern (streams held behind a gate while queued).
   timeout -k 5 60 "$BUILD/tests/p2p_probe" --gpus "$NGPU" --mib 224 --chunk-mib 32 --reps 6 > "$OUT/p2p_probe_$TAG.jsonl" 2>&1 || rc=1
-  cut -c1-160 "$OUT/p2p_probe_$TAG.jsonl"
+  cat "$OUT/p2p_probe_$TAG.jsonl"
   CUDA_VISIBLE_DEVICES=0,1 timeout -k 5 120 "$BUILD/tests/corun_gpu_tests" --gtest_filter='NcclZeroMultiGpu.*' --gtest_repeat=5 \
     > "$OUT/nccl_zero_repeat.log" 2>&1 || rc=1
   grep -E "CTA policy|FAILED  \]" "$OUT/nccl_zero_repeat.log" | sort | uniq -c

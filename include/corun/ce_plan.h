@@ -95,8 +95,8 @@ constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
 // ms/step on H100; results/2026-11-27_H100_4gpu_ce_final; 48.30 vs 34.43 on H200 with pushes and
 // phases, results/2026-11-27_H200_4gpu_ce_push_phases): the 4-rank allreduce moves 167-240 GB/s
 // busbw (threads or processes, 32-256 MiB chunks) against NCCL's 337-354, although the links carry
-// 322-384 GB/s of such pushes (results/2026-11-27_H200_4gpu_ce_probe), so a training job with more
-// ranks keeps NCCL unless asked.
+// 380-384 GB/s of whole pushes to every peer at once (results/2026-11-27_H200_4gpu_ce_probe), so a
+// training job with more ranks keeps NCCL unless asked.
 constexpr int kCeInterposeMaxRanks = 2;
 
 // A contiguous range of elements.

@@ -1,6 +1,8 @@
 // Copy-engine collectives, the call path: one collective cut into chunks, pushed to the peers'
 // staging by copy engines, reduced in batches, gathered back by pulls (or pushes and an unpack),
 // in phases where configured; every step ordered by flag waits and writes (ce_comm.cpp).
+// The schedule issued here is modelled by the CPU simulations in tests/cpu/test_ce_plan.cpp
+// (Simulated*): a change to its waits, writes or streams belongs there too.
 #include <algorithm>
 #include <string>
 #include <utility>

@@ -383,8 +383,9 @@ int main(int argc, char** argv) {
                {"cuda_driver", CudaDriverVersion()}, {"date", date}, {"reps", reps}, {"warmup", warmup},
                {"timing", "burst (streams held on a host flag while queued), per rep the max over ranks"},
                {"ce_config", {{"chunk_bytes", cfg.chunk_bytes}, {"slots", cfg.slots}, {"lanes", cfg.lanes}, {"batch", cfg.batch},
-                              {"phases", cfg.phases}, {"requested_ag_pull", cfg.ag_pull}, {"requested_signal", signal},
-                              {"ag_pull", sh.ran_pull}, {"signal", sh.ran_signal_copy ? "copy" : "write"}}}};
+                              {"phases", cfg.phases}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
+                              {"signal", signal}, {"ran_ag_pull", sh.ran_pull},
+                              {"ran_signal", sh.ran_signal_copy ? "copy" : "write"}}}};
   auto per_rep_max = [&](const std::string& key) {
     const auto& v = sh.samples[key];
     if (v.empty()) return Summary{};

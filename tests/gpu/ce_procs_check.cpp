@@ -168,12 +168,16 @@ int Run(const Options& o) {
   stressed.batch = 1;
   // The push form of the all-gather step, with flags by 4-byte copies (the defaults write the
   // flags straight into the peers' mapped memory).
+  // The pull form at the default chunks whatever the rank count (CORUN_CE_PULL=1 on 4 ranks).
+  CeConfig pull;
+  pull.ag_pull = true;
+  pull.pull_by_ranks = false;
   CeConfig push, stressed_push = stressed;
   push.ag_pull = stressed_push.ag_pull = false;
   push.pull_by_ranks = stressed_push.pull_by_ranks = false;
   push.signal_copy = stressed_push.signal_copy = true;
   cecheck::WarmKernels(pm.rank, n, s);
-  for (const CeConfig& cfg : {CeConfig{}, stressed, push, stressed_push}) {
+  for (const CeConfig& cfg : {CeConfig{}, stressed, pull, push, stressed_push}) {
     CeComm ce;
     st = ce.Init(nccl, cfg, s);
     if (!st.ok()) { Fail("CeComm::Init: " + st.ToString(true)); break; }

@@ -28,11 +28,16 @@
 #include <string>
 #include <vector>
 
+// The gate every stream waits behind while the copies are queued (a mapped host word); opened on
+// any failure too, so that no gate kernel is left spinning.
+volatile unsigned* g_gate = nullptr;
+
 #define CK(x)                                                                                     \
   do {                                                                                            \
     cudaError_t e_ = (x);                                                                         \
     if (e_ != cudaSuccess) {                                                                      \
       std::fprintf(stderr, "p2p_probe: %s: %s (line %d)\n", #x, cudaGetErrorString(e_), __LINE__); \
+      if (g_gate) *g_gate = 1;                                                                    \
       std::exit(1);                                                                               \
     }                                                                                             \
   } while (0)
@@ -86,6 +91,15 @@ int main(int argc, char** argv) {
   if (n == 0) n = have;
   if (n < 2 || n > have) { std::fprintf(stderr, "p2p_probe: need 2..%d GPUs, asked %d\n", have, n); return 2; }
   const size_t bytes = mib << 20, chunk = std::min(bytes, chunk_mib << 20);
+  // Every copy is queued while the streams wait behind the gate: past a few hundred on one stream
+  // the runtime may block the queueing thread, which would then never open the gate.
+  const size_t per_stream = size_t(n - 1) * ((bytes + chunk - 1) / chunk);
+  constexpr size_t kMaxCopiesPerStream = 256;
+  if (per_stream > kMaxCopiesPerStream) {
+    std::fprintf(stderr, "p2p_probe: %zu copies on one stream (%d peers x %zu MiB / %zu MiB pieces); at most %zu: "
+                 "raise --chunk-mib or lower --mib\n", per_stream, n - 1, mib, chunk_mib, kMaxCopiesPerStream);
+    return 2;
+  }
   std::vector<Gpu> g(n);
   for (int i = 0; i < n; ++i) {
     CK(cudaSetDevice(i));
@@ -108,8 +122,10 @@ int main(int argc, char** argv) {
     CK(cudaEventCreateWithFlags(&g[i].gated, cudaEventDisableTiming));
   }
   for (int i = 0; i < n; ++i) { CK(cudaSetDevice(i)); CK(cudaDeviceSynchronize()); }
-  volatile unsigned* gate = nullptr;
-  CK(cudaHostAlloc(const_cast<unsigned**>(&gate), sizeof(unsigned), cudaHostAllocMapped | cudaHostAllocPortable));
+  unsigned* gate_word = nullptr;
+  CK(cudaHostAlloc(&gate_word, sizeof(unsigned), cudaHostAllocMapped | cudaHostAllocPortable));
+  volatile unsigned* gate = gate_word;
+  g_gate = gate;
 
   auto peer = [&](int i, int step) { return (i + step) % n; };
   // dst block of sender j at GPU p
