@@ -139,8 +139,8 @@ std::vector<uint32_t> CeLastPerLane(uint32_t q_first, uint32_t q_last, int lanes
 std::vector<std::pair<int, int>> CeBatches(int nchunks, int batch, int slots);
 
 // Rounds of an allreduce: consecutive chunk indexes [begin, end). Phased (CeConfig::phases), rounds
-// of `slots` chunks: a round's pulls wait for its pushes, the next round's pushes for those pulls;
-// else one round of every chunk.
+// of `slots` chunks: a round's all-gather copies wait for its pushes, the next round's pushes for
+// those copies; else one round of every chunk.
 std::vector<std::pair<int, int>> CeRounds(int nchunks, int slots, bool phased);
 
 // What one rank knows about itself and its peers, for the fallback decision.

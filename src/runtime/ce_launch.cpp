@@ -2,7 +2,7 @@
 // staging by copy engines, reduced in batches, gathered back by pulls (or pushes and an unpack),
 // in phases where configured; every step ordered by flag waits and writes (ce_comm.cpp).
 // The schedule issued here is modelled by the CPU simulations in tests/cpu/test_ce_plan.cpp
-// (Simulated*): a change to its waits, writes or streams belongs there too.
+// (SimulatedCallsFinishAndReuseSlotsSafely): a change to its waits, writes or streams belongs there too.
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -33,9 +33,9 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     chunks = CeChunks(count, slot_bytes_ / eb, 1, eb);
   }
   const int n = static_cast<int>(chunks.size());
-  // Each phase numbers its own chunks: a slot's free flag advances only in calls that use that
-  // staging, so "free >= q - slots" must count the chunks of that phase alone (a reduce-scatter
-  // followed by an all-gather would otherwise wait for frees that never come).
+  // Each step (reduce-scatter, all-gather) numbers its own chunks: a slot's free flag advances
+  // only in calls that use that staging, so "free >= q - slots" must count the chunks of that step
+  // alone (a reduce-scatter followed by an all-gather would otherwise wait for frees that never come).
   const uint32_t qr0 = rs_seq_ + 1, qa0 = ag_seq_ + 1;
   if (has_rs) rs_seq_ += static_cast<uint32_t>(n);
   if (has_ag) ag_seq_ += static_cast<uint32_t>(n);
