@@ -124,12 +124,13 @@ def main():
     opt = torch.optim.SGD(ddp.parameters(), lr=args.lr)
     gen = torch.Generator(device="cuda").manual_seed(args.seed + 17 * rank)  # per-rank data shard
 
-    times, losses = [], []
+    times, losses, host = [], [], []
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     for step in range(args.steps):
         idx = torch.randint(0, args.vocab, (args.batch, args.seq + 1), device="cuda", generator=gen)
         torch.cuda.synchronize()
         start.record()
+        t_host = time.perf_counter()
         with sync_ctx():
             logits = ddp(idx[:, :-1])
             loss = F.cross_entropy(logits.float().view(-1, args.vocab), idx[:, 1:].reshape(-1))
@@ -137,6 +138,9 @@ def main():
             loss.backward()
         opt.step()
         end.record()
+        # How long the host took to queue the step. Close to the step time: the GPU waited for
+        # the host (host-bound); well below it: the host was ahead and waited at the end.
+        host.append((time.perf_counter() - t_host) * 1e3)
         end.synchronize()
         # The step time of the job is the slowest rank's.
         t = torch.tensor([start.elapsed_time(end)], device="cuda")
@@ -161,12 +165,15 @@ def main():
                   "gradient_as_bucket_view": args.bucket_view},
         "steps": args.steps, "warmup": args.warmup,
         "step_ms": {"median": statistics.median(timed), "min": min(timed), "max": max(timed), "all": timed},
+        "host_queue_ms": {"median": statistics.median(host[args.warmup:]), "min": min(host[args.warmup:]),
+                          "max": max(host[args.warmup:]), "rank": rank},
         "loss": losses,
         "env": {k: v for k, v in os.environ.items() if k.startswith(("CORUN_", "TORCH_NCCL", "NCCL_", "CUDA_DEVICE_MAX"))},
     }
     if rank == 0:
         print(f"[{args.variant}/{args.mode}{'' if args.hook_delay_us is None else f'+hook {args.hook_delay_us:g} us'}] world {world}: step median {summary['step_ms']['median']:.2f} ms "
               f"(min {summary['step_ms']['min']:.2f}, max {summary['step_ms']['max']:.2f}); "
+              f"host queued it in {summary['host_queue_ms']['median']:.2f}; "
               f"loss {losses[0]:.4f} -> {losses[-1]:.4f}", flush=True)
         if args.out:
             with open(args.out, "w") as f:

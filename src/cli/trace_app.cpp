@@ -91,7 +91,7 @@ int RunTraceApp(int argc, char** argv, int dash) {
                "corun trace"};
   std::string policy, dir = "corun_trace", steps, window, analyze, lib;
   AttributionOptions o;
-  bool verbose = false;
+  bool verbose = false, no_api = false;
   app.add_option("-p,--policy", policy, "also apply a corun policy (as corun -p POLICY -- CMD)");
   app.add_option("-o,--out", dir, "folder for the record files and outputs")->capture_default_str();
   app.add_option("--steps", steps, "cut the run into steps: nvtx:NAME (NVTX ranges) or kernel:NAME (a repeating kernel)");
@@ -102,6 +102,9 @@ int RunTraceApp(int argc, char** argv, int dash) {
   app.add_option("--analyze", analyze, "redo the analysis of the records in this folder (no command)");
   app.add_option("--lib", lib,
                  "path of libcorun_trace.so (default: ../lib/ or the folder of corun, the build tree, $LD_LIBRARY_PATH)");
+  app.add_flag("--no-api", no_api,
+               "record no launch calls, only the GPU's work: lighter on programs that launch many small kernels "
+               "(a collective's wait then counts from its stream's previous work)");
   app.add_flag("-v,--verbose", verbose, "each traced process says where it writes");
   try {
     app.parse(dash > 0 ? dash - 1 : argc - 1, argv + 1);  // the options between "trace" and "--"
@@ -198,6 +201,7 @@ int RunTraceApp(int argc, char** argv, int dash) {
   env.emplace_back("CUDA_INJECTION64_PATH", realpath(tlib.c_str(), rlib) ? std::string(rlib) : tlib);
   if (!cupti_path.empty() && !std::getenv("NVTX_INJECTION64_PATH")) env.emplace_back("NVTX_INJECTION64_PATH", cupti_path);
   if (verbose) env.emplace_back("CORUN_TRACE_VERBOSE", "1");
+  if (no_api) env.emplace_back("CORUN_TRACE_API", "0");
   if (!preload.empty()) {
     const char* old = std::getenv("LD_PRELOAD");
     env.emplace_back("LD_PRELOAD", old && *old ? std::string(old) + ":" + preload : preload);

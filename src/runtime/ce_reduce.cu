@@ -39,9 +39,52 @@ __device__ __forceinline__ float ToF(float x) { return x; }
 __device__ __forceinline__ void FromF(float x, __nv_bfloat16* p) { *p = __float2bfloat16_rn(x); }
 __device__ __forceinline__ void FromF(float x, float* p) { *p = x; }
 
+// A memory-bound kernel needs many bytes in flight per SM: each thread loads kUnroll vectors of
+// every input before it adds (a load-add-store loop keeps one or two loads in flight per thread).
+constexpr int kUnroll = 4;
+constexpr int kThreads = 512;
+
+template <typename T, int U>
+__device__ __forceinline__ void Load(uint4 (&x)[U], const void* p, uint64_t v, uint64_t stride) {
+#pragma unroll
+  for (int u = 0; u < U; ++u) x[u] = __ldcs(reinterpret_cast<const uint4*>(p) + v + u * stride);
+}
+template <typename T, int U>
+__device__ __forceinline__ void Store(const CeReduceItem& it, float (&a)[U][16 / sizeof(T)], uint64_t v, uint64_t stride) {
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const uint4 r = Pack(a[u], static_cast<T*>(nullptr));
+    reinterpret_cast<uint4*>(it.out)[v + u * stride] = r;
+    if (it.out2) reinterpret_cast<uint4*>(it.out2)[v + u * stride] = r;
+  }
+}
+// Vectors v, v + stride, ... (U of them): own + every peer, in that order (the same order as the
+// one-vector loop, so the result does not depend on which loop summed an element).
+template <typename T, int U>
+__device__ __forceinline__ void ReduceVectors(const CeReduceItem& it, int npeers, uint64_t v, uint64_t stride) {
+  constexpr int kVec = 16 / sizeof(T);
+  uint4 x[U], y[U];
+  Load<T, U>(x, it.own, v, stride);
+  Load<T, U>(y, it.peer[0], v, stride);
+  float a[U][kVec];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) a[u][e] = 0.f;
+    Acc8(a[u], x[u], static_cast<T*>(nullptr));
+    Acc8(a[u], y[u], static_cast<T*>(nullptr));
+  }
+  for (int p = 1; p < npeers; ++p) {
+    Load<T, U>(y, it.peer[p], v, stride);
+#pragma unroll
+    for (int u = 0; u < U; ++u) Acc8(a[u], y[u], static_cast<T*>(nullptr));
+  }
+  Store<T, U>(it, a, v, stride);
+}
+
 // blockIdx.y: item of the batch; the x blocks stride over its elements, 16 bytes per thread step.
 template <typename T>
-__global__ void __launch_bounds__(512) CeReduceKernel(CeReduceBatch b) {
+__global__ void __launch_bounds__(kThreads, 2) CeReduceKernel(CeReduceBatch b) {
   const CeReduceItem& it = b.item[blockIdx.y];
   constexpr int kVec = 16 / sizeof(T);
   const uint64_t n = it.count;
@@ -50,14 +93,9 @@ __global__ void __launch_bounds__(512) CeReduceKernel(CeReduceBatch b) {
   for (int p = 0; p < b.npeers; ++p) aligned &= reinterpret_cast<uintptr_t>(it.peer[p]) % 16 == 0;
   const uint64_t nvec = aligned ? n / kVec : 0;
   const uint64_t stride = uint64_t(gridDim.x) * blockDim.x;
-  for (uint64_t v = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; v < nvec; v += stride) {
-    float a[kVec] = {};
-    Acc8(a, reinterpret_cast<const uint4*>(it.own)[v], static_cast<T*>(nullptr));
-    for (int p = 0; p < b.npeers; ++p) Acc8(a, reinterpret_cast<const uint4*>(it.peer[p])[v], static_cast<T*>(nullptr));
-    const uint4 r = Pack(a, static_cast<T*>(nullptr));
-    reinterpret_cast<uint4*>(it.out)[v] = r;
-    if (it.out2) reinterpret_cast<uint4*>(it.out2)[v] = r;
-  }
+  uint64_t v = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  for (; v + (kUnroll - 1) * stride < nvec; v += kUnroll * stride) ReduceVectors<T, kUnroll>(it, b.npeers, v, stride);
+  for (; v < nvec; v += stride) ReduceVectors<T, 1>(it, b.npeers, v, stride);
   for (uint64_t i = nvec * kVec + uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     float a = ToF(static_cast<const T*>(it.own)[i]);
     for (int p = 0; p < b.npeers; ++p) a += ToF(static_cast<const T*>(it.peer[p])[i]);
@@ -73,16 +111,16 @@ Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s) 
   if (b.items > kCeMaxBatch || b.npeers < 1 || b.npeers > kCeMaxRanks - 1) CORUN_FAIL("CeReduceLaunch: bad batch");
   uint64_t most = 0;
   for (int i = 0; i < b.items; ++i) most = most > b.item[i].count ? most : b.item[i].count;
-  const int threads = 512;
-  const uint64_t per_block = uint64_t(threads) * (16 / DTypeSize(t)) * 4;  // a few steps per thread
-  // The whole batch in about two waves of the GPU: short, so it slips between compute blocks.
+  const uint64_t per_block = uint64_t(kThreads) * (16 / DTypeSize(t)) * kUnroll;  // one unrolled step
+  // At most two blocks per SM over the batch (all that fit at once), each thread at least one
+  // unrolled step: short, so it slips between compute blocks.
   uint64_t want = (most + per_block - 1) / per_block;
   const uint64_t cap = std::max<uint64_t>(1, uint64_t(2 * sms) / b.items);
   dim3 grid(static_cast<unsigned>(std::max<uint64_t>(1, std::min(want, cap))), b.items);
   if (t == DType::kBf16)
-    CeReduceKernel<__nv_bfloat16><<<grid, threads, 0, s>>>(b);
+    CeReduceKernel<__nv_bfloat16><<<grid, kThreads, 0, s>>>(b);
   else
-    CeReduceKernel<float><<<grid, threads, 0, s>>>(b);
+    CeReduceKernel<float><<<grid, kThreads, 0, s>>>(b);
   CUDACHECK(cudaGetLastError());
   return Status::Ok();
 }

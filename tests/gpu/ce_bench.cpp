@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "ce_comm.h"
+#include "ce_reduce.h"
 #include "corun/stats.h"
 #include "data.h"
 #include "device.h"
@@ -302,6 +303,89 @@ void Rank(int rank, Shared& sh, const ncclUniqueId& id, const std::vector<uint64
 
 json Sum(const Summary& s) { return {{"median", s.median}, {"min", s.min}, {"max", s.max}, {"n", s.n}}; }
 
+// The reduction kernel alone on GPU 0, as a 2-rank allreduce launches it: a batch of two 16 MiB
+// bf16 slices (own + the peer's staging), writing the output and, in the pull form, the staging
+// the peer pulls from. Rate = bytes read and written per second; every output is verified.
+json ReduceKernelRate(int reps, unsigned long long* wrong) {
+  const int rank = 0;  // for the error lines
+  const uint64_t count = 8ull << 20;  // bf16 elements per slice: 16 MiB
+  const int items = 2;
+  CU(cudaSetDevice(0));
+  cudaStream_t s;
+  CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  int sms = 0;
+  CU(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  std::vector<void*> bufs;
+  auto alloc = [&]() {
+    void* p = nullptr;
+    CU(cudaMalloc(&p, count * 2));
+    bufs.push_back(p);
+    return p;
+  };
+  unsigned long long* dw = nullptr;
+  CU(cudaMalloc(&dw, sizeof(*dw)));
+  CU(cudaMemset(dw, 0, sizeof(*dw)));
+  CeReduceBatch b;
+  b.items = items;
+  b.npeers = 1;
+  for (int i = 0; i < items; ++i) {
+    CeReduceItem& it = b.item[i];
+    it.own = alloc();
+    it.peer[0] = alloc();
+    it.out = alloc();
+    it.out2 = alloc();
+    it.count = count;
+    // As rank 0 and rank 1 of an allreduce of `count` elements: the sum is checkable.
+    CK(FillCollective(const_cast<void*>(it.own), DType::kBf16, count, 0, 0, 7 + i, s));
+    CK(FillCollective(const_cast<void*>(it.peer[0]), DType::kBf16, count, 1, 0, 7 + i, s));
+  }
+  cudaEvent_t e0, e1;
+  CU(cudaEventCreate(&e0));
+  CU(cudaEventCreate(&e1));
+  json j = json::array();
+  for (bool two : {true, false}) {
+    CeReduceBatch rb = b;
+    if (!two)
+      for (int i = 0; i < items; ++i) rb.item[i].out2 = nullptr;
+    std::vector<double> ms;
+    for (int r = 0; r < reps + 3; ++r) {
+      for (int i = 0; i < items; ++i) {  // stale outputs must not pass the check
+        CU(cudaMemsetAsync(rb.item[i].out, 0xff, count * 2, s));
+        if (two) CU(cudaMemsetAsync(rb.item[i].out2, 0xff, count * 2, s));
+      }
+      CU(cudaEventRecord(e0, s));
+      CK(CeReduceLaunch(rb, DType::kBf16, sms, s));
+      CU(cudaEventRecord(e1, s));
+      CU(cudaEventSynchronize(e1));
+      float t = 0;
+      CU(cudaEventElapsedTime(&t, e0, e1));
+      if (r >= 3) ms.push_back(t);
+      for (int i = 0; i < items; ++i) {
+        for (void* o : {rb.item[i].out, rb.item[i].out2})
+          if (o) CK(VerifyCollective(o, DType::kBf16, VerifyMode::kSumAll, count, 0, 2, 7 + i, dw, s));
+      }
+    }
+    unsigned long long w = 0;
+    CU(cudaMemcpy(&w, dw, sizeof(w), cudaMemcpyDeviceToHost));
+    CU(cudaMemset(dw, 0, sizeof(*dw)));
+    *wrong += w;
+    const Summary sm = Summarize(ms);
+    const double bytes = double(items) * count * 2 * (two ? 4 : 3);
+    const double gbs = bytes / (sm.median * 1e-3) / 1e9;
+    j.push_back({{"outputs", two ? 2 : 1}, {"items", items}, {"bytes_per_item", count * 2}, {"t_ms", Sum(sm)},
+                 {"traffic_gbs", gbs}, {"wrong", w}});
+    std::printf("reduce kernel, %d x 16 MiB bf16, %d output(s)%s %8.1f us (%.1f-%.1f) %7.0f GB/s moved %6llu wrong\n",
+                items, two ? 2 : 1, two ? " (pull form):" : " (push form):", 1e3 * sm.median, 1e3 * sm.min, 1e3 * sm.max,
+                gbs, w);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  for (void* p : bufs) cudaFree(p);
+  cudaFree(dw);
+  cudaStreamDestroy(s);
+  return j;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -369,6 +453,8 @@ int main(int argc, char** argv) {
   if (alone_only) wls.clear();
   ncclUniqueId id;
   ncclGetUniqueId(&id);
+  unsigned long long reduce_wrong = 0;
+  const json reduce_rate = ReduceKernelRate(std::max(reps, 10), &reduce_wrong);
   std::vector<std::thread> th;
   for (int r = 0; r < sh.n; ++r) th.emplace_back([&, r] { Rank(r, sh, id, alone, wls, cfg); });
   for (auto& t : th) t.join();
@@ -396,6 +482,8 @@ int main(int argc, char** argv) {
   };
   unsigned long long total_wrong = 0;
   for (auto& kv : sh.wrong) total_wrong += kv.second;
+  total_wrong += reduce_wrong;
+  j["reduce_kernel"] = reduce_rate;
   std::printf("%-40s %10s %20s %10s %6s\n", "alone (bf16 allreduce)", "t ms", "min-max", "busbw GB/s", "wrong");
   for (uint64_t bytes : alone) {
     for (const std::string b : {"nccl", "nccl_prio", "ce"}) {

@@ -36,6 +36,27 @@ else:
             fails.append(f"peer copies not counted as communication: {bd}, {l['coll_launches']} launches")
         if bd["both"] <= 0:
             fails.append(f"kernel and peer copy never overlapped: {bd}")
+api = sum(f["api_records"] for f in s["files"])
+if api <= 0:
+    fails.append("no launch-call records in the default mode")
+
+# --no-api: the GPU's work only; the analysis must still find the program's kernels.
+r2 = subprocess.run([corun, "trace", "--no-api", "-o", out + "_noapi", "--steps", "nvtx:step", "--", prog],
+                    capture_output=True, text=True)
+sys.stderr.write(r2.stderr)
+if r2.returncode != 0:
+    fails.append(f"corun trace --no-api exited {r2.returncode}")
+else:
+    s2 = json.load(open(f"{out}_noapi/summary.json"))
+    api2 = sum(f["api_records"] for f in s2["files"])
+    gpu2 = sum(f["gpu_records"] for f in s2["files"])
+    if api2 != 0:
+        fails.append(f"--no-api still recorded {api2} launch calls")
+    if gpu2 <= 0:
+        fails.append("--no-api recorded no GPU work")
+    l2 = [l for l in s2["lanes"] if l["device"] == 0]
+    if len(l2) != 1 or not any("Spin" in k["name"] for k in l2[0]["kernels"]):
+        fails.append(f"--no-api: no Spin kernel on GPU 0's lane: {[l['label'] for l in s2['lanes']]}")
 if fails:
     sys.exit("FAIL: " + "; ".join(fails))
-print("ok:", json.dumps(s["lanes"][0]["breakdown_ms"]))
+print("ok:", json.dumps(s["lanes"][0]["breakdown_ms"]), f"({api} launch calls recorded; none with --no-api)")

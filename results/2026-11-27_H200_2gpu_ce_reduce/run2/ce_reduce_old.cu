@@ -1,0 +1,102 @@
+#include <cuda_bf16.h>
+
+#include "ce_reduce.h"
+#include "checks.h"
+
+namespace corun {
+namespace {
+
+__device__ __forceinline__ void Acc8(float* a, const uint4& v, __nv_bfloat16*) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    a[2 * i] += f.x;
+    a[2 * i + 1] += f.y;
+  }
+}
+__device__ __forceinline__ void Acc8(float* a, const uint4& v, float*) {
+  const float* f = reinterpret_cast<const float*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) a[i] += f[i];
+}
+__device__ __forceinline__ uint4 Pack(const float* a, __nv_bfloat16*) {
+  uint4 v;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(a[2 * i], a[2 * i + 1]);
+  return v;
+}
+__device__ __forceinline__ uint4 Pack(const float* a, float*) {
+  uint4 v;
+  float* f = reinterpret_cast<float*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) f[i] = a[i];
+  return v;
+}
+__device__ __forceinline__ float ToF(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float ToF(float x) { return x; }
+__device__ __forceinline__ void FromF(float x, __nv_bfloat16* p) { *p = __float2bfloat16_rn(x); }
+__device__ __forceinline__ void FromF(float x, float* p) { *p = x; }
+
+// blockIdx.y: item of the batch; the x blocks stride over its elements, 16 bytes per thread step.
+template <typename T>
+__global__ void __launch_bounds__(512) CeReduceKernel(CeReduceBatch b) {
+  const CeReduceItem& it = b.item[blockIdx.y];
+  constexpr int kVec = 16 / sizeof(T);
+  const uint64_t n = it.count;
+  bool aligned = (reinterpret_cast<uintptr_t>(it.out) | reinterpret_cast<uintptr_t>(it.out2) |
+                  reinterpret_cast<uintptr_t>(it.own)) % 16 == 0;
+  for (int p = 0; p < b.npeers; ++p) aligned &= reinterpret_cast<uintptr_t>(it.peer[p]) % 16 == 0;
+  const uint64_t nvec = aligned ? n / kVec : 0;
+  const uint64_t stride = uint64_t(gridDim.x) * blockDim.x;
+  for (uint64_t v = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; v < nvec; v += stride) {
+    float a[kVec] = {};
+    Acc8(a, reinterpret_cast<const uint4*>(it.own)[v], static_cast<T*>(nullptr));
+    for (int p = 0; p < b.npeers; ++p) Acc8(a, reinterpret_cast<const uint4*>(it.peer[p])[v], static_cast<T*>(nullptr));
+    const uint4 r = Pack(a, static_cast<T*>(nullptr));
+    reinterpret_cast<uint4*>(it.out)[v] = r;
+    if (it.out2) reinterpret_cast<uint4*>(it.out2)[v] = r;
+  }
+  for (uint64_t i = nvec * kVec + uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    float a = ToF(static_cast<const T*>(it.own)[i]);
+    for (int p = 0; p < b.npeers; ++p) a += ToF(static_cast<const T*>(it.peer[p])[i]);
+    FromF(a, static_cast<T*>(it.out) + i);
+    if (it.out2) FromF(a, static_cast<T*>(it.out2) + i);
+  }
+}
+
+}  // namespace
+
+Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s) {
+  if (b.items <= 0) return Status::Ok();
+  if (b.items > kCeMaxBatch || b.npeers < 1 || b.npeers > kCeMaxRanks - 1) CORUN_FAIL("CeReduceLaunch: bad batch");
+  uint64_t most = 0;
+  for (int i = 0; i < b.items; ++i) most = most > b.item[i].count ? most : b.item[i].count;
+  const int threads = 512;
+  const uint64_t per_block = uint64_t(threads) * (16 / DTypeSize(t)) * 4;  // a few steps per thread
+  // The whole batch in about two waves of the GPU: short, so it slips between compute blocks.
+  uint64_t want = (most + per_block - 1) / per_block;
+  const uint64_t cap = std::max<uint64_t>(1, uint64_t(2 * sms) / b.items);
+  dim3 grid(static_cast<unsigned>(std::max<uint64_t>(1, std::min(want, cap))), b.items);
+  if (t == DType::kBf16)
+    CeReduceKernel<__nv_bfloat16><<<grid, threads, 0, s>>>(b);
+  else
+    CeReduceKernel<float><<<grid, threads, 0, s>>>(b);
+  CUDACHECK(cudaGetLastError());
+  return Status::Ok();
+}
+
+Status CeReduceLoad(cudaStream_t s) {
+  CeReduceBatch b;
+  b.items = 1;
+  b.npeers = 1;
+  b.item[0] = CeReduceItem{};  // count 0: the kernel touches nothing
+  CeReduceKernel<__nv_bfloat16><<<1, 32, 0, s>>>(b);
+  CeReduceKernel<float><<<1, 32, 0, s>>>(b);
+  CUDACHECK(cudaGetLastError());
+  CUDACHECK(cudaStreamSynchronize(s));
+  return Status::Ok();
+}
+
+}  // namespace corun
