@@ -59,7 +59,9 @@ struct CeConfig {
   // While true, Init replaces ag_pull by the rank count's choice: pulls on 2 ranks, pushes on more
   // (on 4x H200 every GPU sending 224 MiB to each peer moved 384 GB/s per GPU by pushes and
   // 130-195 by pulls; on 2 GPUs both 374-382; tests/gpu/p2p_probe,
-  // results/2026-11-27_H200_4gpu_ce_probe). To choose the form, set ag_pull and clear this
+  // results/2026-11-27_H200_4gpu_ce_probe; on 2x H200 the DDP example ran 28.73 / 28.87 ms/step by
+  // pulls and 30.77 / 31.08 by pushes, results/2026-11-27_H200_2gpu_ce_reduce/run2, although alone
+  // with ranks as threads the pushes were steadier). To choose the form, set ag_pull and clear this
   // (CORUN_CE_PULL and the bench's --pull/--push do both).
   bool pull_by_ranks = true;
   // How a flag reaches a peer: false = a stream write straight into the peer's mapped flag (no

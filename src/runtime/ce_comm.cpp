@@ -3,6 +3,7 @@
 // dump. The call path itself (chunks, rounds, reductions, all-gather) is in ce_launch.cpp.
 #include "ce_comm.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -56,6 +57,28 @@ Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
   uint32_t* box = outbox_ + outbox;
   CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(box), v, 0));
   CUDACHECK(cudaMemcpyAsync(addr, box, sizeof(uint32_t), cudaMemcpyDeviceToDevice, st));
+  return Status::Ok();
+}
+
+Status CeComm::WriteMany(cudaStream_t st, int outbox, const std::vector<std::pair<uint32_t*, uint32_t>>& writes) {
+  if (signal_copy_ || writes.size() < 2) {
+    for (const auto& w : writes) CORUN_CHECK(Write(st, outbox, w.first, w.second));
+    return Status::Ok();
+  }
+  // One call for all: each write keeps its default memory barrier, as cuStreamWriteValue32's.
+  std::vector<CUstreamBatchMemOpParams> ops;
+  for (const auto& w : writes) {
+    CUstreamBatchMemOpParams p;
+    std::memset(&p, 0, sizeof(p));
+    p.writeValue.operation = CU_STREAM_MEM_OP_WRITE_VALUE_32;
+    p.writeValue.address = Dev(w.first);
+    p.writeValue.value = w.second;
+    p.writeValue.flags = 0;
+    ops.push_back(p);
+  }
+  for (size_t i = 0; i < ops.size(); i += 256)
+    CUCHECK(Driver().cuStreamBatchMemOp(reinterpret_cast<CUstream>(st), static_cast<unsigned>(std::min<size_t>(256, ops.size() - i)),
+                                        ops.data() + i, 0));
   return Status::Ok();
 }
 

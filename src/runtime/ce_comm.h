@@ -155,6 +155,8 @@ class CeComm {
   Status Launch(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
   Status Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits);
   Status Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v);
+  // Several flag writes on one stream, in one driver call where flags are stream writes.
+  Status WriteMany(cudaStream_t st, int outbox, const std::vector<std::pair<uint32_t*, uint32_t>>& writes);
   struct Copy {
     void* dst;
     const void* src;

@@ -85,17 +85,20 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   // join costs two runtime calls on the caller's thread).
   CUDACHECK(cudaEventRecord(ev_start_, s));
   std::vector<cudaStream_t> used;
-  auto use = [&](cudaStream_t st) -> cudaStream_t {
+  // `after_start`: the stream is about to wait for an event of a stream that already waited for
+  // the caller's (a phase's gate), which orders it after the caller's stream too.
+  auto use = [&](cudaStream_t st, bool after_start = false) -> cudaStream_t {
     if (std::find(used.begin(), used.end(), st) == used.end()) {
       used.push_back(st);
-      if (cudaStreamWaitEvent(st, ev_start_, 0) != cudaSuccess) return nullptr;
+      if (!after_start && cudaStreamWaitEvent(st, ev_start_, 0) != cudaSuccess) return nullptr;
     }
     return st;
   };
-#define CE_USE(st)                                                                      \
+#define CE_USE_AFTER(st, after_start)                                                    \
   do {                                                                                  \
-    if (!use(st)) CORUN_FAIL(std::string("cudaStreamWaitEvent: ") + cudaGetErrorString(cudaGetLastError())); \
+    if (!use(st, after_start)) CORUN_FAIL(std::string("cudaStreamWaitEvent: ") + cudaGetErrorString(cudaGetLastError())); \
   } while (0)
+#define CE_USE(st) CE_USE_AFTER(st, false)
 
   const bool pull = cfg_.ag_pull;
   // Phases (CeConfig::phases): a push of this rank's reduce-scatter and a pull of the peer's
@@ -118,7 +121,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     return Status::Ok();
   };
   auto enter = [&](cudaStream_t st) -> Status {
-    CE_USE(st);
+    CE_USE_AFTER(st, phased && !gate.empty());  // the gate's events come after the caller's stream
     if (!phased) return Status::Ok();
     if (std::find(phase_cur.begin(), phase_cur.end(), st) == phase_cur.end()) phase_cur.push_back(st);
     if (!gate.empty() && std::find(gated.begin(), gated.end(), st) == gated.end()) {
@@ -253,14 +256,17 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       it.count = own.bytes / eb;
     }
     CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_));
+    std::vector<std::pair<uint32_t*, uint32_t>> writes;
     for (int p = 0; p < R; ++p)
-      if (p != r) CORUN_CHECK(Write(reduce_, ReduceBox(), RsFree(peers_[p].flags, r), QR(b.second - 1)));
+      if (p != r) writes.push_back({RsFree(peers_[p].flags, r), QR(b.second - 1)});
     if (fill) {
       const std::vector<uint32_t> last_ag = CeLastPerLane(QA(b.first), QA(b.second - 1), L);
       for (int lane = 0; lane < L; ++lane)
         for (int p = 0; p < R && last_ag[lane]; ++p)
-          if (p != r) CORUN_CHECK(Write(reduce_, ReduceBox(), AgReady(peers_[p].flags, r, lane), last_ag[lane]));
-    } else if (has_ag) {
+          if (p != r) writes.push_back({AgReady(peers_[p].flags, r, lane), last_ag[lane]});
+    }
+    CORUN_CHECK(WriteMany(reduce_, ReduceBox(), writes));
+    if (!fill && has_ag) {
       CUDACHECK(cudaEventRecord(ev_batch_, reduce_));
       for (int i = b.first; i < b.second; ++i) CORUN_CHECK(ag_push(i, ev_batch_));
     }
@@ -329,12 +335,18 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   }
 
   // Join: the caller's stream continues when every stream of this call is done (events, so the
-  // order is visible to the runtime too).
+  // order is visible to the runtime too). An allreduce's reduce-scatter streams are left out:
+  // each push it made was reduced by its peer before the peer released the all-gather copy of
+  // that chunk (pull: its ready flag; push form: its push into this rank's staging), so the
+  // all-gather streams end after them.
+  const bool ar = has_rs && has_ag;
   for (size_t i = 0; i < used.size(); ++i) {
+    if (ar && std::find(rs_lanes_.begin(), rs_lanes_.end(), used[i]) != rs_lanes_.end()) continue;
     CUDACHECK(cudaEventRecord(ev_done_[i], used[i]));
     CUDACHECK(cudaStreamWaitEvent(s, ev_done_[i], 0));
   }
 #undef CE_USE
+#undef CE_USE_AFTER
   CE_DLOG("call: submitted");
   return Status::Ok();
 }

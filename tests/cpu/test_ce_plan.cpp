@@ -221,7 +221,8 @@ TEST(CePlan, SimulatedPullAllGatherReusesSlotsSafely) {
 // peer) or (push form) pushes into the peers' staging after each batch's reduction and an unpack
 // per chunk on one stream; allreduces in rounds (CeRounds) whose all-gather copies wait for the
 // round's pushes and whose next pushes wait for those copies when phased; consecutive calls on one
-// rank run one after another (the join). Allreduces first, then calls of every kind: reduce-scatter
+// rank run one after another (the join; an allreduce's join leaves out its reduce-scatter pushes,
+// as Launch's does, so the next call may start while some are unfinished). Allreduces first, then calls of every kind: reduce-scatter
 // and all-gather calls advance only their own step's sequence number, so the two steps of a later
 // allreduce chunk sit on different lanes and slots (QR != QA in Launch); all-gather calls fill
 // their own staging and are pulled, or push into the peers' staging. Streams advance in a random
@@ -258,7 +259,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
         const int nstreams = 2 * L * R + 2, unpack = 2 * L * R + 1;
         std::vector<std::vector<std::vector<Op>>> prog(R, std::vector<std::vector<Op>>(nstreams));
         std::map<std::tuple<int, int, int, int>, int> total, done;
-        std::map<std::pair<int, int>, int> call_total, call_done;
+        std::map<std::pair<int, int>, int> call_total, call_done, join_total, join_done;
         std::vector<bool> call_phased(calls.size());
         const int ag_kind = push_form ? Op::kAgPush : Op::kPull;
         for (int r = 0; r < R; ++r) {
@@ -273,6 +274,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               prog[r][stream].push_back(op);
               ++total[std::make_tuple(r, c, op.round, static_cast<int>(op.kind))];
               ++call_total[std::make_pair(r, c)];
+              if (!(kind == kAR && op.kind == Op::kPush)) ++join_total[std::make_pair(r, c)];
             };
             auto ag_stream = [&](uint32_t qa, int p) { return L * R + 1 + CeLane(qa, L) * R + p; };
             int last_round = 0;
@@ -328,7 +330,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
         };
         auto ready = [&](int r, const Op& op) {
           const auto prev = std::make_pair(r, op.call - 1);
-          if (op.call > 0 && call_done[prev] != call_total[prev]) return false;
+          if (op.call > 0 && join_done[prev] != join_total[prev]) return false;
           const bool ph = call_phased[op.call];
           if (ph && op.kind == ag_kind && !all_done(r, op.call, op.round, Op::kPush)) return false;
           if (ph && op.kind == Op::kPush && op.round > 0 && !all_done(r, op.call, op.round - 1, ag_kind)) return false;
@@ -436,6 +438,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
           }
           ++done[std::make_tuple(r, op.call, op.round, static_cast<int>(op.kind))];
           ++call_done[std::make_pair(r, op.call)];
+          if (!(calls[op.call].first == kAR && op.kind == Op::kPush)) ++join_done[std::make_pair(r, op.call)];
         };
         uint32_t seed = 777u + R * 7u + S * 131u + (phased ? 1u : 0u) + (push_form ? 17u : 0u);
         int idle = 0;

@@ -1,0 +1,151 @@
+// Copy-engine collectives, the primitives of a call: staging slots, flag waits and writes (stream
+// memory operations), batched copies, the error state, the public entry points, and the flag
+// dump. The call path itself (chunks, rounds, reductions, all-gather) is in ce_launch.cpp.
+#include "ce_comm.h"
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ce_debug.h"
+#include "checks.h"
+#include "driver.h"
+
+namespace corun {
+
+char* CeComm::Slot(char* staging, uint32_t q, int row) const {
+  return staging + (static_cast<size_t>(CeSlot(q, cfg_.slots)) * (nranks_ - 1) + row) * slot_bytes_;
+}
+
+Status CeComm::Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits) {
+  if (waits.empty()) return Status::Ok();
+  const DriverTable& d = Driver();
+  if (waits.size() == 1) {
+    CUCHECK(d.cuStreamWaitValue32(reinterpret_cast<CUstream>(st), Dev(waits[0].first), waits[0].second,
+                                  CU_STREAM_WAIT_VALUE_GEQ));
+    return Status::Ok();
+  }
+  std::vector<CUstreamBatchMemOpParams> ops;
+  for (size_t i = 0; i < waits.size(); ++i) {
+    CUstreamBatchMemOpParams p;
+    std::memset(&p, 0, sizeof(p));
+    p.waitValue.operation = CU_STREAM_MEM_OP_WAIT_VALUE_32;
+    p.waitValue.address = Dev(waits[i].first);
+    p.waitValue.value = waits[i].second;
+    p.waitValue.flags = CU_STREAM_WAIT_VALUE_GEQ;
+    ops.push_back(p);
+    if (ops.size() == 256 || i + 1 == waits.size()) {
+      CUCHECK(d.cuStreamBatchMemOp(reinterpret_cast<CUstream>(st), static_cast<unsigned>(ops.size()), ops.data(), 0));
+      ops.clear();
+    }
+  }
+  return Status::Ok();
+}
+
+Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
+  if (!signal_copy_) {
+    // Straight into the peer's mapped flag: no copy-engine work. The write's default memory
+    // barrier orders it after the stream's earlier copies, as the copy below would be.
+    CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(addr), v, 0));
+    return Status::Ok();
+  }
+  // As NCCL's copy-engine path: the value goes to a local word by a stream write, then a 4-byte
+  // copy carries it to the peer's flag; the stream orders it after the data copies before it.
+  uint32_t* box = outbox_ + outbox;
+  CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(box), v, 0));
+  CUDACHECK(cudaMemcpyAsync(addr, box, sizeof(uint32_t), cudaMemcpyDeviceToDevice, st));
+  return Status::Ok();
+}
+
+Status CeComm::CopyBatch(cudaStream_t st, const std::vector<Copy>& copies) {
+  if (copies.size() == 1) {
+    CUDACHECK(cudaMemcpyAsync(copies[0].dst, copies[0].src, copies[0].bytes, cudaMemcpyDeviceToDevice, st));
+    return Status::Ok();
+  }
+  if (copies.empty()) return Status::Ok();
+  std::vector<void*> dst;
+  std::vector<const void*> src;
+  std::vector<size_t> bytes;
+  for (const Copy& c : copies) {
+    dst.push_back(c.dst);
+    src.push_back(c.src);
+    bytes.push_back(c.bytes);
+  }
+  // Source order: the stream's (its flag waits come first); copies may go to any engine.
+  cudaMemcpyAttributes attr = {};
+  attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+  attr.flags = cudaMemcpyFlagPreferOverlapWithCompute;
+  size_t attr_idx = 0;
+  CUDACHECK(cudaMemcpyBatchAsync(dst.data(), src.data(), bytes.data(), copies.size(), &attr, &attr_idx, 1, st));
+  return Status::Ok();
+}
+
+Status CeComm::Failed() const {
+  const int lost = lost_rank_.load();
+  if (lost >= 0)
+    CORUN_FAIL("CeComm: aborted: rank " + std::to_string(lost) + " (pid " + std::to_string(peer_pids_[lost]) +
+               ") exited; results are invalid");
+  if (aborted_) CORUN_FAIL("CeComm: aborted (a peer stopped or a watchdog fired); results are invalid");
+  return Status::Ok();
+}
+
+Status CeComm::CheckError() const {
+  // A probe costs a few system calls per peer: here, not on every call (the monitor covers those).
+  if (!aborted_ && !alive_names_.empty()) const_cast<CeComm*>(this)->PollPeers();
+  return Failed();
+}
+
+Status CeComm::AllReduce(const void* send, void* recv, uint64_t count, DType t, cudaStream_t s) {
+  CORUN_CHECK(Launch(Kind::kAllReduce, send, recv, count, t, s));
+  return Status::Ok();
+}
+Status CeComm::ReduceScatter(const void* send, void* recv, uint64_t recvcount, DType t, cudaStream_t s) {
+  CORUN_CHECK(Launch(Kind::kReduceScatter, send, recv, recvcount, t, s));
+  return Status::Ok();
+}
+Status CeComm::AllGather(const void* send, void* recv, uint64_t sendcount, DType t, cudaStream_t s) {
+  CORUN_CHECK(Launch(Kind::kAllGather, send, recv, sendcount, t, s));
+  return Status::Ok();
+}
+
+Status CeComm::Run(Collective c, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s) {
+  switch (c) {
+    case Collective::kAllReduce: return AllReduce(send, recv, count, t, s);
+    case Collective::kReduceScatter: return ReduceScatter(send, recv, count, t, s);
+    case Collective::kAllGather: return AllGather(send, recv, count, t, s);
+    default: break;
+  }
+  CORUN_FAIL(std::string("CeComm: ") + CollectiveName(c) + " is not served by the copy-engine path");
+}
+
+std::string CeComm::DumpFlags() const {
+  if (!flags_) return "no flags";
+  std::vector<uint32_t> h(FlagWords(), 0);
+  cudaSetDevice(device_);
+  cudaStream_t st = nullptr;
+  if (cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) != cudaSuccess) return "no stream";
+  cudaMemcpyAsync(h.data(), flags_, h.size() * sizeof(uint32_t), cudaMemcpyDeviceToHost, st);
+  // Bounded: the copy itself may be stuck behind a blocked hardware queue.
+  bool done = false;
+  for (int i = 0; i < 200 && !done; ++i) {
+    done = cudaStreamQuery(st) == cudaSuccess;
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::string out = "rank " + std::to_string(rank_) + " rs seq " + std::to_string(rs_seq_.load()) + " ag seq " + std::to_string(ag_seq_.load()) + (done ? "" : " (copy stuck)");
+  auto row = [&](const char* name, int base, int n) {
+    out += std::string(" ") + name + "[";
+    for (int i = 0; i < n; ++i) out += (i ? "," : "") + std::to_string(h[base + i]);
+    out += "]";
+  };
+  const int L = cfg_.lanes, R = nranks_;
+  row("rs_ready", 0, R * L);
+  row("ag_ready", R * L, R * L);
+  row("rs_free", 2 * R * L, R);
+  row("ag_free", 2 * R * L + R, R * L);
+  if (done) cudaStreamDestroy(st);
+  return out;
+}
+
+}  // namespace corun

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""A training step's parts from a `corun trace` record file: the forward and backward up to the
+last GEMM (the body), the tail from there to the optimizer's first kernel, and the optimizer.
+
+  scripts/trace_step_parts.py RECORDS.jsonl [RECORDS.jsonl ...] [--mark DistributionRandomKernel]
+                              [--skip 10] [--gemm nvjet] [--optimizer Foreach]
+
+Steps are cut at the kernel whose name contains --mark (the first --skip steps are left out);
+the compute stream is the mark's stream. Per file, medians over the steps, ms:
+  body          step start to the end of the last GEMM (--gemm: a kernel name part)
+  busy / idle   within the body, time the compute stream ran something / ran nothing: idle
+                there with unslowed kernels means the stream waited (for the host, or an event)
+  gemm / other  the body's GEMM kernels and its other kernels on the compute stream
+  copies        the body's copies and memsets on the compute stream
+  tail          end of the last GEMM to the optimizer's first kernel (--optimizer)
+  optimizer     the optimizer's first kernel to the step's last record on the compute stream
+  side kernels  kernels on other streams that ran within the body (count, summed ms), e.g. the
+                copy-engine path's reductions
+"""
+import argparse
+import json
+import statistics
+
+
+def load(path):
+    names, recs = {}, []
+    for line in open(path):
+        try:
+            j = json.loads(line)
+        except ValueError:
+            break  # a torn tail
+        t = j.get("t")
+        if t == "n":
+            names[j["i"]] = j["s"]
+        elif t in ("k", "m", "z"):
+            recs.append(j)
+    recs.sort(key=lambda r: r["s"])
+    return names, recs
+
+
+def parts(path, a):
+    names, recs = load(path)
+    name = lambda r: names.get(r["n"], "?") if r["t"] == "k" else ""
+    marks = [r for r in recs if r["t"] == "k" and a.mark in name(r)]
+    if len(marks) < a.skip + 2:
+        raise SystemExit(f"trace_step_parts: {path}: {len(marks)} marks '{a.mark}', need {a.skip + 2}")
+    q = marks[0]["q"]
+    rows = []
+    for m0, m1 in zip(marks[a.skip:], marks[a.skip + 1:]):
+        s0, s1 = m0["s"], m1["s"]
+        step = [r for r in recs if s0 <= r["s"] < s1]
+        opt = [r["s"] for r in step if r["q"] == q and r["t"] == "k" and a.optimizer in name(r)]
+        gemm_ends = [r["e"] for r in step if r["t"] == "k" and a.gemm in name(r) and (not opt or r["s"] < min(opt))]
+        if not opt or not gemm_ends:
+            continue
+        o0, last = min(opt), max(gemm_ends)
+        busy = idle = gemm = other = copies = 0
+        end = s0
+        for r in step:
+            if r["q"] != q or r["e"] > last:
+                continue
+            if r["s"] > end:
+                idle += r["s"] - end
+            if r["e"] > end:
+                busy += r["e"] - max(r["s"], end)
+            end = max(end, r["e"])
+            d = r["e"] - r["s"]
+            if r["t"] != "k":
+                copies += d
+            elif a.gemm in name(r):
+                gemm += d
+            else:
+                other += d
+        side = [r for r in step if r["t"] == "k" and r["q"] != q and r["e"] <= last]
+        opt_end = max(r["e"] for r in step if r["q"] == q)
+        rows.append({"body": last - s0, "busy": busy, "idle": idle, "gemm": gemm, "other": other, "copies": copies,
+                     "tail": o0 - last, "optimizer": opt_end - o0, "side_n": len(side),
+                     "side": sum(r["e"] - r["s"] for r in side), "step": s1 - s0})
+    if not rows:
+        raise SystemExit(f"trace_step_parts: {path}: no step with both '{a.gemm}' and '{a.optimizer}' kernels")
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    return len(rows), med
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("records", nargs="+")
+    ap.add_argument("--mark", default="DistributionRandomKernel")
+    ap.add_argument("--skip", type=int, default=10)
+    ap.add_argument("--gemm", default="nvjet")
+    ap.add_argument("--optimizer", default="Foreach")
+    a = ap.parse_args()
+    ms = lambda ns: f"{ns / 1e6:7.2f}"
+    print(f"# medians per step, ms (scripts/trace_step_parts.py; marks '{a.mark}', first {a.skip} left out)")
+    print(f"# {'file':40s} steps    step    body    busy    idle    gemm   other  copies    tail     opt  side kernels")
+    for path in a.records:
+        n, m = parts(path, a)
+        print(f"  {path[-40:]:40s} {n:5d} {ms(m['step'])} {ms(m['body'])} {ms(m['busy'])} {ms(m['idle'])} "
+              f"{ms(m['gemm'])} {ms(m['other'])} {ms(m['copies'])} {ms(m['tail'])} {ms(m['optimizer'])} "
+              f"{m['side_n']:5.0f} {ms(m['side'])}")
+
+
+if __name__ == "__main__":
+    main()
