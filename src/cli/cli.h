@@ -42,7 +42,14 @@ struct TuneAppOptions {
   std::string metric;
   bool higher = false;
   std::string cache;
+  // Seconds one run may take before it is stopped (its process group killed) and counted as
+  // failed; 0: no limit; -1 (the default): kAutoRunTimeoutFactor x the slowest run that
+  // succeeded, at least kMinAutoRunTimeoutS, and kFirstRunTimeoutS until one has.
+  int run_timeout_s = -1;
 };
+constexpr int kAutoRunTimeoutFactor = 3;
+constexpr int kMinAutoRunTimeoutS = 60;
+constexpr int kFirstRunTimeoutS = 3600;
 int RunTuneApp(const TuneAppOptions& o, const std::vector<std::string>& cmd);
 
 int RunInfo(bool json);

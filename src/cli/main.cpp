@@ -201,7 +201,11 @@ int main(int argc, char** argv) {
           ->capture_default_str()->check(InRange(4, 100000))->group(appg),
       tune->add_option("--metric", to.metric,
                        "regex whose first group is the score printed by the program (default: wall time)")->group(appg),
-      tune->add_flag("--higher-is-better", to.higher, "the metric is a rate (e.g. samples/s)")->group(appg)};
+      tune->add_flag("--higher-is-better", to.higher, "the metric is a rate (e.g. samples/s)")->group(appg),
+      tune->add_option("--run-timeout", to.run_timeout_s,
+                       "seconds one run may take before it is stopped and counted as failed; 0: no limit "
+                       "(default: 3x the slowest run that succeeded, at least 60 s; 1 h until one has)")
+          ->check(InRange(0, 1000000))->group(appg)};
 
   bool info_json = false;
   auto* info = app.add_subcommand("info", "Print GPUs, SM limits, stream-priority range, NCCL/CUDA versions and the "

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <regex>
@@ -61,7 +62,7 @@ std::vector<std::string> TakeReports(const std::string& dir) {
 // One run of the application under a policy: its score, or false if it failed. A ce run writes
 // the interposer's reports: one that served no collective measured stock NCCL and is rejected.
 bool RunOnce(const Policy& p, const std::vector<std::string>& cmd, const std::string& metric, bool higher,
-             double* score, std::string* why) {
+             int timeout_s, double* score, double* wall_ms_out, std::string* why) {
   const std::string policy = p.Name();
   SpawnSpec spec;
   spec.args = {"-p", policy};
@@ -85,13 +86,20 @@ bool RunOnce(const Policy& p, const std::vector<std::string>& cmd, const std::st
   }
   spec.out_fd = fd;
   spec.err_too = true;
+  spec.own_group = true;  // a stopped run takes torchrun's workers with it
   const auto t0 = std::chrono::steady_clock::now();
   const pid_t pid = SpawnSelf(spec);
   close(fd);
-  const int code = WaitExit(pid);
+  bool timed_out = false;
+  const int code = WaitExit(pid, timeout_s, nullptr, &timed_out);
   const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  *wall_ms_out = wall_ms;
   const std::string text = TakeFile(file);
   const std::string unserved = reports.empty() ? "" : CeServedNothing(TakeReports(reports));
+  if (timed_out) {
+    *why = fmt::format("still running after {} s: stopped (--run-timeout)", timeout_s);
+    return false;
+  }
   if (code != 0) {
     *why = fmt::format("exit status {}", code);
     return false;
@@ -162,12 +170,20 @@ int RunTuneApp(const TuneAppOptions& o, const std::vector<std::string>& cmd) {
   opt.more_reps = 1;
   opt.max_reps = 4;
   Tuner t(sp, opt);
+  double slowest_ms = 0;  // of the runs that succeeded: the automatic deadline's scale
+  auto deadline_s = [&]() -> int {
+    if (o.run_timeout_s >= 0) return o.run_timeout_s;
+    if (slowest_ms <= 0) return kFirstRunTimeoutS;
+    return std::max(kMinAutoRunTimeoutS, static_cast<int>(std::ceil(kAutoRunTimeoutFactor * slowest_ms / 1e3)));
+  };
   const Measured* best = RunTuner(&t, [&](const Policy& p, int reps, std::vector<double>* out) {
     for (int i = 0; i < reps; ++i) {
-      double v = 0;
+      double v = 0, wall_ms = 0;
       std::string why;
       fmt::print(stderr, "corun tune: [{}/{}] {} ...", t.trials() + static_cast<int>(out->size()) + 1, runs, p.Name());
-      if (!RunOnce(p, cmd, o.metric, higher, &v, &why)) {
+      const bool ok = RunOnce(p, cmd, o.metric, higher, deadline_s(), &v, &wall_ms, &why);
+      if (ok) slowest_ms = std::max(slowest_ms, wall_ms);
+      if (!ok) {
         fmt::print(stderr, " failed ({})\n", why);
         return false;
       }

@@ -20,4 +20,14 @@ echo "$dry" | grep -q "^CORUN_POLICY=priority$" || { echo "FAIL: -p tuned --cach
 if CORUN_CACHE="$dir/p.json" "$CORUN" -p tuned --dry-run -- sh -c "echo other" 2>/dev/null; then
   echo "FAIL: a command without a profile was accepted"; exit 1
 fi
-echo "ok: tuned priority, cached, applied"
+# A run that does not end is stopped at --run-timeout (with what it started) and counts as failed.
+t0=$(date +%s)
+if "$CORUN" tune --runs 4 --run-timeout 1 --cache "$dir/h.json" -- sh -c 'sleep 67 & sleep 67' 2>"$dir/herr"; then
+  echo "FAIL: corun tune succeeded with a command that never ends"; exit 1
+fi
+t1=$(date +%s)
+[ $((t1 - t0)) -lt 30 ] || { echo "FAIL: stopping hung runs took $((t1 - t0)) s"; cat "$dir/herr"; exit 1; }
+grep -q "still running after 1 s: stopped (--run-timeout)" "$dir/herr" || { echo "FAIL: no stop message"; cat "$dir/herr"; exit 1; }
+grep -q "no policy ran the command successfully" "$dir/herr" || { echo "FAIL: no final error"; cat "$dir/herr"; exit 1; }
+pgrep -f "sleep 67" >/dev/null && { echo "FAIL: a stopped run's process survived"; pkill -f "sleep 67"; exit 1; }
+echo "ok: tuned priority, cached, applied; hung runs stopped after --run-timeout"
