@@ -139,15 +139,17 @@ def main():
         opt.step()
         end.record()
         # How long the host took to queue the step. Close to the step time: the GPU waited for
-        # the host (host-bound); well below it: the host was ahead and waited at the end.
-        host.append((time.perf_counter() - t_host) * 1e3)
+        # the host at the end; well below it: the host was ahead by then (it may still have been
+        # behind earlier in the step).
+        h = (time.perf_counter() - t_host) * 1e3
         end.synchronize()
-        # The step time of the job is the slowest rank's.
-        t = torch.tensor([start.elapsed_time(end)], device="cuda")
+        # The step time of the job is the slowest rank's; so is the host's queueing time.
+        t = torch.tensor([start.elapsed_time(end), h], device="cuda")
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        host.append(t[1].item())
         l = loss.detach().float()
         dist.all_reduce(l, op=dist.ReduceOp.AVG)
-        times.append(t.item())
+        times.append(t[0].item())
         losses.append(l.item())
     timed = times[args.warmup:]
     summary = {
@@ -166,7 +168,7 @@ def main():
         "steps": args.steps, "warmup": args.warmup,
         "step_ms": {"median": statistics.median(timed), "min": min(timed), "max": max(timed), "all": timed},
         "host_queue_ms": {"median": statistics.median(host[args.warmup:]), "min": min(host[args.warmup:]),
-                          "max": max(host[args.warmup:]), "rank": rank},
+                          "max": max(host[args.warmup:]), "over": "the slowest rank per step"},
         "loss": losses,
         "env": {k: v for k, v in os.environ.items() if k.startswith(("CORUN_", "TORCH_NCCL", "NCCL_", "CUDA_DEVICE_MAX"))},
     }

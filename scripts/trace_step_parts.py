@@ -6,16 +6,18 @@ last GEMM (the body), the tail from there to the optimizer's first kernel, and t
                               [--skip 10] [--gemm nvjet] [--optimizer Foreach]
 
 Steps are cut at the kernel whose name contains --mark (the first --skip steps are left out);
-the compute stream is the mark's stream. Per file, medians over the steps, ms:
-  body          step start to the end of the last GEMM (--gemm: a kernel name part)
-  busy / idle   within the body, time the compute stream ran something / ran nothing: idle
-                there with unslowed kernels means the stream waited (for the host, or an event)
+the compute stream is the mark's stream on the mark's GPU. Per file, medians over the steps, ms:
+  body          step start to the end of the compute stream's last GEMM (--gemm: a kernel name part)
+  busy / idle   within the body, time the compute stream ran something / ran nothing (idle: its
+                next work was not launched yet, or waited for an event, or for SMs)
+  late          the part of that idle time before the next work's launch call returned: the
+                stream waited for the host thread (needs launch-call records: '-' without)
   gemm / other  the body's GEMM kernels and its other kernels on the compute stream
   copies        the body's copies and memsets on the compute stream
   tail          end of the last GEMM to the optimizer's first kernel (--optimizer)
   optimizer     the optimizer's first kernel to the step's last record on the compute stream
-  side kernels  kernels on other streams that ran within the body (count, summed ms), e.g. the
-                copy-engine path's reductions
+  side kernels  kernels on the GPU's other streams that ended within the body (count, summed
+                ms), e.g. NCCL's kernels or the copy-engine path's reductions
 """
 import argparse
 import json
@@ -23,7 +25,7 @@ import statistics
 
 
 def load(path):
-    names, recs = {}, []
+    names, recs, api = {}, [], {}
     for line in open(path):
         try:
             j = json.loads(line)
@@ -34,33 +36,40 @@ def load(path):
             names[j["i"]] = j["s"]
         elif t in ("k", "m", "z"):
             recs.append(j)
+        elif t == "a":
+            api[j["c"]] = j
     recs.sort(key=lambda r: r["s"])
-    return names, recs
+    return names, recs, api
 
 
 def parts(path, a):
-    names, recs = load(path)
+    names, recs, api = load(path)
     name = lambda r: names.get(r["n"], "?") if r["t"] == "k" else ""
     marks = [r for r in recs if r["t"] == "k" and a.mark in name(r)]
     if len(marks) < a.skip + 2:
         raise SystemExit(f"trace_step_parts: {path}: {len(marks)} marks '{a.mark}', need {a.skip + 2}")
-    q = marks[0]["q"]
+    dev, q = marks[0].get("d", 0), marks[0]["q"]
+    mine = lambda r: r.get("d", 0) == dev and r["q"] == q
     rows = []
     for m0, m1 in zip(marks[a.skip:], marks[a.skip + 1:]):
         s0, s1 = m0["s"], m1["s"]
-        step = [r for r in recs if s0 <= r["s"] < s1]
-        opt = [r["s"] for r in step if r["q"] == q and r["t"] == "k" and a.optimizer in name(r)]
-        gemm_ends = [r["e"] for r in step if r["t"] == "k" and a.gemm in name(r) and (not opt or r["s"] < min(opt))]
+        step = [r for r in recs if s0 <= r["s"] < s1 and r.get("d", 0) == dev]
+        opt = [r["s"] for r in step if mine(r) and r["t"] == "k" and a.optimizer in name(r)]
+        gemm_ends = [r["e"] for r in step
+                     if mine(r) and r["t"] == "k" and a.gemm in name(r) and (not opt or r["s"] < min(opt))]
         if not opt or not gemm_ends:
             continue
         o0, last = min(opt), max(gemm_ends)
-        busy = idle = gemm = other = copies = 0
+        busy = idle = late = gemm = other = copies = 0
         end = s0
         for r in step:
-            if r["q"] != q or r["e"] > last:
+            if not mine(r) or r["e"] > last:
                 continue
             if r["s"] > end:
                 idle += r["s"] - end
+                call = api.get(r.get("c"))
+                if call:
+                    late += max(0, min(r["s"], call["e"]) - end)
             if r["e"] > end:
                 busy += r["e"] - max(r["s"], end)
             end = max(end, r["e"])
@@ -71,15 +80,15 @@ def parts(path, a):
                 gemm += d
             else:
                 other += d
-        side = [r for r in step if r["t"] == "k" and r["q"] != q and r["e"] <= last]
-        opt_end = max(r["e"] for r in step if r["q"] == q)
-        rows.append({"body": last - s0, "busy": busy, "idle": idle, "gemm": gemm, "other": other, "copies": copies,
+        side = [r for r in step if r["t"] == "k" and not mine(r) and r["e"] <= last]
+        opt_end = max(r["e"] for r in step if mine(r))
+        rows.append({"body": last - s0, "busy": busy, "idle": idle, "late": late, "gemm": gemm, "other": other, "copies": copies,
                      "tail": o0 - last, "optimizer": opt_end - o0, "side_n": len(side),
                      "side": sum(r["e"] - r["s"] for r in side), "step": s1 - s0})
     if not rows:
         raise SystemExit(f"trace_step_parts: {path}: no step with both '{a.gemm}' and '{a.optimizer}' kernels")
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    return len(rows), med
+    return len(rows), med, bool(api)
 
 
 def main():
@@ -92,10 +101,12 @@ def main():
     a = ap.parse_args()
     ms = lambda ns: f"{ns / 1e6:7.2f}"
     print(f"# medians per step, ms (scripts/trace_step_parts.py; marks '{a.mark}', first {a.skip} left out)")
-    print(f"# {'file':40s} steps    step    body    busy    idle    gemm   other  copies    tail     opt  side kernels")
+    print(f"# {'file':40s} steps    step    body    busy    idle    late    gemm   other  copies    tail     opt"
+          "  side kernels")
     for path in a.records:
-        n, m = parts(path, a)
-        print(f"  {path[-40:]:40s} {n:5d} {ms(m['step'])} {ms(m['body'])} {ms(m['busy'])} {ms(m['idle'])} "
+        n, m, has_api = parts(path, a)
+        late = ms(m["late"]) if has_api else f"{'-':>7s}"
+        print(f"  {path[-40:]:40s} {n:5d} {ms(m['step'])} {ms(m['body'])} {ms(m['busy'])} {ms(m['idle'])} {late} "
               f"{ms(m['gemm'])} {ms(m['other'])} {ms(m['copies'])} {ms(m['tail'])} {ms(m['optimizer'])} "
               f"{m['side_n']:5.0f} {ms(m['side'])}")
 

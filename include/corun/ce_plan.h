@@ -21,7 +21,9 @@
 //      unpack) on its lane Lane(q) and writes q to p's ag_free[peer][Lane(q)].
 //    Either way, "ag_free[peer][Lane(q - slots)] >= q - slots" on the writer's side means the
 //    staging slot chunk q needs is no longer read; one writer stream per word, so each only grows.
-//    The caller's stream waits for every stream of the call.
+//    The caller's stream waits for every stream of the call, except an allreduce's reduce-scatter
+//    streams: every push of the call was reduced by its peer before the all-gather copy of that
+//    chunk (which the caller's stream does wait for) could start.
 // Flags live in each rank's device memory, written by peers with stream writes into the mapped
 // memory (CeConfig::signal_copy: or 4-byte copies, as NCCL's CE path does); Abort() overwrites
 // them with ReleaseValue, which satisfies every pending wait.

@@ -118,22 +118,28 @@ void Verdict(LaneReport* r) {
   const int div = r->steps > 0 ? r->steps : 1;
   const char* unit = r->steps > 0 ? "ms/step" : "ms";
   std::string top = r->blockers.empty() ? std::string("compute") : Short(r->blockers[0].first);
+  // Without launch-call records (corun trace --no-api) a collective's wait counts from its stream's
+  // previous work, which takes in flag and event waits the trace cannot see: not a wait for SMs.
+  bool any_api = r->launches.empty();
+  for (const CollectiveLaunch& l : r->launches) any_api |= l.has_api;
   std::vector<std::pair<double, std::string>> c = {
       {r->bd.idle_ms, "nothing ran (GPU idle: host, launch or dependency gaps)"},
       {r->bd.comm_only_ms, "communication ran with no compute beside it (exposed)"},
-      {r->coll_wait_behind_compute_ms, "collectives waited for SMs behind " + top},
       {r->compute_extra_ms, "compute ran slower beside communication"},
       {r->comm_extra_ms, "collectives ran slower beside compute"},
   };
+  if (any_api) c.push_back({r->coll_wait_behind_compute_ms, "collectives waited for SMs behind " + top});
+  const std::string no_api = any_api ? "" : " (no launch-call records: collectives' waits for SMs not known)";
   std::stable_sort(c.begin(), c.end(), [](auto& a, auto& b) { return a.first > b.first; });
   if (c[0].first < 0.01 * w) {
-    r->verdict = "no loss above 1% of the window: the sides overlap and the GPU stays busy";
+    r->verdict = "no loss above 1% of the window: the sides overlap and the GPU stays busy" + no_api;
     return;
   }
   r->verdict = fmt::format("largest loss {:.2f} {} ({:.0f}% of the window): {}", c[0].first / div, unit,
                            100.0 * c[0].first / w, c[0].second);
   if (c[1].first >= 0.01 * w)
     r->verdict += fmt::format("; next {:.2f} {}: {}", c[1].first / div, unit, c[1].second);
+  r->verdict += no_api;
 }
 
 void AttributeLane(const TraceFile& f, int dev, bool several, const AttributionOptions& o,

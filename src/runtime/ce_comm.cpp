@@ -16,6 +16,9 @@
 
 namespace corun {
 
+// cuStreamBatchMemOp takes fewer than 256 operations per call.
+constexpr size_t kMaxBatchMemOps = 255;
+
 char* CeComm::Slot(char* staging, uint32_t q, int row) const {
   return staging + (static_cast<size_t>(CeSlot(q, cfg_.slots)) * (nranks_ - 1) + row) * slot_bytes_;
 }
@@ -37,7 +40,7 @@ Status CeComm::Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint
     p.waitValue.value = waits[i].second;
     p.waitValue.flags = CU_STREAM_WAIT_VALUE_GEQ;
     ops.push_back(p);
-    if (ops.size() == 256 || i + 1 == waits.size()) {
+    if (ops.size() == kMaxBatchMemOps || i + 1 == waits.size()) {
       CUCHECK(d.cuStreamBatchMemOp(reinterpret_cast<CUstream>(st), static_cast<unsigned>(ops.size()), ops.data(), 0));
       ops.clear();
     }
@@ -76,8 +79,9 @@ Status CeComm::WriteMany(cudaStream_t st, int outbox, const std::vector<std::pai
     p.writeValue.flags = 0;
     ops.push_back(p);
   }
-  for (size_t i = 0; i < ops.size(); i += 256)
-    CUCHECK(Driver().cuStreamBatchMemOp(reinterpret_cast<CUstream>(st), static_cast<unsigned>(std::min<size_t>(256, ops.size() - i)),
+  for (size_t i = 0; i < ops.size(); i += kMaxBatchMemOps)
+    CUCHECK(Driver().cuStreamBatchMemOp(reinterpret_cast<CUstream>(st),
+                                        static_cast<unsigned>(std::min<size_t>(kMaxBatchMemOps, ops.size() - i)),
                                         ops.data() + i, 0));
   return Status::Ok();
 }

@@ -80,9 +80,10 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     return {nullptr, out + (static_cast<uint64_t>(j) * count + c.first) * eb, c.count * eb};
   };
 
-  // Only the streams a call uses wait for the caller's stream and are joined at the end: a
-  // one-chunk call touches one lane's streams, a pull-form call never the unpack stream (each
-  // join costs two runtime calls on the caller's thread).
+  // Only the streams a call uses wait for the caller's stream (directly, or through a phase's
+  // gate) and are joined at the end (an allreduce's reduce-scatter streams not even then, below):
+  // a one-chunk call touches one lane's streams, a pull-form call never the unpack stream (each
+  // wait and each join cost runtime calls on the caller's thread).
   CUDACHECK(cudaEventRecord(ev_start_, s));
   std::vector<cudaStream_t> used;
   // `after_start`: the stream is about to wait for an event of a stream that already waited for

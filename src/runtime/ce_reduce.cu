@@ -112,8 +112,9 @@ Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s) 
   uint64_t most = 0;
   for (int i = 0; i < b.items; ++i) most = most > b.item[i].count ? most : b.item[i].count;
   const uint64_t per_block = uint64_t(kThreads) * (16 / DTypeSize(t)) * kUnroll;  // one unrolled step
-  // At most two blocks per SM over the batch (all that fit at once), each thread at least one
-  // unrolled step: short, so it slips between compute blocks.
+  // At most two blocks per SM over the batch, each thread about one unrolled step or more. At 64
+  // registers per thread two blocks fill an SM's register file: while resident they leave no room
+  // beside them (the one-vector loop took 32), so the kernel's shortness is what lets it pass.
   uint64_t want = (most + per_block - 1) / per_block;
   const uint64_t cap = std::max<uint64_t>(1, uint64_t(2 * sms) / b.items);
   dim3 grid(static_cast<unsigned>(std::max<uint64_t>(1, std::min(want, cap))), b.items);

@@ -44,11 +44,16 @@ CeComm::~CeComm() {
   // every rank drains its own streams, then they meet before anyone frees what the others map
   // (bounded: a peer that never destroys its communicator costs 10 s, then teardown goes on; one
   // whose process is gone is not waited for).
-  if (usable_ && !node_key_.empty()) {
+  // Every rank drains its own streams first, also with all ranks in this process: the caller's
+  // stream does not cover an allreduce's reduce-scatter copies once an abort has released the
+  // waits that order them (ce_launch.cpp, the join).
+  if (usable_) {
     for (cudaStream_t st : rs_lanes_) cudaStreamSynchronize(st);
     for (cudaStream_t st : ag_lanes_) cudaStreamSynchronize(st);
     if (reduce_) cudaStreamSynchronize(reduce_);
     if (unpack_) cudaStreamSynchronize(unpack_);
+  }
+  if (usable_ && !node_key_.empty()) {
     std::string why;
     const std::vector<int> gone = GoneRanks();
     if (!NodeBarrier(node_key_ + "_fin", nranks_ - static_cast<int>(gone.size()), 10, &why))

@@ -159,6 +159,23 @@ TEST(Attribution, WaitWithoutLaunchRecordUsesStreamOrder) {
   EXPECT_FALSE(r.launches[0].has_api);
   EXPECT_NEAR(r.launches[0].wait_ms, 20, 1e-9);
   EXPECT_NEAR(r.launches[0].wait_behind_compute_ms, 20, 1e-9);
+  // That wait may be a flag or event wait the trace cannot see: the verdict does not call it a
+  // wait for SMs, and says why.
+  EXPECT_EQ(r.verdict.find("waited for SMs"), std::string::npos) << r.verdict;
+  EXPECT_NE(r.verdict.find("no launch-call records"), std::string::npos) << r.verdict;
+}
+
+TEST(Attribution, VerdictWithoutLaunchRecordsNamesTheNextLoss) {
+  // The same shape as CollectiveWaitBehindCompute without its API records (corun trace --no-api):
+  // the waits counted from each stream predecessor (5 -> 50 and 70 -> 80: 55 ms, more than any other
+  // loss) are not ranked; the exposed collective time (50-70, 80-90) is.
+  TraceFile f = File({K("prev", 0, 5, 2, 1), K("gemm_big", 0, 50, 1, 2), K(kNccl, 50, 70, 2, 3),
+                      K("gemm_big", 70, 80, 1, 4), K(kNccl, 80, 90, 2, 5)});
+  LaneReport r = One(f, Window(0, 100));
+  EXPECT_NEAR(r.coll_wait_behind_compute_ms, 55, 1e-9);
+  EXPECT_EQ(r.verdict.find("waited for SMs"), std::string::npos) << r.verdict;
+  EXPECT_NE(r.verdict.find("largest loss 30.00 ms"), std::string::npos) << r.verdict;
+  EXPECT_NE(r.verdict.find("exposed"), std::string::npos) << r.verdict;
 }
 
 TEST(Attribution, AloneVersusBeside) {

@@ -222,7 +222,7 @@ TEST(CePlan, SimulatedPullAllGatherReusesSlotsSafely) {
 // per chunk on one stream; allreduces in rounds (CeRounds) whose all-gather copies wait for the
 // round's pushes and whose next pushes wait for those copies when phased; consecutive calls on one
 // rank run one after another (the join; an allreduce's join leaves out its reduce-scatter pushes,
-// as Launch's does, so the next call may start while some are unfinished). Allreduces first, then calls of every kind: reduce-scatter
+// as Launch's does: checked, whenever a call's join is complete, that they all ran). Allreduces first, then calls of every kind: reduce-scatter
 // and all-gather calls advance only their own step's sequence number, so the two steps of a later
 // allreduce chunk sit on different lanes and slots (QR != QA in Launch); all-gather calls fill
 // their own staging and are pulled, or push into the peers' staging. Streams advance in a random
@@ -259,7 +259,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
         const int nstreams = 2 * L * R + 2, unpack = 2 * L * R + 1;
         std::vector<std::vector<std::vector<Op>>> prog(R, std::vector<std::vector<Op>>(nstreams));
         std::map<std::tuple<int, int, int, int>, int> total, done;
-        std::map<std::pair<int, int>, int> call_total, call_done, join_total, join_done;
+        std::map<std::pair<int, int>, int> call_total, call_done, join_total, join_done, push_total, push_done;
         std::vector<bool> call_phased(calls.size());
         const int ag_kind = push_form ? Op::kAgPush : Op::kPull;
         for (int r = 0; r < R; ++r) {
@@ -275,6 +275,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               ++total[std::make_tuple(r, c, op.round, static_cast<int>(op.kind))];
               ++call_total[std::make_pair(r, c)];
               if (!(kind == kAR && op.kind == Op::kPush)) ++join_total[std::make_pair(r, c)];
+              if (op.kind == Op::kPush) ++push_total[std::make_pair(r, c)];
             };
             auto ag_stream = [&](uint32_t qa, int p) { return L * R + 1 + CeLane(qa, L) * R + p; };
             int last_round = 0;
@@ -438,7 +439,14 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
           }
           ++done[std::make_tuple(r, op.call, op.round, static_cast<int>(op.kind))];
           ++call_done[std::make_pair(r, op.call)];
-          if (!(calls[op.call].first == kAR && op.kind == Op::kPush)) ++join_done[std::make_pair(r, op.call)];
+          const auto rc = std::make_pair(r, op.call);
+          if (op.kind == Op::kPush) ++push_done[rc];
+          if (!(calls[op.call].first == kAR && op.kind == Op::kPush)) ++join_done[rc];
+          // The join leaves the pushes out because they are done by then: the caller's stream
+          // going on must never leave a push of the call unfinished (it reads the caller's input).
+          if (join_done[rc] == join_total[rc])
+            ASSERT_EQ(push_done[rc], push_total[rc]) << what << ": rank " << r << " call " << op.call
+                                                     << ": joined with a reduce-scatter push unfinished";
         };
         uint32_t seed = 777u + R * 7u + S * 131u + (phased ? 1u : 0u) + (push_form ? 17u : 0u);
         int idle = 0;

@@ -13,6 +13,7 @@
 
 #include "ce_check.h"
 #include "ce_comm.h"
+#include "ce_reduce.h"
 #include "comm.h"
 #include "data.h"
 
@@ -99,6 +100,69 @@ TEST(CeCollMultiGpu, EveryCollectiveDtypeAndSizeMatchesNccl) {
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
   const auto cases = AllCases(true);
   Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, CeConfig{}, cases); });
+}
+
+// The reduction kernel alone on one GPU, as every rank count launches it: its own slice plus 1 to
+// 7 peers' slices (filled as ranks 1.., so the sums are exact), a batch of items of odd sizes,
+// with and without the second output, aligned and one element off (the single-element path).
+TEST(CeReduceKernel, SumsEveryPeerCountOnOneGpu) {
+  if (Gpus() < 1) GTEST_SKIP() << "needs a GPU";
+  ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+  cudaStream_t s;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  unsigned long long* dw = nullptr;
+  ASSERT_EQ(cudaMalloc(&dw, sizeof(*dw)), cudaSuccess);
+  const std::vector<uint64_t> counts = {1, 7, 4096 * 4 + 3, 1000003, (8ull << 20) + 5};
+  for (DType t : {DType::kBf16, DType::kFp32})
+    for (int npeers : {1, 2, 3, 7})
+      for (int off : {0, 1}) {
+        const size_t eb = DTypeSize(t);
+        std::vector<void*> bufs;
+        auto alloc = [&](uint64_t n) -> char* {
+          void* p = nullptr;
+          if (cudaMalloc(&p, (n + 16) * eb) != cudaSuccess) return nullptr;
+          bufs.push_back(p);
+          return static_cast<char*>(p) + off * eb;
+        };
+        CeReduceBatch b;
+        b.npeers = npeers;
+        b.items = static_cast<int>(counts.size());
+        for (int i = 0; i < b.items; ++i) {
+          const uint64_t n = counts[i];
+          const uint32_t seed = 11 + i;
+          CeReduceItem& it = b.item[i];
+          it.count = n;
+          char* own = alloc(n);
+          ASSERT_NE(own, nullptr);
+          ASSERT_TRUE(FillCollective(own, t, n, 0, 0, seed, s).ok());
+          it.own = own;
+          for (int p = 0; p < npeers; ++p) {
+            char* peer = alloc(n);
+            ASSERT_NE(peer, nullptr);
+            ASSERT_TRUE(FillCollective(peer, t, n, p + 1, 0, seed, s).ok());
+            it.peer[p] = peer;
+          }
+          it.out = alloc(n);
+          it.out2 = i % 2 ? alloc(n) : nullptr;
+          ASSERT_NE(it.out, nullptr);
+          ASSERT_EQ(cudaMemsetAsync(it.out, 0xff, n * eb, s), cudaSuccess);  // NaN in bf16 and fp32
+          if (it.out2) ASSERT_EQ(cudaMemsetAsync(it.out2, 0xff, n * eb, s), cudaSuccess);
+        }
+        ASSERT_TRUE(CeReduceLaunch(b, t, sms, s).ok());
+        ASSERT_EQ(cudaMemsetAsync(dw, 0, sizeof(*dw), s), cudaSuccess);
+        for (int i = 0; i < b.items; ++i)
+          for (void* o : {b.item[i].out, b.item[i].out2})
+            if (o) ASSERT_TRUE(VerifyCollective(o, t, VerifyMode::kSumAll, counts[i], 0, npeers + 1, 11 + i, dw, s).ok());
+        unsigned long long wrong = 0;
+        ASSERT_EQ(cudaMemcpyAsync(&wrong, dw, sizeof(wrong), cudaMemcpyDeviceToHost, s), cudaSuccess);
+        ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+        EXPECT_EQ(wrong, 0u) << (t == DType::kBf16 ? "bf16" : "fp32") << ", " << npeers << " peers, offset " << off;
+        for (void* p : bufs) cudaFree(p);
+      }
+  cudaFree(dw);
+  cudaStreamDestroy(s);
 }
 
 // The all-gather step by pushes into the peers' staging and an unpack (the default pulls).
