@@ -125,6 +125,10 @@ int RunTraceApp(int argc, char** argv, int dash) {
       fmt::print(stderr, "corun trace: --analyze takes no command\n");
       return 2;
     }
+    if (no_api) {
+      fmt::print(stderr, "corun trace: --no-api is for recording a run, not for --analyze\n");
+      return 2;
+    }
     return Analyze(analyze, o, 2);
   }
   if (dash <= 0 || dash + 1 >= argc) {

@@ -108,6 +108,8 @@ c 2 tune --runs 2 -- CMD
 c 2 tune --metric "[" -- CMD
 c 2 tune --metric "time" -- CMD
 c 2 tune -b 1M -- CMD
+c 2 tune --run-timeout -1 -- CMD
+c 2 tune --run-timeout 5
 # corun trace
 c 127 trace -o "$TMP/tr" -- no-such-cmd
 c 126 trace -o "$TMP/tr" -- "$TMP/notexec"
@@ -118,6 +120,7 @@ c 2 trace --skip -1 -- CMD
 c 2 trace --bogus -- CMD
 c 2 trace
 c 2 trace --analyze "$TMP"
+c 2 trace --no-api --analyze "$TMP"
 # corun info
 c 2 info --bogus
 c 2 info -- CMD
