@@ -166,6 +166,10 @@ if [ "$MODE" = ce4 ]; then
   CORUN_CE_MAX_RANKS="$NGPU" timeout -k 5 150 "$CORUN" trace -p ce -o "$OUT/trace_ddp_ce" --steps kernel:DistributionRandomKernel --skip 10 \
     -- "${DDP[@]}" > "$OUT/ddp_ce_traced.log" 2>&1 || rc=1
   rm -f "$OUT"/trace_ddp_ce/trace.*.json
+  # The step's parts on rank 0 (body, compute-stream idle and the part of it before a launch
+  # call returned, tail, optimizer).
+  python3 "$ROOT/scripts/trace_step_parts.py" "$OUT"/trace_ddp_ce/corun_trace.r0.*.jsonl > "$OUT/ddp_ce_step_parts.txt" 2>&1 || rc=1
+  cat "$OUT/ddp_ce_step_parts.txt"
   grep -h "step median" "$OUT/ddp_floor.log" "$OUT/ddp_stock.log" "$OUT/ddp_ce.log" "$OUT/ddp_ce_traced.log"
   echo "# session done in $(( $(date +%s) - t0 )) s, rc=$rc"
   exit $rc
