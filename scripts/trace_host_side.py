@@ -12,8 +12,9 @@ issued it: the host set the pace there). The compute stream is the stream with t
 """
 import argparse
 import collections
-import json
 import statistics
+
+import trace_records
 
 
 def main():
@@ -22,19 +23,8 @@ def main():
     ap.add_argument("--mark", default="DistributionRandomKernel")
     ap.add_argument("--steps", type=int, default=5)
     a = ap.parse_args()
-    names, gpu, api = {}, {}, []
-    for line in open(a.records):
-        try:
-            j = json.loads(line)
-        except ValueError:
-            break  # a torn tail
-        t = j.get("t")
-        if t == "n":
-            names[j["i"]] = j["s"]
-        elif t in ("k", "m", "z"):
-            gpu[j["c"]] = j
-        elif t == "a":
-            api.append(j)
+    names, recs, api = trace_records.read(a.records)
+    gpu = {g["c"]: g for g in recs}
     marks = sorted(g["s"] for g in gpu.values() if g["t"] == "k" and a.mark in names.get(g["n"], ""))
     if len(marks) < a.steps + 1:
         raise SystemExit(f"trace_host_side: {len(marks)} marks '{a.mark}', need {a.steps + 1}")

@@ -20,30 +20,14 @@ the compute stream is the mark's stream on the mark's GPU. Per file, medians ove
                 ms), e.g. NCCL's kernels or the copy-engine path's reductions
 """
 import argparse
-import json
 import statistics
 
-
-def load(path):
-    names, recs, api = {}, [], {}
-    for line in open(path):
-        try:
-            j = json.loads(line)
-        except ValueError:
-            break  # a torn tail
-        t = j.get("t")
-        if t == "n":
-            names[j["i"]] = j["s"]
-        elif t in ("k", "m", "z"):
-            recs.append(j)
-        elif t == "a":
-            api[j["c"]] = j
-    recs.sort(key=lambda r: r["s"])
-    return names, recs, api
+import trace_records
 
 
 def parts(path, a):
-    names, recs, api = load(path)
+    names, recs, api = trace_records.read(path)
+    api = {c["c"]: c for c in api}
     name = lambda r: names.get(r["n"], "?") if r["t"] == "k" else ""
     marks = [r for r in recs if r["t"] == "k" and a.mark in name(r)]
     if len(marks) < a.skip + 2:

@@ -16,8 +16,18 @@
 
 namespace corun {
 
-// cuStreamBatchMemOp takes fewer than 256 operations per call.
-constexpr size_t kMaxBatchMemOps = 255;
+namespace {
+// Stream memory operations in as few cuStreamBatchMemOp calls as it takes (each takes fewer than 256).
+Status MemOps(cudaStream_t st, const std::vector<CUstreamBatchMemOpParams>& ops) {
+  constexpr size_t kMaxBatchMemOps = 255;
+  for (size_t i = 0; i < ops.size(); i += kMaxBatchMemOps) {
+    const unsigned n = static_cast<unsigned>(std::min(kMaxBatchMemOps, ops.size() - i));
+    CUCHECK(Driver().cuStreamBatchMemOp(reinterpret_cast<CUstream>(st), n,
+                                        const_cast<CUstreamBatchMemOpParams*>(ops.data() + i), 0));
+  }
+  return Status::Ok();
+}
+}  // namespace
 
 char* CeComm::Slot(char* staging, uint32_t q, int row) const {
   return staging + (static_cast<size_t>(CeSlot(q, cfg_.slots)) * (nranks_ - 1) + row) * slot_bytes_;
@@ -25,27 +35,20 @@ char* CeComm::Slot(char* staging, uint32_t q, int row) const {
 
 Status CeComm::Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits) {
   if (waits.empty()) return Status::Ok();
-  const DriverTable& d = Driver();
   if (waits.size() == 1) {
-    CUCHECK(d.cuStreamWaitValue32(reinterpret_cast<CUstream>(st), Dev(waits[0].first), waits[0].second,
-                                  CU_STREAM_WAIT_VALUE_GEQ));
+    CUCHECK(Driver().cuStreamWaitValue32(reinterpret_cast<CUstream>(st), Dev(waits[0].first), waits[0].second,
+                                         CU_STREAM_WAIT_VALUE_GEQ));
     return Status::Ok();
   }
-  std::vector<CUstreamBatchMemOpParams> ops;
+  std::vector<CUstreamBatchMemOpParams> ops(waits.size());
   for (size_t i = 0; i < waits.size(); ++i) {
-    CUstreamBatchMemOpParams p;
-    std::memset(&p, 0, sizeof(p));
-    p.waitValue.operation = CU_STREAM_MEM_OP_WAIT_VALUE_32;
-    p.waitValue.address = Dev(waits[i].first);
-    p.waitValue.value = waits[i].second;
-    p.waitValue.flags = CU_STREAM_WAIT_VALUE_GEQ;
-    ops.push_back(p);
-    if (ops.size() == kMaxBatchMemOps || i + 1 == waits.size()) {
-      CUCHECK(d.cuStreamBatchMemOp(reinterpret_cast<CUstream>(st), static_cast<unsigned>(ops.size()), ops.data(), 0));
-      ops.clear();
-    }
+    std::memset(&ops[i], 0, sizeof(ops[i]));
+    ops[i].waitValue.operation = CU_STREAM_MEM_OP_WAIT_VALUE_32;
+    ops[i].waitValue.address = Dev(waits[i].first);
+    ops[i].waitValue.value = waits[i].second;
+    ops[i].waitValue.flags = CU_STREAM_WAIT_VALUE_GEQ;
   }
-  return Status::Ok();
+  return MemOps(st, ops);
 }
 
 Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
@@ -69,21 +72,14 @@ Status CeComm::WriteMany(cudaStream_t st, int outbox, const std::vector<std::pai
     return Status::Ok();
   }
   // One call for all: each write keeps its default memory barrier, as cuStreamWriteValue32's.
-  std::vector<CUstreamBatchMemOpParams> ops;
-  for (const auto& w : writes) {
-    CUstreamBatchMemOpParams p;
-    std::memset(&p, 0, sizeof(p));
-    p.writeValue.operation = CU_STREAM_MEM_OP_WRITE_VALUE_32;
-    p.writeValue.address = Dev(w.first);
-    p.writeValue.value = w.second;
-    p.writeValue.flags = 0;
-    ops.push_back(p);
+  std::vector<CUstreamBatchMemOpParams> ops(writes.size());
+  for (size_t i = 0; i < writes.size(); ++i) {
+    std::memset(&ops[i], 0, sizeof(ops[i]));
+    ops[i].writeValue.operation = CU_STREAM_MEM_OP_WRITE_VALUE_32;
+    ops[i].writeValue.address = Dev(writes[i].first);
+    ops[i].writeValue.value = writes[i].second;
   }
-  for (size_t i = 0; i < ops.size(); i += kMaxBatchMemOps)
-    CUCHECK(Driver().cuStreamBatchMemOp(reinterpret_cast<CUstream>(st),
-                                        static_cast<unsigned>(std::min<size_t>(kMaxBatchMemOps, ops.size() - i)),
-                                        ops.data() + i, 0));
-  return Status::Ok();
+  return MemOps(st, ops);
 }
 
 Status CeComm::CopyBatch(cudaStream_t st, const std::vector<Copy>& copies) {

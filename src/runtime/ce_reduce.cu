@@ -44,7 +44,7 @@ __device__ __forceinline__ void FromF(float x, float* p) { *p = x; }
 constexpr int kUnroll = 4;
 constexpr int kThreads = 512;
 
-template <typename T, int U>
+template <int U>
 __device__ __forceinline__ void Load(uint4 (&x)[U], const void* p, uint64_t v, uint64_t stride) {
 #pragma unroll
   for (int u = 0; u < U; ++u) x[u] = __ldcs(reinterpret_cast<const uint4*>(p) + v + u * stride);
@@ -64,8 +64,8 @@ template <typename T, int U>
 __device__ __forceinline__ void ReduceVectors(const CeReduceItem& it, int npeers, uint64_t v, uint64_t stride) {
   constexpr int kVec = 16 / sizeof(T);
   uint4 x[U], y[U];
-  Load<T, U>(x, it.own, v, stride);
-  Load<T, U>(y, it.peer[0], v, stride);
+  Load<U>(x, it.own, v, stride);
+  Load<U>(y, it.peer[0], v, stride);
   float a[U][kVec];
 #pragma unroll
   for (int u = 0; u < U; ++u) {
@@ -75,7 +75,7 @@ __device__ __forceinline__ void ReduceVectors(const CeReduceItem& it, int npeers
     Acc8(a[u], y[u], static_cast<T*>(nullptr));
   }
   for (int p = 1; p < npeers; ++p) {
-    Load<T, U>(y, it.peer[p], v, stride);
+    Load<U>(y, it.peer[p], v, stride);
 #pragma unroll
     for (int u = 0; u < U; ++u) Acc8(a[u], y[u], static_cast<T*>(nullptr));
   }
