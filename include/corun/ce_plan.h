@@ -88,6 +88,12 @@ struct CeConfig {
   // With 32 slots an 896 MiB call is one round: phased 3.009, unphased 3.000 in run2, but 4.238
   // unphased in another run (..._ce_copies).
   bool phases = true;
+  // SMs a reduction kernel is sized for (two blocks per SM); 0 = every SM. Alone, 32 SMs move as
+  // much as all 132 of an H200 (2 x 16 MiB bf16 in 39.6 us against 39.7; 16 SMs 53.1), a quarter
+  // of the SM time; in the DDP example it lost (32 SMs 30.25 / 29.98 ms/step, 16 SMs 31.28,
+  // against 28.47 / 28.40; results/2026-11-27_H200_ce_host_profile/run5): the persistent GEMM
+  // after a reduction waits for the reduction's end whatever share of the SMs it took.
+  int reduce_sms = 0;
 };
 // Slots for a staging that holds an allreduce of `bytes` whole (at least cfg.slots, at most 64).
 int CeSlotsToHold(const CeConfig& cfg, uint64_t bytes);
@@ -178,8 +184,18 @@ std::string CeConfigError(const CeConfig& cfg);
 // Overrides from the environment (read through `get`, e.g. std::getenv): CORUN_CE_CHUNK and
 // CORUN_CE_MIN_BYTES (sizes: 16M, 4096, ...), CORUN_CE_SLOTS, CORUN_CE_LANES, CORUN_CE_BATCH
 // (integers), CORUN_CE_PULL (0 or 1), CORUN_CE_SIGNAL (write or copy), CORUN_CE_COPY (streams or
-// batch), CORUN_CE_PHASES (0 or 1). Empty = fine; else one line naming the variable and value.
+// batch), CORUN_CE_PHASES (0 or 1), CORUN_CE_REDUCE_SMS (an integer, 0 = all). Empty = fine; else one line naming the variable and value.
 std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg);
+// CORUN_CE_PROFILE: host time of the calls by kind of runtime/driver call they make (copies,
+// stream memory operations, kernel launches, event records and waits, then the whole call), and
+// the summary line printed every 500 calls: per kind, time per collective call, time per runtime
+// call, runtime calls per collective call and the longest one.
+enum CeHostOp { kCeCopy, kCeMemOp, kCeLaunch, kCeEvent, kCeCall, kCeHostOps };
+struct CeHostTimes {
+  uint64_t ns[kCeHostOps] = {}, n[kCeHostOps] = {}, max_ns[kCeHostOps] = {};
+};
+std::string CeProfileLine(int rank, uint64_t calls, const CeHostTimes& t);
+
 // Copy streams per communicator: one per (lane, peer) for the reduce-scatter step and as many for
 // the all-gather step, so that a wait on one peer never holds the copies for another. (The copies
 // still run one at a time: a GPU's peer copies share one engine, traced with 4 processes in

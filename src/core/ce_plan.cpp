@@ -1,6 +1,7 @@
 #include "corun/ce_plan.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 
 #include "corun/parse.h"
@@ -100,6 +101,7 @@ std::string CeConfigError(const CeConfig& cfg) {
   if (cfg.slots < 2 || cfg.slots > 64) return "slots must be in [2, 64]";
   if (cfg.lanes < 1 || cfg.lanes > 8) return "lanes must be in [1, 8]";
   if (cfg.batch < 1 || cfg.batch > 32) return "batch must be in [1, 32]";
+  if (cfg.reduce_sms < 0 || cfg.reduce_sms > 1024) return "reduce_sms must be in [0, 1024]";
   return "";
 }
 
@@ -136,7 +138,8 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
   for (const std::string& e : {size("CORUN_CE_CHUNK", &c.chunk_bytes), size("CORUN_CE_MIN_BYTES", &c.min_bytes),
                                integer("CORUN_CE_SLOTS", &c.slots, 2, 64), integer("CORUN_CE_LANES", &c.lanes, 1, 8),
                                integer("CORUN_CE_BATCH", &c.batch, 1, 32), integer("CORUN_CE_PULL", &pull, 0, 1),
-                               integer("CORUN_CE_PHASES", &phases, 0, 1)})
+                               integer("CORUN_CE_PHASES", &phases, 0, 1),
+                               integer("CORUN_CE_REDUCE_SMS", &c.reduce_sms, 0, 1024)})
     if (!e.empty()) return e;
   c.ag_pull = pull != 0;
   if (get("CORUN_CE_PULL")) c.pull_by_ranks = false;
@@ -145,6 +148,20 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
   if (!bad.empty()) return "bad copy-engine configuration from CORUN_CE_*: " + bad;
   *cfg = c;
   return "";
+}
+
+std::string CeProfileLine(int rank, uint64_t calls, const CeHostTimes& t) {
+  static const char* const kName[kCeHostOps] = {"copies", "memops", "launches", "events", "whole call"};
+  std::string line = "corun ce: rank " + std::to_string(rank) + ": host time per call over " + std::to_string(calls) + " calls:";
+  const double c = calls ? static_cast<double>(calls) : 1.0;
+  for (int i = 0; i < kCeHostOps; ++i) {
+    char b[192];
+    std::snprintf(b, sizeof(b), " %s %.1f us (%.1f each, %.1f runtime calls, max %.0f)%s", kName[i], t.ns[i] / 1e3 / c,
+                  t.n[i] ? t.ns[i] / 1e3 / static_cast<double>(t.n[i]) : 0.0, static_cast<double>(t.n[i]) / c,
+                  t.max_ns[i] / 1e3, i + 1 < kCeHostOps ? ";" : "");
+    line += b;
+  }
+  return line;
 }
 
 int CeSlotsToHold(const CeConfig& cfg, uint64_t bytes) {

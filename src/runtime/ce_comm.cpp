@@ -4,7 +4,10 @@
 #include "ce_comm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -16,14 +19,47 @@
 
 namespace corun {
 
+bool CeProfiling() {
+  static const bool on = [] {
+    const char* v = std::getenv("CORUN_CE_PROFILE");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+uint64_t CeTimer::Now() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+namespace {
+std::atomic<uint64_t> g_prof_ns[kCeHostOps], g_prof_n[kCeHostOps], g_prof_max[kCeHostOps];
+std::atomic<uint64_t> g_prof_calls{0};
+}  // namespace
+void CeProfileAdd(CeHostOp op, uint64_t ns) {
+  g_prof_ns[op].fetch_add(ns, std::memory_order_relaxed);
+  g_prof_n[op].fetch_add(1, std::memory_order_relaxed);
+  for (uint64_t m = g_prof_max[op].load(); ns > m && !g_prof_max[op].compare_exchange_weak(m, ns);) {
+  }
+}
+void CeProfileCallDone(int rank) {
+  const uint64_t calls = g_prof_calls.fetch_add(1) + 1;
+  if (calls % 500) return;
+  CeHostTimes t;
+  for (int i = 0; i < kCeHostOps; ++i) {
+    t.ns[i] = g_prof_ns[i].load();
+    t.n[i] = g_prof_n[i].load();
+    t.max_ns[i] = g_prof_max[i].load();
+  }
+  std::fprintf(stderr, "%s\n", CeProfileLine(rank, calls, t).c_str());
+}
+
 namespace {
 // Stream memory operations in as few cuStreamBatchMemOp calls as it takes (each takes fewer than 256).
 Status MemOps(cudaStream_t st, const std::vector<CUstreamBatchMemOpParams>& ops) {
   constexpr size_t kMaxBatchMemOps = 255;
   for (size_t i = 0; i < ops.size(); i += kMaxBatchMemOps) {
     const unsigned n = static_cast<unsigned>(std::min(kMaxBatchMemOps, ops.size() - i));
-    CUCHECK(Driver().cuStreamBatchMemOp(reinterpret_cast<CUstream>(st), n,
-                                        const_cast<CUstreamBatchMemOpParams*>(ops.data() + i), 0));
+    CE_T(kCeMemOp, CUCHECK(Driver().cuStreamBatchMemOp(reinterpret_cast<CUstream>(st), n,
+                                        const_cast<CUstreamBatchMemOpParams*>(ops.data() + i), 0)));
   }
   return Status::Ok();
 }
@@ -36,8 +72,8 @@ char* CeComm::Slot(char* staging, uint32_t q, int row) const {
 Status CeComm::Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits) {
   if (waits.empty()) return Status::Ok();
   if (waits.size() == 1) {
-    CUCHECK(Driver().cuStreamWaitValue32(reinterpret_cast<CUstream>(st), Dev(waits[0].first), waits[0].second,
-                                         CU_STREAM_WAIT_VALUE_GEQ));
+    CE_T(kCeMemOp, CUCHECK(Driver().cuStreamWaitValue32(reinterpret_cast<CUstream>(st), Dev(waits[0].first), waits[0].second,
+                                         CU_STREAM_WAIT_VALUE_GEQ)));
     return Status::Ok();
   }
   std::vector<CUstreamBatchMemOpParams> ops(waits.size());
@@ -55,14 +91,14 @@ Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
   if (!signal_copy_) {
     // Straight into the peer's mapped flag: no copy-engine work. The write's default memory
     // barrier orders it after the stream's earlier copies, as the copy below would be.
-    CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(addr), v, 0));
+    CE_T(kCeMemOp, CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(addr), v, 0)));
     return Status::Ok();
   }
   // As NCCL's copy-engine path: the value goes to a local word by a stream write, then a 4-byte
   // copy carries it to the peer's flag; the stream orders it after the data copies before it.
   uint32_t* box = outbox_ + outbox;
-  CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(box), v, 0));
-  CUDACHECK(cudaMemcpyAsync(addr, box, sizeof(uint32_t), cudaMemcpyDeviceToDevice, st));
+  CE_T(kCeMemOp, CUCHECK(Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(st), Dev(box), v, 0)));
+  CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(addr, box, sizeof(uint32_t), cudaMemcpyDeviceToDevice, st)));
   return Status::Ok();
 }
 
@@ -84,7 +120,7 @@ Status CeComm::WriteMany(cudaStream_t st, int outbox, const std::vector<std::pai
 
 Status CeComm::CopyBatch(cudaStream_t st, const std::vector<Copy>& copies) {
   if (copies.size() == 1) {
-    CUDACHECK(cudaMemcpyAsync(copies[0].dst, copies[0].src, copies[0].bytes, cudaMemcpyDeviceToDevice, st));
+    CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(copies[0].dst, copies[0].src, copies[0].bytes, cudaMemcpyDeviceToDevice, st)));
     return Status::Ok();
   }
   if (copies.empty()) return Status::Ok();
@@ -101,7 +137,7 @@ Status CeComm::CopyBatch(cudaStream_t st, const std::vector<Copy>& copies) {
   attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
   attr.flags = cudaMemcpyFlagPreferOverlapWithCompute;
   size_t attr_idx = 0;
-  CUDACHECK(cudaMemcpyBatchAsync(dst.data(), src.data(), bytes.data(), copies.size(), &attr, &attr_idx, 1, st));
+  CE_T(kCeCopy, CUDACHECK(cudaMemcpyBatchAsync(dst.data(), src.data(), bytes.data(), copies.size(), &attr, &attr_idx, 1, st)));
   return Status::Ok();
 }
 

@@ -1,5 +1,5 @@
-// Internal to the copy-engine collectives: the CORUN_CE_DEBUG step log (read once), and device
-// addresses for the driver's stream memory operations.
+// Internal to the copy-engine collectives: the CORUN_CE_DEBUG step log and the CORUN_CE_PROFILE
+// host-time profile (both read once), and device addresses for the driver's stream memory operations.
 #pragma once
 #include <cuda.h>
 
@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "corun/ce_plan.h"
 
 namespace corun {
 
@@ -29,5 +31,28 @@ inline bool CeDebug() {
   } while (0)
 
 inline CUdeviceptr Dev(const uint32_t* p) { return reinterpret_cast<CUdeviceptr>(p); }
+
+// CORUN_CE_PROFILE=1: host time the calls spend in each kind of runtime/driver call, summed per
+// process; a stderr line every 500 calls (CeProfileLine: where a call's enqueue time goes).
+bool CeProfiling();
+void CeProfileAdd(CeHostOp op, uint64_t ns);
+void CeProfileCallDone(int rank);  // counts a call; prints the summary every 500
+class CeTimer {
+ public:
+  explicit CeTimer(CeHostOp op) : op_(op), t0_(CeProfiling() ? Now() : 0) {}
+  ~CeTimer() {
+    if (t0_) CeProfileAdd(op_, Now() - t0_);
+  }
+  static uint64_t Now();
+
+ private:
+  CeHostOp op_;
+  uint64_t t0_;
+};
+#define CE_T(op, ...)    \
+  do {                   \
+    CeTimer ce_t_(op);   \
+    __VA_ARGS__;         \
+  } while (0)
 
 }  // namespace corun

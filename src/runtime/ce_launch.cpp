@@ -19,6 +19,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   if (!usable_) CORUN_FAIL("CeComm: " + why_);
   CORUN_CHECK(Failed());
   if (count == 0) return Status::Ok();
+  CeTimer whole(kCeCall);
   CUDACHECK(cudaSetDevice(device_));
   const int eb = static_cast<int>(DTypeSize(t));
   const int R = nranks_, r = rank_, L = cfg_.lanes, S = cfg_.slots;
@@ -84,14 +85,17 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   // gate) and are joined at the end (an allreduce's reduce-scatter streams not even then, below):
   // a one-chunk call touches one lane's streams, a pull-form call never the unpack stream (each
   // wait and each join cost runtime calls on the caller's thread).
-  CUDACHECK(cudaEventRecord(ev_start_, s));
+  CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_start_, s)));
   std::vector<cudaStream_t> used;
   // `after_start`: the stream is about to wait for an event of a stream that already waited for
   // the caller's (a phase's gate), which orders it after the caller's stream too.
   auto use = [&](cudaStream_t st, bool after_start = false) -> cudaStream_t {
     if (std::find(used.begin(), used.end(), st) == used.end()) {
       used.push_back(st);
-      if (!after_start && cudaStreamWaitEvent(st, ev_start_, 0) != cudaSuccess) return nullptr;
+      if (!after_start) {
+        CeTimer t(kCeEvent);
+        if (cudaStreamWaitEvent(st, ev_start_, 0) != cudaSuccess) return nullptr;
+      }
     }
     return st;
   };
@@ -115,7 +119,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     gate.clear();
     gated.clear();
     for (size_t k = 0; k < phase_cur.size(); ++k) {
-      CUDACHECK(cudaEventRecord(ev_phase_[k], phase_cur[k]));
+      CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_phase_[k], phase_cur[k])));
       gate.push_back(ev_phase_[k]);
     }
     phase_cur.clear();
@@ -126,7 +130,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     if (!phased) return Status::Ok();
     if (std::find(phase_cur.begin(), phase_cur.end(), st) == phase_cur.end()) phase_cur.push_back(st);
     if (!gate.empty() && std::find(gated.begin(), gated.end(), st) == gated.end()) {
-      for (cudaEvent_t e : gate) CUDACHECK(cudaStreamWaitEvent(st, e, 0));
+      for (cudaEvent_t e : gate) CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(st, e, 0)));
       gated.push_back(st);
     }
     return Status::Ok();
@@ -150,14 +154,14 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       const int p = (r + step) % R;
       cudaStream_t st = AgStream(lane, p);
       CORUN_CHECK(enter(st));
-      if (after) CUDACHECK(cudaStreamWaitEvent(st, after, 0));
+      if (after) CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(st, after, 0)));
       std::vector<std::pair<uint32_t*, uint32_t>> w;
       ag_free_waits(q, &w, p);
       CORUN_CHECK(Wait(st, w));
       if (src.bytes)
-        CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].ag_staging, q, CePeerIndex(r, p)), src.src, src.bytes,
-                                  cudaMemcpyDeviceToDevice, st));
-      CORUN_CHECK(Write(st, AgBox(lane, p), AgReady(peers_[p].flags, r, lane), q));
+        CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].ag_staging, q, CePeerIndex(r, p)), src.src, src.bytes,
+                                  cudaMemcpyDeviceToDevice, st)));
+      CORUN_CHECK(WriteMany(st, AgBox(lane, p), {{AgReady(peers_[p].flags, r, lane), q}}));
     }
     return Status::Ok();
   };
@@ -173,9 +177,11 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     ag_free_waits(q, &w);
     CORUN_CHECK(Wait(st, w));
     const Part src = ag_src(chunks[i]);
-    if (src.bytes) CUDACHECK(cudaMemcpyAsync(Slot(ag_staging_, q, 0), src.src, src.bytes, cudaMemcpyDeviceToDevice, st));
+    if (src.bytes) CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(Slot(ag_staging_, q, 0), src.src, src.bytes, cudaMemcpyDeviceToDevice, st)));
+    std::vector<std::pair<uint32_t*, uint32_t>> tell;
     for (int p = 0; p < R; ++p)
-      if (p != r) CORUN_CHECK(Write(st, RsBox(lane, first), AgReady(peers_[p].flags, r, lane), q));
+      if (p != r) tell.push_back({AgReady(peers_[p].flags, r, lane), q});
+    CORUN_CHECK(WriteMany(st, RsBox(lane, first), tell));
     return Status::Ok();
   };
 
@@ -195,22 +201,22 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       const int first = steps.front().peer;
       cudaStream_t st = stream(first);
       CORUN_CHECK(enter(st));
-      std::vector<std::pair<uint32_t*, uint32_t>> w;
+      std::vector<std::pair<uint32_t*, uint32_t>> w, writes;
       std::vector<Copy> copies;
       for (const PeerStep& x : steps) {
         if (x.wait.first) w.push_back(x.wait);
         if (x.copy.bytes) copies.push_back(x.copy);
+        writes.push_back({x.flag, q});
       }
       CORUN_CHECK(Wait(st, w));
       CORUN_CHECK(CopyBatch(st, copies));
-      for (const PeerStep& x : steps) CORUN_CHECK(Write(st, box(first), x.flag, q));
-      return Status::Ok();
+      return WriteMany(st, box(first), writes);
     }
     for (const PeerStep& x : steps) {
       cudaStream_t st = stream(x.peer);
       CORUN_CHECK(enter(st));
       if (x.wait.first) CORUN_CHECK(Wait(st, {x.wait}));
-      if (x.copy.bytes) CUDACHECK(cudaMemcpyAsync(x.copy.dst, x.copy.src, x.copy.bytes, cudaMemcpyDeviceToDevice, st));
+      if (x.copy.bytes) CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(x.copy.dst, x.copy.src, x.copy.bytes, cudaMemcpyDeviceToDevice, st)));
       CORUN_CHECK(Write(st, box(x.peer), x.flag, q));
     }
     return Status::Ok();
@@ -256,7 +262,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
         if (p != r) it.peer[CePeerIndex(p, r)] = Slot(rs_staging_, QR(i), CePeerIndex(p, r));
       it.count = own.bytes / eb;
     }
-    CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_));
+    CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, cfg_.reduce_sms > 0 ? std::min(cfg_.reduce_sms, sms_) : sms_, reduce_)));
     std::vector<std::pair<uint32_t*, uint32_t>> writes;
     for (int p = 0; p < R; ++p)
       if (p != r) writes.push_back({RsFree(peers_[p].flags, r), QR(b.second - 1)});
@@ -268,7 +274,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     }
     CORUN_CHECK(WriteMany(reduce_, ReduceBox(), writes));
     if (!fill && has_ag) {
-      CUDACHECK(cudaEventRecord(ev_batch_, reduce_));
+      CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_batch_, reduce_)));
       for (int i = b.first; i < b.second; ++i) CORUN_CHECK(ag_push(i, ev_batch_));
     }
     return Status::Ok();
@@ -306,7 +312,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     // All-gather: this rank's own block is a local copy; the rest are pushes or fills.
     cudaStream_t own = pull ? unpack_ : rs_lanes_[0];
     CE_USE(own);
-    CUDACHECK(cudaMemcpyAsync(out + static_cast<uint64_t>(r) * count * eb, in, count * eb, cudaMemcpyDeviceToDevice, own));
+    CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(out + static_cast<uint64_t>(r) * count * eb, in, count * eb, cudaMemcpyDeviceToDevice, own)));
     for (int i = 0; i < n; ++i) CORUN_CHECK(pull ? ag_fill(i) : ag_push(i, nullptr));
   }
 
@@ -327,11 +333,13 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
         if (j == r) continue;
         const Part dst = unpack_dst(chunks[i], j);
         if (dst.bytes)
-          CUDACHECK(cudaMemcpyAsync(dst.dst, Slot(ag_staging_, q, CePeerIndex(j, r)), dst.bytes,
-                                    cudaMemcpyDeviceToDevice, unpack_));
+          CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(dst.dst, Slot(ag_staging_, q, CePeerIndex(j, r)), dst.bytes,
+                                    cudaMemcpyDeviceToDevice, unpack_)));
       }
+      std::vector<std::pair<uint32_t*, uint32_t>> frees;
       for (int j = 0; j < R; ++j)
-        if (j != r) CORUN_CHECK(Write(unpack_, UnpackBox(), AgFree(peers_[j].flags, r, lane), q));
+        if (j != r) frees.push_back({AgFree(peers_[j].flags, r, lane), q});
+      CORUN_CHECK(WriteMany(unpack_, UnpackBox(), frees));
     }
   }
 
@@ -343,12 +351,13 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   const bool ar = has_rs && has_ag;
   for (size_t i = 0; i < used.size(); ++i) {
     if (ar && std::find(rs_lanes_.begin(), rs_lanes_.end(), used[i]) != rs_lanes_.end()) continue;
-    CUDACHECK(cudaEventRecord(ev_done_[i], used[i]));
-    CUDACHECK(cudaStreamWaitEvent(s, ev_done_[i], 0));
+    CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_done_[i], used[i])));
+    CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(s, ev_done_[i], 0)));
   }
 #undef CE_USE
 #undef CE_USE_AFTER
   CE_DLOG("call: submitted");
+  if (CeProfiling()) CeProfileCallDone(rank_);
   return Status::Ok();
 }
 

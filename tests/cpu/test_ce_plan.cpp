@@ -239,7 +239,8 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
     uint32_t qr;                // all-gather push of an allreduce: the chunk's qr (its reduction first), else 0
   };
   const std::vector<std::pair<CallKind, int>> calls = {{kAR, 13}, {kAR, 1}, {kAR, 7}, {kRS, 5}, {kAG, 4},
-                                                       {kAR, 1},  {kAG, 3}, {kRS, 2}, {kAR, 7}, {kAG, 1}};
+                                                       {kAR, 1},  {kAG, 3}, {kRS, 2}, {kAR, 7}, {kAG, 1},
+                                                       {kRS, 1},  {kAR, 1}, {kAR, 1}, {kAG, 1}, {kAR, 2}};
   for (const bool push_form : {false, true})
     for (const bool phased : {true, false})
       for (const auto& shape : std::vector<std::array<int, 4>>{
@@ -472,6 +473,20 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
       }
 }
 
+TEST(CePlan, ProfileLineGivesTimesPerCallAndPerRuntimeCall) {
+  CeHostTimes t;
+  t.ns[kCeCopy] = 8000;  // 4 copies in 2 calls, 8 us in all
+  t.n[kCeCopy] = 4;
+  t.max_ns[kCeCopy] = 3500;
+  t.ns[kCeCall] = 30000;
+  t.n[kCeCall] = 2;
+  t.max_ns[kCeCall] = 16000;
+  EXPECT_EQ(CeProfileLine(1, 2, t),
+            "corun ce: rank 1: host time per call over 2 calls: copies 4.0 us (2.0 each, 2.0 runtime calls, max 4);"
+            " memops 0.0 us (0.0 each, 0.0 runtime calls, max 0); launches 0.0 us (0.0 each, 0.0 runtime calls, max 0);"
+            " events 0.0 us (0.0 each, 0.0 runtime calls, max 0); whole call 15.0 us (15.0 each, 1.0 runtime calls, max 16)");
+}
+
 TEST(CePlan, RoundsSplitPhasedCallsBySlots) {
   EXPECT_EQ(CeRounds(28, 16, true), (std::vector<std::pair<int, int>>{{0, 16}, {16, 28}}));
   EXPECT_EQ(CeRounds(28, 16, false), (std::vector<std::pair<int, int>>{{0, 28}}));
@@ -637,4 +652,12 @@ TEST(CePlan, ConfigFromEnvironment) {
   g_env = {{"CORUN_CE_PHASES", "2"}};
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_PHASES '2' (an integer in [0, 1])");
   EXPECT_TRUE(cfg.phases);
+  // The reductions' SMs.
+  EXPECT_EQ(CeConfig{}.reduce_sms, 0);
+  g_env = {{"CORUN_CE_REDUCE_SMS", "16"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_EQ(cfg.reduce_sms, 16);
+  g_env = {{"CORUN_CE_REDUCE_SMS", "-1"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_REDUCE_SMS '-1' (an integer in [0, 1024])");
+  EXPECT_EQ(cfg.reduce_sms, 16);
 }

@@ -306,7 +306,8 @@ json Sum(const Summary& s) { return {{"median", s.median}, {"min", s.min}, {"max
 // The reduction kernel alone on GPU 0, as a 2-rank allreduce launches it: a batch of two 16 MiB
 // bf16 slices (own + the peer's staging), writing the output and, in the pull form, the staging
 // the peer pulls from. Rate = bytes read and written per second; every output is verified.
-json ReduceKernelRate(int reps, unsigned long long* wrong) {
+// `reduce_sms` > 0: sized for that many SMs (CeConfig::reduce_sms), else for all.
+json ReduceKernelRate(int reps, int reduce_sms, unsigned long long* wrong) {
   const int rank = 0;  // for the error lines
   const uint64_t count = 8ull << 20;  // bf16 elements per slice: 16 MiB
   const int items = 2;
@@ -315,6 +316,7 @@ json ReduceKernelRate(int reps, unsigned long long* wrong) {
   CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   int sms = 0;
   CU(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  if (reduce_sms > 0) sms = std::min(sms, reduce_sms);
   std::vector<void*> bufs;
   auto alloc = [&]() {
     void* p = nullptr;
@@ -372,11 +374,11 @@ json ReduceKernelRate(int reps, unsigned long long* wrong) {
     const Summary sm = Summarize(ms);
     const double bytes = double(items) * count * 2 * (two ? 4 : 3);
     const double gbs = bytes / (sm.median * 1e-3) / 1e9;
-    j.push_back({{"outputs", two ? 2 : 1}, {"items", items}, {"bytes_per_item", count * 2}, {"t_ms", Sum(sm)},
+    j.push_back({{"outputs", two ? 2 : 1}, {"items", items}, {"sms", sms}, {"bytes_per_item", count * 2}, {"t_ms", Sum(sm)},
                  {"traffic_gbs", gbs}, {"wrong", w}});
-    std::printf("reduce kernel, %d x 16 MiB bf16, %d output(s)%s %8.1f us (%.1f-%.1f) %7.0f GB/s moved %6llu wrong\n",
-                items, two ? 2 : 1, two ? " (pull form):" : " (push form):", 1e3 * sm.median, 1e3 * sm.min, 1e3 * sm.max,
-                gbs, w);
+    std::printf("reduce kernel, %d x 16 MiB bf16, %d output(s)%s %3d SMs %8.1f us (%.1f-%.1f) %7.0f GB/s moved %6llu wrong\n",
+                items, two ? 2 : 1, two ? " (pull form):" : " (push form):", sms, 1e3 * sm.median, 1e3 * sm.min,
+                1e3 * sm.max, gbs, w);
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
@@ -406,6 +408,7 @@ int main(int argc, char** argv) {
   app.add_option("--slots", cfg.slots);
   app.add_option("--lanes", cfg.lanes);
   app.add_option("--batch", cfg.batch);
+  app.add_option("--reduce-sms", cfg.reduce_sms, "SMs a reduction kernel is sized for, 0 = all (CeConfig::reduce_sms)");
   app.add_flag("--pull,!--push", cfg.ag_pull, "all-gather step by pulls or by pushes + unpack (CeConfig::ag_pull)");
   app.add_flag("--phases,!--no-phases", cfg.phases, "allreduce in rounds of slots chunks (CeConfig::phases)");
   std::string signal = cfg.signal_copy ? "copy" : "write";
@@ -454,7 +457,7 @@ int main(int argc, char** argv) {
   ncclUniqueId id;
   ncclGetUniqueId(&id);
   unsigned long long reduce_wrong = 0;
-  const json reduce_rate = ReduceKernelRate(std::max(reps, 10), &reduce_wrong);
+  const json reduce_rate = ReduceKernelRate(std::max(reps, 10), cfg.reduce_sms, &reduce_wrong);
   std::vector<std::thread> th;
   for (int r = 0; r < sh.n; ++r) th.emplace_back([&, r] { Rank(r, sh, id, alone, wls, cfg); });
   for (auto& t : th) t.join();
@@ -469,7 +472,7 @@ int main(int argc, char** argv) {
                {"cuda_driver", CudaDriverVersion()}, {"date", date}, {"reps", reps}, {"warmup", warmup},
                {"timing", "burst (streams held on a host flag while queued), per rep the max over ranks"},
                {"ce_config", {{"chunk_bytes", cfg.chunk_bytes}, {"slots", cfg.slots}, {"lanes", cfg.lanes}, {"batch", cfg.batch},
-                              {"phases", cfg.phases}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
+                              {"phases", cfg.phases}, {"reduce_sms", cfg.reduce_sms}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
                               {"signal", signal}, {"ran_ag_pull", sh.ran_pull},
                               {"ran_signal", sh.ran_signal_copy ? "copy" : "write"}}}};
   auto per_rep_max = [&](const std::string& key) {

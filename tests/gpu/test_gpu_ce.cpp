@@ -198,8 +198,10 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
     cfg.batch = 8;
     cfg.lanes = 4;
     cfg.signal_copy = true;  // flags by 4-byte copies (the default writes them)
+    cfg.reduce_sms = 3;      // reductions on a few blocks: every block strides over many vectors
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
     cfg.signal_copy = false;
+    cfg.reduce_sms = 0;
     cfg.phases = false;       // pulls as soon as each reduction is done (phases are the default)
     cfg.batch_copies = true;  // each chunk's copies in one cudaMemcpyBatchAsync
     cfg.slots = 2;
