@@ -32,21 +32,27 @@ inline bool CeDebug() {
 
 inline CUdeviceptr Dev(const uint32_t* p) { return reinterpret_cast<CUdeviceptr>(p); }
 
-// CORUN_CE_PROFILE=1: host time the calls spend in each kind of runtime/driver call, summed per
-// process; a stderr line every 500 calls (CeProfileLine: where a call's enqueue time goes).
+// CORUN_CE_PROFILE=1: host time the calls spend in each kind of runtime/driver call, summed over
+// the process's communicators (in the interposer a process is one rank; the line names the rank
+// whose call was the 500th); a stderr line every 500 calls (CeProfileLine).
 bool CeProfiling();
 void CeProfileAdd(CeHostOp op, uint64_t ns);
 void CeProfileCallDone(int rank);  // counts a call; prints the summary every 500
+// Times its scope. A kCeCall timer (give it the rank) also counts the call once its time is in,
+// however the call returns.
 class CeTimer {
  public:
-  explicit CeTimer(CeHostOp op) : op_(op), t0_(CeProfiling() ? Now() : 0) {}
+  explicit CeTimer(CeHostOp op, int rank = -1) : op_(op), rank_(rank), t0_(CeProfiling() ? Now() : 0) {}
   ~CeTimer() {
-    if (t0_) CeProfileAdd(op_, Now() - t0_);
+    if (!t0_) return;
+    CeProfileAdd(op_, Now() - t0_);
+    if (op_ == kCeCall) CeProfileCallDone(rank_);
   }
   static uint64_t Now();
 
  private:
   CeHostOp op_;
+  int rank_;
   uint64_t t0_;
 };
 #define CE_T(op, ...)    \

@@ -19,7 +19,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   if (!usable_) CORUN_FAIL("CeComm: " + why_);
   CORUN_CHECK(Failed());
   if (count == 0) return Status::Ok();
-  CeTimer whole(kCeCall);
+  CeTimer whole(kCeCall, rank_);
   CUDACHECK(cudaSetDevice(device_));
   const int eb = static_cast<int>(DTypeSize(t));
   const int R = nranks_, r = rank_, L = cfg_.lanes, S = cfg_.slots;
@@ -93,7 +93,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     if (std::find(used.begin(), used.end(), st) == used.end()) {
       used.push_back(st);
       if (!after_start) {
-        CeTimer t(kCeEvent);
+        CeTimer timed(kCeEvent);
         if (cudaStreamWaitEvent(st, ev_start_, 0) != cudaSuccess) return nullptr;
       }
     }
@@ -161,7 +161,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       if (src.bytes)
         CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].ag_staging, q, CePeerIndex(r, p)), src.src, src.bytes,
                                   cudaMemcpyDeviceToDevice, st)));
-      CORUN_CHECK(WriteMany(st, AgBox(lane, p), {{AgReady(peers_[p].flags, r, lane), q}}));
+      CORUN_CHECK(Write(st, AgBox(lane, p), AgReady(peers_[p].flags, r, lane), q));
     }
     return Status::Ok();
   };
@@ -210,7 +210,8 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       }
       CORUN_CHECK(Wait(st, w));
       CORUN_CHECK(CopyBatch(st, copies));
-      return WriteMany(st, box(first), writes);
+      CORUN_CHECK(WriteMany(st, box(first), writes));
+      return Status::Ok();
     }
     for (const PeerStep& x : steps) {
       cudaStream_t st = stream(x.peer);
@@ -357,7 +358,6 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
 #undef CE_USE
 #undef CE_USE_AFTER
   CE_DLOG("call: submitted");
-  if (CeProfiling()) CeProfileCallDone(rank_);
   return Status::Ok();
 }
 

@@ -659,5 +659,13 @@ TEST(CePlan, ConfigFromEnvironment) {
   EXPECT_EQ(cfg.reduce_sms, 16);
   g_env = {{"CORUN_CE_REDUCE_SMS", "-1"}};
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_REDUCE_SMS '-1' (an integer in [0, 1024])");
+  g_env = {{"CORUN_CE_REDUCE_SMS", "1025"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_REDUCE_SMS '1025' (an integer in [0, 1024])");
   EXPECT_EQ(cfg.reduce_sms, 16);
+  g_env = {{"CORUN_CE_REDUCE_SMS", "0"}};  // back to every SM
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_EQ(cfg.reduce_sms, 0);
+  CeConfig wide;
+  wide.reduce_sms = 2000;  // set in code, past the range
+  EXPECT_EQ(CeConfigError(wide), "reduce_sms must be in [0, 1024]");
 }
