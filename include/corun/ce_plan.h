@@ -184,7 +184,8 @@ std::string CeConfigError(const CeConfig& cfg);
 // Overrides from the environment (read through `get`, e.g. std::getenv): CORUN_CE_CHUNK and
 // CORUN_CE_MIN_BYTES (sizes: 16M, 4096, ...), CORUN_CE_SLOTS, CORUN_CE_LANES, CORUN_CE_BATCH
 // (integers), CORUN_CE_PULL (0 or 1), CORUN_CE_SIGNAL (write or copy), CORUN_CE_COPY (streams or
-// batch), CORUN_CE_PHASES (0 or 1), CORUN_CE_REDUCE_SMS (an integer, 0 = all). Empty = fine; else one line naming the variable and value.
+// batch), CORUN_CE_PHASES (0 or 1), CORUN_CE_REDUCE_SMS (an integer, 0 = all). Empty = fine;
+// else one line naming the variable and value.
 std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg);
 // CORUN_CE_PROFILE: host time of the calls by kind of runtime/driver call they make (copies,
 // stream memory operations, kernel launches, event records and waits, then the whole call), and

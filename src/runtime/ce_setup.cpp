@@ -89,6 +89,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CE_NCCLCHECK(nccl_api.CommCuDevice(nccl, &device_));
   CUDACHECK(cudaSetDevice(device_));
   CUDACHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device_));
+  if (cfg_.reduce_sms > 0) sms_ = std::min(sms_, cfg_.reduce_sms);
   if (nranks_ >= 2) cfg_.lanes = CeLanesFor(cfg_, nranks_);  // the flag layout depends on it
   if (cfg_.pull_by_ranks) cfg_.ag_pull = nranks_ <= 2;
   slot_bytes_ = CeSlotBytes(cfg_, nranks_);

@@ -40,13 +40,12 @@ CeComm::~CeComm() {
     Live().erase(this);
   }
   if (usable_ || !ipc_mapped_.empty()) cudaSetDevice(device_);
-  // Peers in other processes write flags into this rank's memory until their last call is done:
-  // every rank drains its own streams, then they meet before anyone frees what the others map
+  // Every rank drains its own streams first, in every mode: the caller's stream does not cover an
+  // allreduce's reduce-scatter copies once an abort has released the waits that order them
+  // (ce_launch.cpp, the join). Peers in other processes write flags into this rank's memory until
+  // their last call is done, so those ranks then meet before anyone frees what the others map
   // (bounded: a peer that never destroys its communicator costs 10 s, then teardown goes on; one
   // whose process is gone is not waited for).
-  // Every rank drains its own streams first, also with all ranks in this process: the caller's
-  // stream does not cover an allreduce's reduce-scatter copies once an abort has released the
-  // waits that order them (ce_launch.cpp, the join).
   if (usable_) {
     for (cudaStream_t st : rs_lanes_) cudaStreamSynchronize(st);
     for (cudaStream_t st : ag_lanes_) cudaStreamSynchronize(st);

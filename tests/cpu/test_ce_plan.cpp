@@ -222,8 +222,9 @@ TEST(CePlan, SimulatedPullAllGatherReusesSlotsSafely) {
 // per chunk on one stream; allreduces in rounds (CeRounds) whose all-gather copies wait for the
 // round's pushes and whose next pushes wait for those copies when phased; consecutive calls on one
 // rank run one after another (the join; an allreduce's join leaves out its reduce-scatter pushes,
-// as Launch's does: checked, whenever a call's join is complete, that they all ran). Allreduces first, then calls of every kind: reduce-scatter
-// and all-gather calls advance only their own step's sequence number, so the two steps of a later
+// as Launch's does: checked, whenever a call's join is complete, that they all ran). Allreduces
+// first, then calls of every kind: reduce-scatter and all-gather calls advance only their own
+// step's sequence number, so the two steps of a later
 // allreduce chunk sit on different lanes and slots (QR != QA in Launch); all-gather calls fill
 // their own staging and are pulled, or push into the peers' staging. Streams advance in a random
 // order; every wait is on the flags the protocol names. Checks: no staging slot is overwritten

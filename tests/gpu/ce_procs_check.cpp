@@ -166,12 +166,12 @@ int Run(const Options& o) {
   stressed.slots = 2;
   stressed.lanes = 3;
   stressed.batch = 1;
-  // The push form of the all-gather step, with flags by 4-byte copies (the defaults write the
-  // flags straight into the peers' mapped memory).
   // The pull form at the default chunks whatever the rank count (CORUN_CE_PULL=1 on 4 ranks).
   CeConfig pull;
   pull.ag_pull = true;
   pull.pull_by_ranks = false;
+  // The push form of the all-gather step, with flags by 4-byte copies (the defaults write the
+  // flags straight into the peers' mapped memory).
   CeConfig push, stressed_push = stressed;
   push.ag_pull = stressed_push.ag_pull = false;
   push.pull_by_ranks = stressed_push.pull_by_ranks = false;
