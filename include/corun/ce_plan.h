@@ -94,6 +94,22 @@ struct CeConfig {
   // against 28.47 / 28.40; results/2026-11-27_H200_ce_host_profile/run5): the persistent GEMM
   // after a reduction waits for the reduction's end whatever share of the SMs it took.
   int reduce_sms = 0;
+  // Allreduce all-gather copies straight from (pull form) or into (push form) the peers' outputs,
+  // agreed per call (corun/ce_direct.h): the reduction writes its result once instead of twice
+  // (pull form), the receiver unpacks nothing (push form). A call whose ranks do not all reach
+  // the agreement within direct_wait_us, or whose outputs cannot be shared, takes the staging.
+  bool direct = true;
+  uint64_t direct_wait_us = 2000;
+  // Direct allreduces in the push form in bulk: each round of up to `slots` chunks moves as one
+  // copy per peer each way (pieces of a contiguous region per rank, CeBulkPart), reduced by one
+  // kernel. A copy engine moves pieces whose destination changes every copy at 212-224 GB/s where
+  // whole copies to each peer reach 384 (4x H200, results/2026-11-27_H200_4gpu_ce_probe); the
+  // chunked 4-rank allreduce moved 171-189 GB/s busbw (results/2026-11-27_H200_ce_direct/run1).
+  bool bulk = true;
+  // Chunks per bulk round (0: slots, the most the staging holds). Smaller rounds let the next
+  // round's pushes run while a reduction waits for a running kernel to end; with phases off they
+  // do not wait for the previous round's all-gather copies either.
+  int bulk_round = 0;
 };
 // Slots for a staging that holds an allreduce of `bytes` whole (at least cfg.slots, at most 64).
 int CeSlotsToHold(const CeConfig& cfg, uint64_t bytes);
@@ -128,6 +144,14 @@ CeRange CeSlice(uint64_t count, int nranks, int j, int elem_bytes);
 
 // Largest slice of any chunk: the staging slot size in elements.
 uint64_t CeSliceCapacity(uint64_t chunk_elems, int nranks, int elem_bytes);
+
+// Bulk geometry (CeConfig::bulk): rank j owns one contiguous region of the buffer (CeSlice of the
+// whole count), cut into pieces of `piece` elements; chunk i is piece i of every region, so a
+// round of consecutive chunks is one contiguous range per region (one copy per peer).
+// Chunks of a `count`-element allreduce: pieces of the largest region (region 0).
+int CeBulkChunks(uint64_t count, int nranks, uint64_t piece, int elem_bytes);
+// Rank j's part of chunks [a, e): absolute elements (empty where its region ends sooner).
+CeRange CeBulkPart(uint64_t count, int nranks, int j, uint64_t piece, int a, int e, int elem_bytes);
 
 // Protocol indexes (q >= 1).
 inline int CeSlot(uint32_t q, int slots) { return static_cast<int>(q % static_cast<uint32_t>(slots)); }
@@ -184,7 +208,9 @@ std::string CeConfigError(const CeConfig& cfg);
 // Overrides from the environment (read through `get`, e.g. std::getenv): CORUN_CE_CHUNK and
 // CORUN_CE_MIN_BYTES (sizes: 16M, 4096, ...), CORUN_CE_SLOTS, CORUN_CE_LANES, CORUN_CE_BATCH
 // (integers), CORUN_CE_PULL (0 or 1), CORUN_CE_SIGNAL (write or copy), CORUN_CE_COPY (streams or
-// batch), CORUN_CE_PHASES (0 or 1), CORUN_CE_REDUCE_SMS (an integer, 0 = all). Empty = fine;
+// batch), CORUN_CE_PHASES (0 or 1), CORUN_CE_REDUCE_SMS (an integer, 0 = all), CORUN_CE_DIRECT
+// (0 or 1), CORUN_CE_DIRECT_WAIT_US (an integer), CORUN_CE_BULK (0 or 1), CORUN_CE_BULK_ROUND
+// (chunks, 0 = slots). Empty = fine;
 // else one line naming the variable and value.
 std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg);
 // CORUN_CE_PROFILE: host time of the calls by kind of runtime/driver call they make (copies,

@@ -38,6 +38,18 @@ CeRange CeSlice(uint64_t count, int nranks, int j, int elem_bytes) {
   return {first, last - first};
 }
 
+int CeBulkChunks(uint64_t count, int nranks, uint64_t piece, int elem_bytes) {
+  const uint64_t region = CeSlice(count, std::max(nranks, 1), 0, elem_bytes).count;
+  return piece ? static_cast<int>((region + piece - 1) / piece) : 0;
+}
+
+CeRange CeBulkPart(uint64_t count, int nranks, int j, uint64_t piece, int a, int e, int elem_bytes) {
+  const CeRange region = CeSlice(count, std::max(nranks, 1), j, elem_bytes);
+  const uint64_t lo = std::min(region.count, piece * static_cast<uint64_t>(a));
+  const uint64_t hi = std::min(region.count, piece * static_cast<uint64_t>(e));
+  return {region.first + lo, hi - lo};
+}
+
 uint64_t CeSliceCapacity(uint64_t chunk_elems, int nranks, int elem_bytes) {
   uint64_t cap = 0;
   for (int j = 0; j < nranks; ++j) cap = std::max(cap, CeSlice(chunk_elems, nranks, j, elem_bytes).count);
@@ -102,6 +114,8 @@ std::string CeConfigError(const CeConfig& cfg) {
   if (cfg.lanes < 1 || cfg.lanes > 8) return "lanes must be in [1, 8]";
   if (cfg.batch < 1 || cfg.batch > 32) return "batch must be in [1, 32]";
   if (cfg.reduce_sms < 0 || cfg.reduce_sms > 1024) return "reduce_sms must be in [0, 1024]";
+  if (cfg.direct_wait_us > 10000000) return "direct_wait_us must be in [0, 10000000]";
+  if (cfg.bulk_round < 0 || cfg.bulk_round > 64) return "bulk_round must be in [0, 64]";
   return "";
 }
 
@@ -124,7 +138,8 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
     *v = static_cast<int>(x);
     return "";
   };
-  int pull = c.ag_pull ? 1 : 0, phases = c.phases ? 1 : 0;
+  int pull = c.ag_pull ? 1 : 0, phases = c.phases ? 1 : 0, direct = c.direct ? 1 : 0, bulk = c.bulk ? 1 : 0;
+  int direct_wait = static_cast<int>(c.direct_wait_us);
   if (const char* t = get("CORUN_CE_SIGNAL")) {
     const std::string v = t;
     if (v != "write" && v != "copy") return "bad CORUN_CE_SIGNAL '" + Printable(t) + "' (write or copy)";
@@ -139,11 +154,17 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
                                integer("CORUN_CE_SLOTS", &c.slots, 2, 64), integer("CORUN_CE_LANES", &c.lanes, 1, 8),
                                integer("CORUN_CE_BATCH", &c.batch, 1, 32), integer("CORUN_CE_PULL", &pull, 0, 1),
                                integer("CORUN_CE_PHASES", &phases, 0, 1),
-                               integer("CORUN_CE_REDUCE_SMS", &c.reduce_sms, 0, 1024)})
+                               integer("CORUN_CE_REDUCE_SMS", &c.reduce_sms, 0, 1024),
+                               integer("CORUN_CE_DIRECT", &direct, 0, 1), integer("CORUN_CE_BULK", &bulk, 0, 1),
+                               integer("CORUN_CE_BULK_ROUND", &c.bulk_round, 0, 64),
+                               integer("CORUN_CE_DIRECT_WAIT_US", &direct_wait, 0, 10000000)})
     if (!e.empty()) return e;
   c.ag_pull = pull != 0;
   if (get("CORUN_CE_PULL")) c.pull_by_ranks = false;
   c.phases = phases != 0;
+  c.direct = direct != 0;
+  c.bulk = bulk != 0;
+  c.direct_wait_us = static_cast<uint64_t>(direct_wait);
   const std::string bad = CeConfigError(c);
   if (!bad.empty()) return "bad copy-engine configuration from CORUN_CE_*: " + bad;
   *cfg = c;

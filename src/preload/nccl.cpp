@@ -89,6 +89,8 @@ Comms& G() {
 }
 
 std::atomic<uint64_t> g_served{0}, g_served_bytes{0};
+// Served allreduces whose all-gather copies went straight between the outputs (CeConfig::direct).
+std::atomic<uint64_t> g_served_direct{0};
 // Host time the served calls spent enqueueing (the program's thread is held that long: DDP's
 // backward issues its next kernels only after the call returns).
 std::atomic<uint64_t> g_enqueue_ns{0}, g_enqueue_max_ns{0};
@@ -246,6 +248,7 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
   const bool had_dev = cudaGetDevice(&prev) == cudaSuccess;
   Status s = Status::Ok();
   const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t direct0 = e->ce->direct_calls();
   switch (kind) {
     case CeOp::kAllReduce: s = e->ce->AllReduce(send, recv, count, t, st); break;
     case CeOp::kReduceScatter: s = e->ce->ReduceScatter(send, recv, count, t, st); break;
@@ -261,6 +264,7 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
     return true;
   }
   g_served.fetch_add(1, std::memory_order_relaxed);
+  g_served_direct.fetch_add(e->ce->direct_calls() - direct0, std::memory_order_relaxed);
   g_served_bytes.fetch_add(f.bytes, std::memory_order_relaxed);
   g_enqueue_ns.fetch_add(ns, std::memory_order_relaxed);
   for (uint64_t m = g_enqueue_max_ns.load(); ns > m && !g_enqueue_max_ns.compare_exchange_weak(m, ns);) {
@@ -291,6 +295,7 @@ void CeReportJson(nlohmann::ordered_json* j) {
   if (!Ce()) return;
   (*j)["ce_served"] = g_served.load();
   (*j)["ce_served_bytes"] = g_served_bytes.load();
+  (*j)["ce_served_direct"] = g_served_direct.load();
   const uint64_t n = g_served.load();
   (*j)["ce_enqueue_us_mean"] = n ? g_enqueue_ns.load() / 1e3 / static_cast<double>(n) : 0.0;
   (*j)["ce_enqueue_us_max"] = g_enqueue_max_ns.load() / 1e3;
@@ -330,9 +335,9 @@ std::string CeSummaryLine() {
       served ? fmt::format(", enqueue {:.0f} us per call (max {:.0f})", g_enqueue_ns.load() / 1e3 / served,
                            g_enqueue_max_ns.load() / 1e3)
              : "";
-  return fmt::format("corun: pid {} copy engines: {} collectives served ({:.1f} MiB{}), {} to NCCL ({}); {} of {} "
-                     "communicators usable{}",
-                     static_cast<int>(getpid()), served, g_served_bytes.load() / 1048576.0, enq, to_nccl,
+  return fmt::format("corun: pid {} copy engines: {} collectives served ({:.1f} MiB{}; {} allreduces by direct "
+                     "copies), {} to NCCL ({}); {} of {} communicators usable{}",
+                     static_cast<int>(getpid()), served, g_served_bytes.load() / 1048576.0, enq, g_served_direct.load(), to_nccl,
                      why.empty() ? "-" : why, usable, comms, first_why.empty() ? "" : " (" + first_why + ")");
 }
 

@@ -65,8 +65,10 @@ Status MemOps(cudaStream_t st, const std::vector<CUstreamBatchMemOpParams>& ops)
 }
 }  // namespace
 
+// Rows (sources) outermost: the slots of consecutive chunks from one source are adjacent, so a
+// bulk round lands with one copy (two where the ring wraps).
 char* CeComm::Slot(char* staging, uint32_t q, int row) const {
-  return staging + (static_cast<size_t>(CeSlot(q, cfg_.slots)) * (nranks_ - 1) + row) * slot_bytes_;
+  return staging + (static_cast<size_t>(row) * cfg_.slots + CeSlot(q, cfg_.slots)) * slot_bytes_;
 }
 
 Status CeComm::Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits) {

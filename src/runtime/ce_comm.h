@@ -58,11 +58,14 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "corun/ce_direct.h"
 #include "corun/ce_plan.h"
 #include "corun/collective.h"
 #include "corun/status.h"
@@ -132,10 +135,16 @@ class CeComm {
   // Chunks numbered so far by the reduce-scatter and the all-gather phases.
   uint32_t rs_seq() const { return rs_seq_.load(); }
   uint32_t ag_seq() const { return ag_seq_.load(); }
+  // Allreduce calls whose all-gather copies went straight to the peers' outputs (CeConfig::direct),
+  // and those that took the staging although direct copies were on (see DirectWhy()).
+  uint64_t direct_calls() const { return direct_calls_.load(); }
+  uint64_t staged_calls() const { return staged_calls_.load(); }
+  bool direct_on() const { return dir_ != nullptr; }
 
  private:
   struct Peer {
     int rank = 0;
+    uint64_t process = 0;        // its process token (keys the outputs mapped from it)
     char* rs_staging = nullptr;  // its staging (reduce-scatter rows), mapped here
     char* ag_staging = nullptr;  // its staging (all-gather rows)
     uint32_t* flags = nullptr;   // its flag block (device memory, peer- or IPC-mapped)
@@ -150,9 +159,13 @@ class CeComm {
   }
   size_t FlagWords() const { return 3 * static_cast<size_t>(nranks_) * cfg_.lanes + nranks_; }
   char* Slot(char* staging, uint32_t q, int src_row) const;
+  // Slots of chunks [q, q + n) of one row: up to two contiguous runs (the ring may wrap).
+  std::vector<std::pair<char*, uint64_t>> SlotRuns(char* staging, uint32_t q, int n, int src_row) const;
 
   enum class Kind { kAllReduce, kReduceScatter, kAllGather };
   Status Launch(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
+  // A direct allreduce in the push form, in bulk (CeConfig::bulk; ce_bulk.cpp).
+  Status LaunchBulk(const char* in, char* out, uint64_t count, DType t, cudaStream_t s);
   Status Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits);
   Status Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v);
   // Several flag writes on one stream, in one driver call where flags are stream writes.
@@ -176,6 +189,18 @@ class CeComm {
   int ReduceBox() const { return 2 * cfg_.lanes * Fan(); }
   int UnpackBox() const { return 2 * cfg_.lanes * Fan() + 1; }
   size_t OutboxWords() const { return 2 * static_cast<size_t>(cfg_.lanes) * Fan() + 2; }
+
+  // Direct all-gather copies (ce_direct.cpp): the agreement table, and per call each peer's output
+  // as mapped here (null: staging).
+  bool AgreeDirect(void* recv, uint64_t bytes);
+  std::unique_ptr<CeDirectTable> dir_;
+  void* dir_mem_ = nullptr;
+  size_t dir_bytes_ = 0;
+  uint32_t dir_seq_ = 0;
+  bool dir_threads_ = false;              // every peer in this process: raw pointers, no export
+  std::map<uint64_t, int> dir_exports_;   // this rank's allocation (buffer id) -> export index (-1: refused)
+  std::vector<char*> peer_out_;
+  std::atomic<uint64_t> direct_calls_{0}, staged_calls_{0};
 
   CeConfig cfg_;
   bool usable_ = false;

@@ -26,6 +26,10 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   const char* in = static_cast<const char*>(send);
   char* out = static_cast<char*>(recv);
   const bool has_rs = k != Kind::kAllGather, has_ag = k != Kind::kReduceScatter;
+  // Allreduce: the all-gather copies read the peers' outputs (pull form) or write them (push
+  // form) where every rank agrees for this call (ce_direct.cpp); peer_out_ then holds them.
+  const bool direct = k == Kind::kAllReduce && dir_ && AgreeDirect(out, count * eb);
+  if (direct && !cfg_.ag_pull && cfg_.bulk) return LaunchBulk(in, out, count, t, s);
 
   std::vector<CeRange> chunks;
   if (k == Kind::kAllReduce) {
@@ -156,11 +160,13 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       CORUN_CHECK(enter(st));
       if (after) CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(st, after, 0)));
       std::vector<std::pair<uint32_t*, uint32_t>> w;
-      ag_free_waits(q, &w, p);
+      // Direct: the peer's output is free once the peer is in this call, which the reduction
+      // this push follows waited for (the peer's reduce-scatter push of this chunk).
+      if (!direct) ag_free_waits(q, &w, p);
       CORUN_CHECK(Wait(st, w));
-      if (src.bytes)
-        CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].ag_staging, q, CePeerIndex(r, p)), src.src, src.bytes,
-                                  cudaMemcpyDeviceToDevice, st)));
+      // Direct: into the peer's output where its part lands (the same offset as in this rank's).
+      char* dst = direct ? peer_out_[p] + (src.src - out) : Slot(peers_[p].ag_staging, q, CePeerIndex(r, p));
+      if (src.bytes) CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(dst, src.src, src.bytes, cudaMemcpyDeviceToDevice, st)));
       CORUN_CHECK(Write(st, AgBox(lane, p), AgReady(peers_[p].flags, r, lane), q));
     }
     return Status::Ok();
@@ -245,8 +251,11 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     for (int p = 0; p < R; ++p)
       for (int lane = 0; lane < L && p != r; ++lane)
         if (last[lane]) waits.push_back({RsReady(flags_, p, lane), last[lane]});
-    const bool fill = pull && has_ag;  // the reduction also writes the staging the peers pull from
-    if (fill)
+    // Pull form: the reduction tells the peers its result is there to pull, and unless the peers
+    // pull straight from this rank's output (direct), writes it into the staging too.
+    const bool fill = pull && has_ag;
+    const bool to_staging = fill && !direct;
+    if (to_staging)
       for (int i = b.first; i < b.second; ++i) ag_free_waits(QA(i), &waits);
     CE_USE(reduce_);
     CORUN_CHECK(Wait(reduce_, waits));
@@ -257,7 +266,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       if (!own.bytes) continue;
       CeReduceItem& it = rb.item[rb.items++];
       it.out = own.dst;
-      it.out2 = fill ? Slot(ag_staging_, QA(i), 0) : nullptr;
+      it.out2 = to_staging ? Slot(ag_staging_, QA(i), 0) : nullptr;
       it.own = own.src;
       for (int p = 0; p < R; ++p)
         if (p != r) it.peer[CePeerIndex(p, r)] = Slot(rs_staging_, QR(i), CePeerIndex(p, r));
@@ -289,8 +298,8 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     for (int step = 1; step < R; ++step) {
       const int j = (r + step) % R;
       const Part dst = unpack_dst(chunks[i], j);
-      steps.push_back({j, {AgReady(flags_, j, lane), q}, {dst.dst, Slot(peers_[j].ag_staging, q, 0), dst.bytes},
-                       AgFree(peers_[j].flags, r, lane)});
+      const char* src = direct ? peer_out_[j] + (dst.dst - out) : Slot(peers_[j].ag_staging, q, 0);
+      steps.push_back({j, {AgReady(flags_, j, lane), q}, {dst.dst, src, dst.bytes}, AgFree(peers_[j].flags, r, lane)});
     }
     return exchange(true, lane, q, steps);
   };
@@ -320,6 +329,17 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   if (has_ag && pull) {
     if (!phased)  // phased: pulled round by round above
       for (int i = 0; i < n; ++i) CORUN_CHECK(ag_pull(i));
+    if (direct) {
+      // The peers read this rank's output: the call ends once every peer has pulled every chunk
+      // (the frees they write after each pull), so the caller cannot overwrite it sooner.
+      const std::vector<uint32_t> last = CeLastPerLane(QA(0), QA(n - 1), L);
+      std::vector<std::pair<uint32_t*, uint32_t>> waits;
+      for (int p = 0; p < R; ++p)
+        for (int lane = 0; lane < L && p != r; ++lane)
+          if (last[lane]) waits.push_back({AgFree(flags_, p, lane), last[lane]});
+      CE_USE(unpack_);
+      CORUN_CHECK(Wait(unpack_, waits));
+    }
   } else if (has_ag) {
     // Unpack, in chunk order, from this rank's staging.
     for (int i = 0; i < n; ++i) {
@@ -333,7 +353,7 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
       for (int j = 0; j < R; ++j) {
         if (j == r) continue;
         const Part dst = unpack_dst(chunks[i], j);
-        if (dst.bytes)
+        if (dst.bytes && !direct)  // direct: the peer pushed it into the output itself
           CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(dst.dst, Slot(ag_staging_, q, CePeerIndex(j, r)), dst.bytes,
                                     cudaMemcpyDeviceToDevice, unpack_)));
       }

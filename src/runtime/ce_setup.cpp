@@ -43,7 +43,7 @@ struct Desc {
   // The protocol's shape: every rank must use the same (CORUN_CE_* alike on every rank).
   // min_bytes too: ranks that route a call differently (CE here, NCCL there) would hang.
   uint64_t chunk_bytes = 0, min_bytes = 0;
-  int32_t slots = 0, lanes = 0, batch = 0, ag_pull = 0;
+  int32_t slots = 0, lanes = 0, batch = 0, ag_pull = 0, bulk = 0, bulk_round = 0, phases = 0;
 };
 
 // Identifies this process among the ranks of a communicator (random, drawn once).
@@ -137,6 +137,9 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   mine.lanes = cfg_.lanes;
   mine.batch = cfg_.batch;
   mine.ag_pull = cfg_.ag_pull ? 1 : 0;
+  mine.bulk = cfg_.bulk ? 1 : 0;
+  mine.bulk_round = cfg_.bulk_round;
+  mine.phases = cfg_.phases ? 1 : 0;
   CUDACHECK(cudaDeviceGetPCIBusId(mine.pci, sizeof(mine.pci), device_));
   // IPC handles for peers in other processes (each buffer is its own allocation: offset 0). A
   // refusal here only matters to those peers: they report it.
@@ -222,7 +225,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (int p = 0; p < nranks_ && why.empty(); ++p)
     if (all[p].chunk_bytes != mine.chunk_bytes || all[p].min_bytes != mine.min_bytes || all[p].slots != mine.slots ||
         all[p].lanes != mine.lanes ||
-        all[p].batch != mine.batch || all[p].ag_pull != mine.ag_pull)
+        all[p].batch != mine.batch || all[p].ag_pull != mine.ag_pull || all[p].bulk != mine.bulk ||
+        all[p].bulk_round != mine.bulk_round || all[p].phases != mine.phases)
       why = "unsupported: rank " + std::to_string(p) +
             "'s copy-engine configuration differs from this rank's (set CORUN_CE_* alike on every rank)";
   // Peer access, where every rank lives in this process and could allocate (the same condition on
@@ -290,8 +294,24 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
       std::fprintf(stderr, "corun ce: rank %d: %s; going on without it\n", rank_, bwhy.c_str());
   }
 
-  // Every rank takes the CE path or none does.
-  int ok = why.empty() ? 1 : 0;
+  // The direct copies' agreement table (ce_direct.cpp), mapped by every rank before the agreement
+  // below, unlinked after it. Threads of one process map the segment once each, as processes do.
+  std::string dir_name;
+  if (why.empty() && cfg_.direct) {
+    std::string key_src;
+    for (const Desc& d : all)
+      key_src += std::to_string(d.process) + ":" + std::to_string(d.pid) + ":" + std::to_string(d.flags) + ";";
+    char name[64];
+    std::snprintf(name, sizeof(name), "/corun_cedir_%zx_%d", std::hash<std::string>{}(key_src), nranks_);
+    dir_name = name;
+    dir_bytes_ = CeDirectTable::Bytes(nranks_);
+    std::string dwhy;
+    dir_mem_ = CeDirectMap(dir_name, dir_bytes_, &dwhy);
+    if (!dir_mem_) CE_DLOG("init: no direct copies: %s", dwhy.c_str());
+  }
+  // Every rank takes the CE path or none does; direct copies are on where every rank has the table
+  // (2: usable with the table, 1: usable, 0: not).
+  int ok = why.empty() ? (dir_mem_ ? 2 : 1) : 0;
   CUDACHECK(cudaMemcpyAsync(dok, &ok, sizeof(int), cudaMemcpyHostToDevice, s));
   CE_NCCLCHECK(nccl_api.AllReduce(dok, dok, 1, ncclInt32, ncclMin, nccl, s));
   CUDACHECK(cudaMemcpyAsync(&ok, dok, sizeof(int), cudaMemcpyDeviceToHost, s));
@@ -299,6 +319,13 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CE_DLOG("init: agreement %d", ok);
   CUDACHECK(cudaFree(dbuf));
   CUDACHECK(cudaFree(dok));
+  if (!dir_name.empty()) CeDirectUnlink(dir_name);  // every rank mapped it (or failed to) before the agreement
+  if (ok == 2) {
+    dir_ = std::make_unique<CeDirectTable>(dir_mem_, nranks_, rank_);
+  } else if (dir_mem_) {
+    CeDirectUnmap(dir_mem_, dir_bytes_);
+    dir_mem_ = nullptr;
+  }
   if (!ok) {
     for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
     ipc_mapped_.clear();
@@ -311,6 +338,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
 
   peers_.assign(nranks_, Peer{});
   for (int p = 0; p < nranks_; ++p) {
+    if (p != rank_) dir_threads_ = all[p].process == mine.process;  // alike for every peer (a mix is refused)
     if (all[p].process == mine.process) {
       peers_[p].rs_staging = reinterpret_cast<char*>(all[p].rs_staging);
       peers_[p].ag_staging = reinterpret_cast<char*>(all[p].ag_staging);
@@ -319,6 +347,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
       peers_[p] = mapped[p];
     }
     peers_[p].rank = p;
+    peers_[p].process = all[p].process;
   }
   // Signals by stream writes into the peers' mapped flags, unless configured otherwise or the
   // driver refuses such a write (checked here, once, with the value the word already holds: only
@@ -364,8 +393,9 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (auto& e : ev_phase_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   usable_ = true;
   why_.clear();
-  CE_DLOG("init: usable, %d lanes x %d peers, %d slots of %llu B, %s, signals by %s", cfg_.lanes, Fan(), cfg_.slots,
-          static_cast<unsigned long long>(slot_bytes_), cfg_.ag_pull ? "pull" : "push", signal_copy_ ? "copies" : "writes");
+  CE_DLOG("init: usable, %d lanes x %d peers, %d slots of %llu B, %s, signals by %s, direct copies %s", cfg_.lanes,
+          Fan(), cfg_.slots, static_cast<unsigned long long>(slot_bytes_), cfg_.ag_pull ? "pull" : "push",
+          signal_copy_ ? "copies" : "writes", dir_ ? "on" : "off");
   StartMonitor();
   Register(this);
   return Status::Ok();

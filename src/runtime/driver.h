@@ -26,7 +26,8 @@ namespace corun {
   X(cuDeviceGetAttribute, "cuDeviceGetAttribute", 2000)                \
   X(cuStreamWriteValue32, "cuStreamWriteValue32", 12000)               \
   X(cuStreamWaitValue32, "cuStreamWaitValue32", 12000)                 \
-  X(cuStreamBatchMemOp, "cuStreamBatchMemOp", 12000)
+  X(cuStreamBatchMemOp, "cuStreamBatchMemOp", 12000)                   \
+  X(cuPointerGetAttributes, "cuPointerGetAttributes", 7000)
 
 struct DriverTable {
 #define CORUN_DRIVER_FIELD(name, symbol, ver) decltype(&::name) name = nullptr;

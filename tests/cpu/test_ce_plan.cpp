@@ -52,6 +52,31 @@ TEST(CePlan, SmallCountsLeaveTailSlicesEmpty) {
   EXPECT_EQ(CeSlice(7, 4, 2, 4).count, 0u);
 }
 
+// Bulk geometry: every element in exactly one rank's part of one round, parts contiguous per
+// region, whatever the rounds.
+TEST(CePlan, BulkPartsCoverEveryElementOnce) {
+  for (int R : {2, 3, 4, 8})
+    for (int eb : {2, 4})
+      for (uint64_t count : {uint64_t{1}, uint64_t{7}, uint64_t{1000003}, uint64_t{3000017}})
+        for (uint64_t piece : {uint64_t{64}, uint64_t{4096}, uint64_t{1} << 20}) {
+          const int n = CeBulkChunks(count, R, piece, eb);
+          ASSERT_GE(n, 1);
+          std::vector<int> seen(count, 0);
+          for (int a = 0; a < n; a += 3) {  // rounds of 3 chunks
+            const int e = std::min(n, a + 3);
+            for (int j = 0; j < R; ++j) {
+              const CeRange p = CeBulkPart(count, R, j, piece, a, e, eb);
+              ASSERT_LE(p.first + p.count, count);
+              if (p.count) EXPECT_EQ(p.first % CeAlignElems(eb), 0u) << "region start unaligned";
+              ASSERT_LE(p.count, 3 * piece);
+              for (uint64_t x = p.first; x < p.first + p.count; ++x) ++seen[x];
+            }
+          }
+          for (uint64_t x = 0; x < count; ++x)
+            ASSERT_EQ(seen[x], 1) << "R " << R << " count " << count << " piece " << piece << " element " << x;
+        }
+}
+
 TEST(CePlan, ProtocolIndexes) {
   EXPECT_EQ(CeFreeWaitValue(1, 8), 0u);
   EXPECT_EQ(CeFreeWaitValue(8, 8), 0u);
@@ -232,22 +257,27 @@ TEST(CePlan, SimulatedPullAllGatherReusesSlotsSafely) {
 TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
   enum CallKind { kAR, kRS, kAG };
   struct Op {
-    enum Kind { kPush, kReduce, kPull, kAgPush, kUnpack, kFill } kind;
+    enum Kind { kPush, kReduce, kPull, kAgPush, kUnpack, kFill, kDirectEnd } kind;
     int call, round, peer;
     uint32_t q;                 // reduce-scatter ops: the chunk's qr; all-gather ops: its qa
     std::pair<int, int> batch;  // reduce: qr range [first, second]
     uint32_t qa_first;          // reduce of an allreduce: the qa of batch.first
-    uint32_t qr;                // all-gather push of an allreduce: the chunk's qr (its reduction first), else 0
+    uint32_t qr;                // all-gather copy of an allreduce: the chunk's qr (its reduction first), else 0
+    std::vector<uint32_t> last;  // direct end: the call's last qa per lane
   };
   const std::vector<std::pair<CallKind, int>> calls = {{kAR, 13}, {kAR, 1}, {kAR, 7}, {kRS, 5}, {kAG, 4},
                                                        {kAR, 1},  {kAG, 3}, {kRS, 2}, {kAR, 7}, {kAG, 1},
                                                        {kRS, 1},  {kAR, 1}, {kAR, 1}, {kAG, 1}, {kAR, 2}};
+  // Direct copies (CeConfig::direct): two of every three allreduces, as the per-call agreement
+  // may mix them, read the owner's output (pull form) or write the peer's (push form).
   for (const bool push_form : {false, true})
+   for (const bool with_direct : {false, true})
     for (const bool phased : {true, false})
       for (const auto& shape : std::vector<std::array<int, 4>>{
                {2, 2, 1, 1}, {2, 4, 2, 2}, {3, 3, 2, 1}, {3, 4, 2, 2}, {4, 2, 2, 1}, {4, 5, 3, 2}, {4, 6, 3, 3}}) {
         const int R = shape[0], S = shape[1], L = shape[2], B = shape[3];
-        const std::string what = std::string(push_form ? "push" : "pull") + (phased ? " phased" : " unphased") +
+        const std::string what = std::string(push_form ? "push" : "pull") + (with_direct ? " direct" : "") +
+                                 (phased ? " phased" : " unphased") +
                                  " R " + std::to_string(R) + " S " + std::to_string(S) + " L " + std::to_string(L) +
                                  " B " + std::to_string(B);
         auto grid3 = [&] { return std::vector<std::vector<std::vector<uint32_t>>>(R, std::vector<std::vector<uint32_t>>(R, std::vector<uint32_t>(L, 0))); };
@@ -262,7 +292,9 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
         std::vector<std::vector<std::vector<Op>>> prog(R, std::vector<std::vector<Op>>(nstreams));
         std::map<std::tuple<int, int, int, int>, int> total, done;
         std::map<std::pair<int, int>, int> call_total, call_done, join_total, join_done, push_total, push_done;
-        std::vector<bool> call_phased(calls.size());
+        std::vector<bool> call_phased(calls.size()), direct(calls.size());
+        for (size_t c = 0; c < calls.size(); ++c) direct[c] = with_direct && calls[c].first == kAR && c % 3 != 1;
+        std::map<std::pair<int, int>, int> direct_in;  // push form: (rank, call) -> chunks written into its output
         const int ag_kind = push_form ? Op::kAgPush : Op::kPull;
         for (int r = 0; r < R; ++r) {
           uint32_t q0r = 0, q0a = 0;
@@ -292,29 +324,32 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
                         Op{Op::kPush, c, k, (r + step) % R, q0r + i + 1, {0, 0}, 0, 0});
                 for (const auto& b : CeBatches(e - a, B, S)) {
                   add(L * R, Op{Op::kReduce, c, k, -1, 0, {q0r + a + b.first + 1, q0r + a + b.second},
-                                has_ag ? q0a + a + b.first + 1 : 0, 0});
+                                has_ag ? q0a + a + b.first + 1 : 0, 0, {}});
                   for (int i = a + b.first; i < a + b.second && push_form && has_ag; ++i)
                     for (int step = 1; step < R; ++step)
                       add(ag_stream(q0a + i + 1, (r + step) % R),
-                          Op{Op::kAgPush, c, k, (r + step) % R, q0a + i + 1, {0, 0}, 0, q0r + i + 1});
+                          Op{Op::kAgPush, c, k, (r + step) % R, q0a + i + 1, {0, 0}, 0, q0r + i + 1, {}});
                 }
                 for (int i = a; i < e && !push_form && has_ag; ++i)
                   for (int step = 1; step < R; ++step)
-                    add(ag_stream(q0a + i + 1, (r + step) % R), Op{Op::kPull, c, k, (r + step) % R, q0a + i + 1, {0, 0}, 0, 0});
+                    add(ag_stream(q0a + i + 1, (r + step) % R),
+                        Op{Op::kPull, c, k, (r + step) % R, q0a + i + 1, {0, 0}, 0, q0r + i + 1, {}});
               }
+              if (!push_form && direct[c])
+                add(unpack, Op{Op::kDirectEnd, c, last_round, -1, 0, {0, 0}, 0, 0, CeLastPerLane(q0a + 1, q0a + n, L)});
             } else if (!push_form) {  // all-gather, pull form: fill this rank's staging, then pull the peers'
               for (int i = 0; i < n; ++i)
-                add(CeLane(q0a + i + 1, L) * R + (r + 1) % R, Op{Op::kFill, c, 0, -1, q0a + i + 1, {0, 0}, 0, 0});
+                add(CeLane(q0a + i + 1, L) * R + (r + 1) % R, Op{Op::kFill, c, 0, -1, q0a + i + 1, {0, 0}, 0, 0, {}});
               for (int i = 0; i < n; ++i)
                 for (int step = 1; step < R; ++step)
-                  add(ag_stream(q0a + i + 1, (r + step) % R), Op{Op::kPull, c, 0, (r + step) % R, q0a + i + 1, {0, 0}, 0, 0});
+                  add(ag_stream(q0a + i + 1, (r + step) % R), Op{Op::kPull, c, 0, (r + step) % R, q0a + i + 1, {0, 0}, 0, 0, {}});
             } else {  // all-gather, push form: push into every peer's staging
               for (int i = 0; i < n; ++i)
                 for (int step = 1; step < R; ++step)
-                  add(ag_stream(q0a + i + 1, (r + step) % R), Op{Op::kAgPush, c, 0, (r + step) % R, q0a + i + 1, {0, 0}, 0, 0});
+                  add(ag_stream(q0a + i + 1, (r + step) % R), Op{Op::kAgPush, c, 0, (r + step) % R, q0a + i + 1, {0, 0}, 0, 0, {}});
             }
             for (int i = 0; i < n && push_form && has_ag; ++i)
-              add(unpack, Op{Op::kUnpack, c, last_round, -1, q0a + i + 1, {0, 0}, 0, 0});
+              add(unpack, Op{Op::kUnpack, c, last_round, -1, q0a + i + 1, {0, 0}, 0, 0, {}});
             if (has_rs) q0r += n;
             if (has_ag) q0a += n;
           }
@@ -347,7 +382,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               for (int p = 0; p < R; ++p)
                 for (int l = 0; l < L && p != r; ++l)
                   if (last[l] && !ge(rs_ready[r][p][l], last[l])) return false;
-              if (!push_form && op.qa_first)
+              if (!push_form && op.qa_first && !direct[op.call])
                 for (uint32_t qr = op.batch.first; qr <= static_cast<uint32_t>(op.batch.second); ++qr)
                   if (!frees_from_all(r, op.qa_first + (qr - op.batch.first))) return false;
               return true;
@@ -357,8 +392,13 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
             case Op::kAgPush: {
               if (op.qr && !reduced[r].count(op.qr)) return false;
               const uint32_t fw = CeFreeWaitValue(op.q, S);
-              return !fw || ge(ag_free[r][op.peer][CeLane(fw, L)], fw);
+              return direct[op.call] || !fw || ge(ag_free[r][op.peer][CeLane(fw, L)], fw);
             }
+            case Op::kDirectEnd:  // every peer pulled every chunk of the call from this rank's output
+              for (int p = 0; p < R; ++p)
+                for (int l = 0; l < L && p != r; ++l)
+                  if (op.last[l] && !ge(ag_free[r][p][l], op.last[l])) return false;
+              return true;
             case Op::kUnpack:
               for (int j = 0; j < R; ++j)
                 if (j != r && !ge(ag_ready[r][j][CeLane(op.q, L)], op.q)) return false;
@@ -394,7 +434,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
                   cell.second = true;
                 }
                 reduced[r].insert(qr);
-                if (!push_form && op.qa_first) fill(r, op.qa_first + (qr - op.batch.first));
+                if (!push_form && op.qa_first && !direct[op.call]) fill(r, op.qa_first + (qr - op.batch.first));
                 if (HasFatalFailure()) return;
               }
               for (int p = 0; p < R; ++p)
@@ -409,6 +449,16 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               break;
             }
             case Op::kPull: {
+              if (direct[op.call]) {
+                // From the owner's output: its reduction of the chunk is done, and its call has not
+                // ended (the caller could overwrite the output then).
+                ASSERT_TRUE(reduced[op.peer].count(op.qr)) << what << ": pulled chunk " << op.qr << " before its reduction";
+                const auto owner = std::make_pair(op.peer, op.call);
+                ASSERT_LT(join_done[owner], join_total[owner]) << what << ": pulled from rank " << op.peer
+                                                               << "'s output after its call " << op.call << " ended";
+                ag_free[op.peer][r][CeLane(op.q, L)] = op.q;
+                break;
+              }
               auto& out = ag[op.peer][CeSlot(op.q, S)];
               ASSERT_EQ(out.first, op.q) << what << ": pulled a slot that does not hold chunk " << op.q;
               ASSERT_EQ(out.second.erase(r), 1u);
@@ -416,6 +466,15 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               break;
             }
             case Op::kAgPush: {
+              if (direct[op.call]) {
+                // Into the peer's output: the peer is in this call (its previous one ended).
+                const auto prev = std::make_pair(op.peer, op.call - 1);
+                ASSERT_TRUE(op.call == 0 || join_done[prev] == join_total[prev])
+                    << what << ": pushed into rank " << op.peer << "'s output before its call " << op.call << " began";
+                ++direct_in[std::make_pair(op.peer, op.call)];
+                ag_ready[op.peer][r][CeLane(op.q, L)] = op.q;
+                break;
+              }
               auto& cell = agp[op.peer][CeSlot(op.q, S)][r];
               ASSERT_TRUE(cell.second) << what << ": chunk " << op.q << " pushed over chunk " << cell.first << ", not yet unpacked";
               cell = {op.q, false};
@@ -425,6 +484,10 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
             case Op::kUnpack:
               for (int j = 0; j < R; ++j) {
                 if (j == r) continue;
+                if (direct[op.call]) {  // nothing to unpack: the slot is released in sequence all the same
+                  ag_free[j][r][CeLane(op.q, L)] = op.q;
+                  continue;
+                }
                 auto& cell = agp[r][CeSlot(op.q, S)][j];
                 ASSERT_EQ(cell.first, op.q) << what << ": unpacked a slot that does not hold chunk " << op.q;
                 ASSERT_FALSE(cell.second);
@@ -438,6 +501,8 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               for (int p = 0; p < R; ++p)
                 if (p != r) ag_ready[p][r][CeLane(op.q, L)] = op.q;
               break;
+            case Op::kDirectEnd:
+              break;
           }
           ++done[std::make_tuple(r, op.call, op.round, static_cast<int>(op.kind))];
           ++call_done[std::make_pair(r, op.call)];
@@ -446,11 +511,15 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
           if (!(calls[op.call].first == kAR && op.kind == Op::kPush)) ++join_done[rc];
           // The join leaves the pushes out because they are done by then: the caller's stream
           // going on must never leave a push of the call unfinished (it reads the caller's input).
-          if (join_done[rc] == join_total[rc])
+          if (join_done[rc] == join_total[rc]) {
             ASSERT_EQ(push_done[rc], push_total[rc]) << what << ": rank " << r << " call " << op.call
                                                      << ": joined with a reduce-scatter push unfinished";
+            if (push_form && direct[op.call])  // every peer's part of every chunk is in the output
+              ASSERT_EQ(direct_in[rc], calls[op.call].second * (R - 1))
+                  << what << ": rank " << r << " call " << op.call << " ended before the peers' pushes";
+          }
         };
-        uint32_t seed = 777u + R * 7u + S * 131u + (phased ? 1u : 0u) + (push_form ? 17u : 0u);
+        uint32_t seed = 777u + R * 7u + S * 131u + (phased ? 1u : 0u) + (push_form ? 17u : 0u) + (with_direct ? 5u : 0u);
         int idle = 0;
         while (idle < 20000) {
           seed = seed * 1103515245u + 12345u;
@@ -669,4 +738,22 @@ TEST(CePlan, ConfigFromEnvironment) {
   CeConfig wide;
   wide.reduce_sms = 2000;  // set in code, past the range
   EXPECT_EQ(CeConfigError(wide), "reduce_sms must be in [0, 1024]");
+  // Direct all-gather copies: on by default, off by CORUN_CE_DIRECT=0; the agreement's wait.
+  EXPECT_TRUE(CeConfig{}.direct);
+  EXPECT_TRUE(CeConfig{}.bulk);
+  EXPECT_EQ(CeConfig{}.direct_wait_us, 2000u);
+  g_env = {{"CORUN_CE_DIRECT", "0"}, {"CORUN_CE_DIRECT_WAIT_US", "500"}, {"CORUN_CE_BULK", "0"}};
+  cfg = CeConfig{};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_FALSE(cfg.direct);
+  EXPECT_FALSE(cfg.bulk);
+  EXPECT_EQ(cfg.direct_wait_us, 500u);
+  g_env = {{"CORUN_CE_DIRECT", "yes"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_DIRECT 'yes' (an integer in [0, 1])");
+  EXPECT_FALSE(cfg.direct);
+  g_env = {{"CORUN_CE_DIRECT_WAIT_US", "-5"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_DIRECT_WAIT_US '-5' (an integer in [0, 10000000])");
+  CeConfig slow;
+  slow.direct_wait_us = 20000000;
+  EXPECT_EQ(CeConfigError(slow), "direct_wait_us must be in [0, 10000000]");
 }

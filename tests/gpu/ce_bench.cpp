@@ -87,6 +87,7 @@ struct Shared {
   // What the communicator resolved (rank 0): the form and flags may differ from the request
   // (CeConfig::pull_by_ranks, ranks as threads).
   bool ran_pull = false, ran_signal_copy = false;
+  uint64_t direct_calls = 0, staged_calls = 0;  // allreduces by direct copies / by the staging (rank 0)
 };
 
 void Record(Shared& sh, const std::string& key, int rank, double ms) {
@@ -297,6 +298,10 @@ void Rank(int rank, Shared& sh, const ncclUniqueId& id, const std::vector<uint64
     CU(cudaFree(c));
   }
   CK(ce.CheckError());
+  if (rank == 0) {
+    sh.direct_calls = ce.direct_calls();
+    sh.staged_calls = ce.staged_calls();
+  }
   sh.bar->Wait();
   ncclCommDestroy(nccl);
 }
@@ -411,6 +416,9 @@ int main(int argc, char** argv) {
   app.add_option("--reduce-sms", cfg.reduce_sms, "SMs a reduction kernel is sized for, 0 = all (CeConfig::reduce_sms)");
   app.add_flag("--pull,!--push", cfg.ag_pull, "all-gather step by pulls or by pushes + unpack (CeConfig::ag_pull)");
   app.add_flag("--phases,!--no-phases", cfg.phases, "allreduce in rounds of slots chunks (CeConfig::phases)");
+  app.add_flag("--direct,!--no-direct", cfg.direct,
+               "allreduce all-gather copies straight between the outputs (CeConfig::direct)");
+  app.add_flag("--bulk,!--no-bulk", cfg.bulk, "direct push-form allreduces a round per copy (CeConfig::bulk)");
   std::string signal = cfg.signal_copy ? "copy" : "write";
   app.add_option("--signal", signal, "flags to peers by stream writes or by 4-byte copies (CeConfig::signal_copy)")
       ->check(CLI::IsMember({"write", "copy"}));
@@ -472,9 +480,10 @@ int main(int argc, char** argv) {
                {"cuda_driver", CudaDriverVersion()}, {"date", date}, {"reps", reps}, {"warmup", warmup},
                {"timing", "burst (streams held on a host flag while queued), per rep the max over ranks"},
                {"ce_config", {{"chunk_bytes", cfg.chunk_bytes}, {"slots", cfg.slots}, {"lanes", cfg.lanes}, {"batch", cfg.batch},
-                              {"phases", cfg.phases}, {"reduce_sms", cfg.reduce_sms}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
+                              {"phases", cfg.phases}, {"direct", cfg.direct}, {"bulk", cfg.bulk}, {"reduce_sms", cfg.reduce_sms}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
                               {"signal", signal}, {"ran_ag_pull", sh.ran_pull},
-                              {"ran_signal", sh.ran_signal_copy ? "copy" : "write"}}}};
+                              {"ran_signal", sh.ran_signal_copy ? "copy" : "write"},
+                              {"direct_calls", sh.direct_calls}, {"staged_calls", sh.staged_calls}}}};
   auto per_rep_max = [&](const std::string& key) {
     const auto& v = sh.samples[key];
     if (v.empty()) return Summary{};

@@ -23,10 +23,17 @@ for path in glob.glob(f"{out}/report_*.json"):
     r = json.load(open(path))
     if r.get("ce_comms"):
         ranks.append(r)
-        print(f"ce_preload_torch: pid {r['pid']}: served {r['ce_served']}, to NCCL {r['ce_fallback']}, comms {r['ce_comms']}")
+        print(f"ce_preload_torch: pid {r['pid']}: served {r['ce_served']} ({r.get('ce_served_direct')} allreduces "
+              f"by direct copies), to NCCL {r['ce_fallback']}, comms {r['ce_comms']}")
 bad = [r["pid"] for r in ranks if r["ce_served"] == 0]
 if len(ranks) != n or bad:
     print(f"ce_preload_torch: FAIL: {len(ranks)} of {n} ranks have a copy-engine communicator; none served on {bad}")
+    sys.exit(1)
+# PyTorch's caching allocator hands out cudaMalloc memory: allreduces go straight between the
+# outputs (IPC-shared once per allocation) unless the ranks' calls are far apart in time.
+nodirect = [r["pid"] for r in ranks if not r.get("ce_served_direct")]
+if nodirect:
+    print(f"ce_preload_torch: FAIL: no allreduce took the direct copies on {nodirect}")
     sys.exit(1)
 print(f"ce_preload_torch: {n} ranks, every one served collectives by the copy engines")
 PY

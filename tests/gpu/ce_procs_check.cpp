@@ -176,6 +176,11 @@ int Run(const Options& o) {
   push.ag_pull = stressed_push.ag_pull = false;
   push.pull_by_ranks = stressed_push.pull_by_ranks = false;
   push.signal_copy = stressed_push.signal_copy = true;
+  push.bulk_round = 2;   // bulk rounds of 2 chunks, a round's pushes beside the previous all-gather
+  push.phases = false;
+  // The stressed configurations through the staging alone (the others copy straight between the
+  // outputs where they can: CeConfig::direct).
+  stressed.direct = stressed_push.direct = false;
   cecheck::WarmKernels(pm.rank, n, s);
   for (const CeConfig& cfg : {CeConfig{}, stressed, pull, push, stressed_push}) {
     CeComm ce;
@@ -199,6 +204,14 @@ int Run(const Options& o) {
         if (going && (cfg.chunk_bytes >= (1u << 20) || (c.count != 1 && c.count * DTypeSize(c.t) < (8u << 20))))
           going = cecheck::CheckCase(ce, nccl, s, pm.rank, n, c, b, 30, Fail, [&] { ce.Abort(); });
     }
+    // Direct all-gather copies (on by default): the outputs were shared by IPC and most allreduces
+    // used them (a call whose ranks are more than CeConfig::direct_wait_us apart takes the staging).
+    if (going && ce.direct_on() != cfg.direct) Fail("direct copies are not " + std::string(cfg.direct ? "on" : "off"));
+    if (going && cfg.direct && ce.direct_calls() == 0)
+      Fail("no allreduce took the direct copies (" + std::to_string(ce.staged_calls()) + " took the staging)");
+    std::printf("ce_procs_check: rank %d: configuration %s: %llu allreduces direct, %llu by the staging\n", pm.rank,
+                cfg.ag_pull ? "pull" : "push", static_cast<unsigned long long>(ce.direct_calls()),
+                static_cast<unsigned long long>(ce.staged_calls()));
     // Every rank drained before any rank frees buffers its peers have mapped.
     int* tok = nullptr;
     cudaMalloc(&tok, sizeof(int));

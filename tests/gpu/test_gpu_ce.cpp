@@ -80,6 +80,13 @@ void RankCases(int rank, int n, ncclComm_t nccl, cudaStream_t s, const CeConfig&
   const cecheck::FailFn fail = [&](const std::string& what) { RANK_EXPECT(false, what); };
   for (const Case& c : cases)
     if (!cecheck::CheckCase(ce, nccl, s, rank, n, c, b, 20, fail, AbortAllCeComms)) return;
+  // Direct all-gather copies (CeConfig::direct): on where asked, and taken by allreduces (a call
+  // whose ranks are more than direct_wait_us apart takes the staging, so not necessarily all).
+  RANK_EXPECT(ce.direct_on() == cfg.direct, "direct copies " << (ce.direct_on() ? "on" : "off"));
+  bool any_ar = false;
+  for (const Case& c : cases) any_ar |= c.col == Collective::kAllReduce;
+  if (cfg.direct && any_ar)
+    RANK_EXPECT(ce.direct_calls() > 0, "no allreduce took the direct copies (" << ce.staged_calls() << " staged)");
 }
 
 std::vector<Case> AllCases(bool big) {
@@ -190,10 +197,13 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
     cfg.slots = 2;
     cfg.lanes = 3;
     cfg.batch = 1;
+    cfg.direct = false;  // the allreduces through the staging first, then straight between the outputs
     std::vector<Case> cases = {{Collective::kAllReduce, DType::kBf16, 1000003},
                                {Collective::kReduceScatter, DType::kFp32, 300007},
                                {Collective::kAllGather, DType::kBf16, 300007}};
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+    cfg.direct = true;
+    cfg.bulk_round = 3;  // push form: bulk rounds of 3 chunks in a ring of 16 slots (every wrap)
     cfg.slots = 16;
     cfg.batch = 8;
     cfg.lanes = 4;
@@ -242,6 +252,49 @@ TEST(CeCollMultiGpu, AbortEndsACollectiveWhosePeerNeverCame) {
     }
     // Rank 1 keeps its flags alive until rank 0 is done (the abort also writes them).
     while (!rank0_done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  });
+}
+
+// Direct copies need every output to be cudaMalloc memory: rank 1's output in managed memory
+// makes every allreduce take the staging on both ranks, with the right sum; back in device
+// memory, the next calls go direct again.
+TEST(CeCollMultiGpu, DirectCopiesFallBackForAnOutputTheyCannotShare) {
+  if (Gpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
+  Threads(2, [&](int rank, ncclComm_t nccl, cudaStream_t s) {
+    CeComm ce;
+    Status st = ce.Init(nccl, CeConfig{}, s);
+    RANK_EXPECT(st.ok() && ce.usable() && ce.direct_on(), st.ToString(true) << " " << ce.why());
+    if (!ce.usable() || !ce.direct_on()) return;
+    const uint64_t count = (3u << 20) + 5;  // 12 MiB of fp32, an odd count
+    std::vector<float> h(count), got(count);
+    for (uint64_t i = 0; i < count; ++i) h[i] = static_cast<float>((i % 1000) + 1000 * rank);
+    float *in = nullptr, *dev_out = nullptr, *managed_out = nullptr;
+    cudaMalloc(&in, count * 4);
+    cudaMalloc(&dev_out, count * 4);
+    cudaMallocManaged(&managed_out, count * 4);
+    cudaMemcpy(in, h.data(), count * 4, cudaMemcpyHostToDevice);
+    for (int round = 0; round < 2; ++round) {
+      float* out = round == 0 && rank == 1 ? managed_out : dev_out;
+      const uint64_t direct0 = ce.direct_calls(), staged0 = ce.staged_calls();
+      for (int call = 0; call < 3; ++call) {
+        cudaMemsetAsync(out, 0xff, count * 4, s);
+        st = ce.AllReduce(in, out, count, DType::kFp32, s);
+        RANK_EXPECT(st.ok(), st.ToString(true));
+        cudaMemcpyAsync(got.data(), out, count * 4, cudaMemcpyDefault, s);
+        RANK_EXPECT(cudaStreamSynchronize(s) == cudaSuccess, "sync");
+        uint64_t wrong = 0;
+        for (uint64_t i = 0; i < count; ++i) wrong += got[i] != static_cast<float>(2 * (i % 1000) + 1000);
+        RANK_EXPECT(wrong == 0, "round " << round << " call " << call << ": " << wrong << " wrong values");
+      }
+      if (round == 0)
+        RANK_EXPECT(ce.staged_calls() - staged0 == 3 && ce.direct_calls() == direct0,
+                    "a managed output on rank 1: " << ce.direct_calls() - direct0 << " calls went direct");
+      else
+        RANK_EXPECT(ce.direct_calls() - direct0 > 0, "device outputs again: no call went direct");
+    }
+    cudaFree(in);
+    cudaFree(dev_out);
+    cudaFree(managed_out);
   });
 }
 
