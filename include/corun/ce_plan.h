@@ -63,8 +63,11 @@ struct CeConfig {
   // 130-195 by pulls; on 2 GPUs both 374-382; tests/gpu/p2p_probe,
   // results/2026-11-27_H200_4gpu_ce_probe; on 2x H200 the DDP example ran 28.73 / 28.87 ms/step by
   // pulls and 30.77 / 31.08 by pushes, results/2026-11-27_H200_2gpu_ce_reduce/run2, although alone
-  // with ranks as threads the pushes were steadier). To choose the form, set ag_pull and clear this
-  // (CORUN_CE_PULL and the bench's --pull/--push do both).
+  // with ranks as threads the pushes were steadier). With direct copies in bulk the push form on 2
+  // ranks moved 317-328 GB/s alone against the pulls' 210-213 and NCCL's 299-328, and the DDP
+  // example 28.36-28.52 ms/step against the pulls' 28.14 / 28.30 (results/2026-11-27_H200_ce_direct,
+  // run3, run5). To choose the form, set ag_pull and clear this (CORUN_CE_PULL and the bench's
+  // --pull/--push do both).
   bool pull_by_ranks = true;
   // How a flag reaches a peer: false = a stream write straight into the peer's mapped flag (no
   // copy-engine work); true = a stream write to a local word plus a 4-byte copy of it (NCCL's CE
@@ -121,8 +124,10 @@ constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
 // ms/step on H100; results/2026-11-27_H100_4gpu_ce_final; 48.30 vs 34.43 on H200 with pushes and
 // phases, results/2026-11-27_H200_4gpu_ce_push_phases): the 4-rank allreduce moves 167-240 GB/s
 // busbw (threads or processes, 32-256 MiB chunks) against NCCL's 337-354, although the links carry
-// 380-384 GB/s of whole pushes to every peer at once (results/2026-11-27_H200_4gpu_ce_probe), so a
-// training job with more ranks keeps NCCL unless asked.
+// 380-384 GB/s of whole pushes to every peer at once (results/2026-11-27_H200_4gpu_ce_probe). Bulk
+// direct rounds (CeConfig::bulk) brought the 4-rank allreduce to 292-328 GB/s alone and the DDP
+// example to 37.5-38.5 ms/step, still above stock's 34.2-34.3 (results/2026-11-27_H200_ce_direct),
+// so a training job with more ranks keeps NCCL unless asked.
 constexpr int kCeInterposeMaxRanks = 2;
 
 // A contiguous range of elements.

@@ -4,7 +4,8 @@
 // staging, reduces its own part in one kernel, then pushes the result in one copy straight into
 // every peer's output. A round's pushes wait for the previous round's all-gather copies (phases).
 // Flags, slots and sequence numbers are those of ce_launch.cpp (a round writes each lane's last
-// chunk), so bulk, chunked and staging calls may follow each other in any order.
+// chunk), so bulk, chunked and staging calls may follow each other in any order; the schedule is
+// in the CPU simulation of tests/cpu/test_ce_plan.cpp (the kBulk* operations).
 #include <algorithm>
 #include <utility>
 #include <vector>

@@ -3,6 +3,9 @@
 // sequence numbers, reductions by one short top-priority kernel per batch of chunks. No SM is
 // held while waiting. The protocol and the fallback rules are in corun/ce_plan.h.
 //
+// Allreduce all-gather copies go straight between the ranks' outputs where the ranks agree on it
+// per call (CeConfig::direct, ce_direct.cpp; in the push form in bulk rounds, ce_bulk.cpp).
+//
 // Use: created collectively beside an NCCL communicator (one ncclAllGather and one ncclAllReduce
 // at creation); if usable() is false, why() says "unsupported: <reason>" and the caller keeps
 // using NCCL. Calls take the same arguments as ncclAllReduce / ncclReduceScatter / ncclAllGather

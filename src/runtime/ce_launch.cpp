@@ -3,6 +3,7 @@
 // in phases where configured; every step ordered by flag waits and writes (ce_comm.cpp).
 // The schedule issued here is modelled by the CPU simulations in tests/cpu/test_ce_plan.cpp
 // (SimulatedCallsFinishAndReuseSlotsSafely): a change to its waits, writes or streams belongs there too.
+// Direct allreduces in the push form leave for ce_bulk.cpp (CeConfig::bulk), simulated there too.
 #include <algorithm>
 #include <string>
 #include <utility>

@@ -257,7 +257,7 @@ TEST(CePlan, SimulatedPullAllGatherReusesSlotsSafely) {
 TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
   enum CallKind { kAR, kRS, kAG };
   struct Op {
-    enum Kind { kPush, kReduce, kPull, kAgPush, kUnpack, kFill, kDirectEnd } kind;
+    enum Kind { kPush, kReduce, kPull, kAgPush, kUnpack, kFill, kDirectEnd, kBulkPush, kBulkReduce, kBulkAg, kBulkEnd } kind;
     int call, round, peer;
     uint32_t q;                 // reduce-scatter ops: the chunk's qr; all-gather ops: its qa
     std::pair<int, int> batch;  // reduce: qr range [first, second]
@@ -269,14 +269,18 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
                                                        {kAR, 1},  {kAG, 3}, {kRS, 2}, {kAR, 7}, {kAG, 1},
                                                        {kRS, 1},  {kAR, 1}, {kAR, 1}, {kAG, 1}, {kAR, 2}};
   // Direct copies (CeConfig::direct): two of every three allreduces, as the per-call agreement
-  // may mix them, read the owner's output (pull form) or write the peer's (push form).
+  // may mix them, read the owner's output (pull form) or write the peer's (push form; in bulk,
+  // ce_bulk.cpp, a round per copy: rounds of `slots` chunks, or of 2, CeConfig::bulk_round).
   for (const bool push_form : {false, true})
    for (const bool with_direct : {false, true})
+    for (const int bulk_round : {-1, 0, 2})
     for (const bool phased : {true, false})
       for (const auto& shape : std::vector<std::array<int, 4>>{
                {2, 2, 1, 1}, {2, 4, 2, 2}, {3, 3, 2, 1}, {3, 4, 2, 2}, {4, 2, 2, 1}, {4, 5, 3, 2}, {4, 6, 3, 3}}) {
         const int R = shape[0], S = shape[1], L = shape[2], B = shape[3];
+        if (bulk_round >= 0 && !(push_form && with_direct)) continue;
         const std::string what = std::string(push_form ? "push" : "pull") + (with_direct ? " direct" : "") +
+                                 (bulk_round >= 0 ? " bulk round " + std::to_string(bulk_round) : "") +
                                  (phased ? " phased" : " unphased") +
                                  " R " + std::to_string(R) + " S " + std::to_string(S) + " L " + std::to_string(L) +
                                  " B " + std::to_string(B);
@@ -293,7 +297,9 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
         std::map<std::tuple<int, int, int, int>, int> total, done;
         std::map<std::pair<int, int>, int> call_total, call_done, join_total, join_done, push_total, push_done;
         std::vector<bool> call_phased(calls.size()), direct(calls.size());
+        std::vector<bool> bulk_phased(calls.size());
         for (size_t c = 0; c < calls.size(); ++c) direct[c] = with_direct && calls[c].first == kAR && c % 3 != 1;
+        auto bulk = [&](int c) { return bulk_round >= 0 && push_form && direct[c]; };
         std::map<std::pair<int, int>, int> direct_in;  // push form: (rank, call) -> chunks written into its output
         const int ag_kind = push_form ? Op::kAgPush : Op::kPull;
         for (int r = 0; r < R; ++r) {
@@ -304,15 +310,35 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
             const bool has_rs = kind != kAG, has_ag = kind != kRS;
             const bool ph = phased && has_rs && has_ag;
             call_phased[c] = ph;
+            bulk_phased[c] = phased;
             auto add = [&](int stream, Op op) {
               prog[r][stream].push_back(op);
               ++total[std::make_tuple(r, c, op.round, static_cast<int>(op.kind))];
               ++call_total[std::make_pair(r, c)];
-              if (!(kind == kAR && op.kind == Op::kPush)) ++join_total[std::make_pair(r, c)];
-              if (op.kind == Op::kPush) ++push_total[std::make_pair(r, c)];
+              const bool rs_push = op.kind == Op::kPush || op.kind == Op::kBulkPush;
+              if (!(kind == kAR && rs_push)) ++join_total[std::make_pair(r, c)];
+              if (rs_push) ++push_total[std::make_pair(r, c)];
             };
             auto ag_stream = [&](uint32_t qa, int p) { return L * R + 1 + CeLane(qa, L) * R + p; };
             int last_round = 0;
+            if (bulk(c)) {  // one stream each way (lane 0, the first peer's), peers in step order
+              const int per = bulk_round > 0 ? std::min(bulk_round, S) : S;
+              const auto rounds = CeRounds(n, per, true);
+              for (int k = 0; k < static_cast<int>(rounds.size()); ++k) {
+                const auto [a, e] = rounds[k];
+                const std::pair<int, int> qr{static_cast<int>(q0r) + a + 1, static_cast<int>(q0r) + e};
+                for (int step = 1; step < R; ++step)
+                  add((r + 1) % R, Op{Op::kBulkPush, c, k, (r + step) % R, 0, qr, 0, 0, {}});
+                add(L * R, Op{Op::kBulkReduce, c, k, -1, 0, qr, q0a + a + 1, 0, {}});
+                for (int step = 1; step < R; ++step)
+                  add(L * R + 1 + (r + 1) % R, Op{Op::kBulkAg, c, k, (r + step) % R, 0, qr, q0a + a + 1, 0, {}});
+              }
+              add(unpack, Op{Op::kBulkEnd, c, static_cast<int>(rounds.size()) - 1, -1, 0, {0, 0}, 0, 0,
+                             CeLastPerLane(q0a + 1, q0a + n, L)});
+              q0r += n;
+              q0a += n;
+              continue;
+            }
             if (has_rs) {
               const auto rounds = CeRounds(n, S, ph);
               last_round = static_cast<int>(rounds.size()) - 1;
@@ -372,6 +398,9 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
           const bool ph = call_phased[op.call];
           if (ph && op.kind == ag_kind && !all_done(r, op.call, op.round, Op::kPush)) return false;
           if (ph && op.kind == Op::kPush && op.round > 0 && !all_done(r, op.call, op.round - 1, ag_kind)) return false;
+          if (bulk_phased[op.call] && op.kind == Op::kBulkPush && op.round > 0 &&
+              !all_done(r, op.call, op.round - 1, Op::kBulkAg))
+            return false;
           switch (op.kind) {
             case Op::kPush: {
               const uint32_t fw = CeFreeWaitValue(op.q, S);
@@ -394,10 +423,26 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               const uint32_t fw = CeFreeWaitValue(op.q, S);
               return direct[op.call] || !fw || ge(ag_free[r][op.peer][CeLane(fw, L)], fw);
             }
+            case Op::kBulkPush: {  // the round's slots were all reduced by the peer
+              const uint32_t fw = CeFreeWaitValue(op.batch.second, S);
+              return !fw || ge(rs_free[r][op.peer], fw);
+            }
+            case Op::kBulkReduce: {
+              const auto last = CeLastPerLane(op.batch.first, op.batch.second, L);
+              for (int p = 0; p < R; ++p)
+                for (int l = 0; l < L && p != r; ++l)
+                  if (last[l] && !ge(rs_ready[r][p][l], last[l])) return false;
+              return true;
+            }
+            case Op::kBulkAg:  // after the round's reduction (an event)
+              for (uint32_t q = op.batch.first; q <= static_cast<uint32_t>(op.batch.second); ++q)
+                if (!reduced[r].count(q)) return false;
+              return true;
+            case Op::kBulkEnd:
             case Op::kDirectEnd:  // every peer pulled every chunk of the call from this rank's output
               for (int p = 0; p < R; ++p)
                 for (int l = 0; l < L && p != r; ++l)
-                  if (op.last[l] && !ge(ag_free[r][p][l], op.last[l])) return false;
+                  if (op.last[l] && !ge((op.kind == Op::kBulkEnd ? ag_ready : ag_free)[r][p][l], op.last[l])) return false;
               return true;
             case Op::kUnpack:
               for (int j = 0; j < R; ++j)
@@ -503,12 +548,56 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               break;
             case Op::kDirectEnd:
               break;
+            case Op::kBulkPush: {
+              for (uint32_t q = op.batch.first; q <= static_cast<uint32_t>(op.batch.second); ++q) {
+                auto& cell = rs[op.peer][CeSlot(q, S)][r];
+                ASSERT_TRUE(cell.second) << what << ": bulk chunk " << q << " overwrote unreduced chunk " << cell.first;
+                cell = {q, false};
+              }
+              const auto last = CeLastPerLane(op.batch.first, op.batch.second, L);
+              for (int l = 0; l < L; ++l)
+                if (last[l]) {
+                  ASSERT_TRUE(ge(last[l], rs_ready[op.peer][r][l])) << what << ": a ready flag went back";
+                  rs_ready[op.peer][r][l] = last[l];
+                }
+              break;
+            }
+            case Op::kBulkReduce:
+              for (uint32_t q = op.batch.first; q <= static_cast<uint32_t>(op.batch.second); ++q) {
+                for (int p = 0; p < R; ++p) {
+                  if (p == r) continue;
+                  auto& cell = rs[r][CeSlot(q, S)][p];
+                  ASSERT_EQ(cell.first, q) << what << ": bulk reduction of a slot that does not hold chunk " << q;
+                  ASSERT_FALSE(cell.second);
+                  cell.second = true;
+                }
+                reduced[r].insert(q);
+              }
+              for (int p = 0; p < R; ++p)
+                if (p != r) rs_free[p][r] = op.batch.second;
+              break;
+            case Op::kBulkAg: {
+              const auto prev = std::make_pair(op.peer, op.call - 1);
+              ASSERT_TRUE(op.call == 0 || join_done[prev] == join_total[prev])
+                  << what << ": bulk push into rank " << op.peer << "'s output before its call " << op.call << " began";
+              direct_in[std::make_pair(op.peer, op.call)] += op.batch.second - op.batch.first + 1;
+              const auto last = CeLastPerLane(op.qa_first, op.qa_first + (op.batch.second - op.batch.first), L);
+              for (int l = 0; l < L; ++l)
+                if (last[l]) ag_ready[op.peer][r][l] = last[l];
+              break;
+            }
+            case Op::kBulkEnd:
+              for (int j = 0; j < R; ++j)
+                for (int l = 0; l < L && j != r; ++l)
+                  if (op.last[l]) ag_free[j][r][l] = op.last[l];
+              break;
           }
           ++done[std::make_tuple(r, op.call, op.round, static_cast<int>(op.kind))];
           ++call_done[std::make_pair(r, op.call)];
           const auto rc = std::make_pair(r, op.call);
-          if (op.kind == Op::kPush) ++push_done[rc];
-          if (!(calls[op.call].first == kAR && op.kind == Op::kPush)) ++join_done[rc];
+          const bool rs_push = op.kind == Op::kPush || op.kind == Op::kBulkPush;
+          if (rs_push) ++push_done[rc];
+          if (!(calls[op.call].first == kAR && rs_push)) ++join_done[rc];
           // The join leaves the pushes out because they are done by then: the caller's stream
           // going on must never leave a push of the call unfinished (it reads the caller's input).
           if (join_done[rc] == join_total[rc]) {
@@ -519,7 +608,8 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
                   << what << ": rank " << r << " call " << op.call << " ended before the peers' pushes";
           }
         };
-        uint32_t seed = 777u + R * 7u + S * 131u + (phased ? 1u : 0u) + (push_form ? 17u : 0u) + (with_direct ? 5u : 0u);
+        uint32_t seed = 777u + R * 7u + S * 131u + (phased ? 1u : 0u) + (push_form ? 17u : 0u) + (with_direct ? 5u : 0u) +
+                        static_cast<uint32_t>(bulk_round + 1) * 3u;
         int idle = 0;
         while (idle < 20000) {
           seed = seed * 1103515245u + 12345u;
