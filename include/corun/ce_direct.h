@@ -63,6 +63,10 @@ class CeDirectTable {
   // it) and returns its index, or -1 when the table is full.
   int Export(const CeDirectExport& e);
   const CeDirectExport& PeerExport(int peer, int index) const;
+  // Whether the ranks really share one table (a separate /dev/shm per container would give each
+  // its own): each writes a token it also sent the peers another way, then reads theirs.
+  void SetToken(uint64_t token);
+  uint64_t Token(int rank) const;
 
   // Agrees on call `seq` (1, 2, ... in call order, the same on every rank). `resolve(peer, rec)`
   // makes the peer's output usable here (false: it cannot, the call takes staging); it is called
@@ -85,6 +89,7 @@ class CeDirectTable {
     std::atomic<uint64_t> decision;  // (seq << 32) | 0 undecided, 1 direct, 2 staging
   };
   struct RankArea {
+    std::atomic<uint64_t> token;     // SetToken
     std::atomic<uint32_t> done;      // last call this rank has left
     std::atomic<uint32_t> nexports;  // exports[0, nexports) are published
     CeDirectExport exports[kCeDirectExports];

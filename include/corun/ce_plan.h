@@ -158,6 +158,10 @@ int CeBulkChunks(uint64_t count, int nranks, uint64_t piece, int elem_bytes);
 // Rank j's part of chunks [a, e): absolute elements (empty where its region ends sooner).
 CeRange CeBulkPart(uint64_t count, int nranks, int j, uint64_t piece, int a, int e, int elem_bytes);
 
+// The slots of chunks [q, q + n) (n <= slots) as runs of adjacent slots: (first chunk, chunks)
+// each, one run or two where the ring wraps (the second starting at slot 0).
+std::vector<std::pair<uint32_t, int>> CeSlotRuns(uint32_t q, int n, int slots);
+
 // Protocol indexes (q >= 1).
 inline int CeSlot(uint32_t q, int slots) { return static_cast<int>(q % static_cast<uint32_t>(slots)); }
 inline int CeLane(uint32_t q, int lanes) { return static_cast<int>(q % static_cast<uint32_t>(lanes)); }

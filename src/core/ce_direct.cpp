@@ -41,9 +41,15 @@ void* CeDirectMap(const std::string& name, size_t bytes, std::string* why) {
     *why = "shm_open " + name + ": " + std::strerror(errno);
     return nullptr;
   }
-  // Every rank sets the same size; a new segment reads as zeros (every word "call 0").
+  // Every rank sets the same size; a new segment reads as zeros (every word "call 0"). The pages
+  // are reserved now: a full /dev/shm then refuses here instead of raising SIGBUS at first touch.
   if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
     *why = "ftruncate " + name + ": " + std::strerror(errno);
+    close(fd);
+    return nullptr;
+  }
+  if (const int e = posix_fallocate(fd, 0, static_cast<off_t>(bytes))) {
+    *why = "posix_fallocate " + name + ": " + std::strerror(e);
     close(fd);
     return nullptr;
   }
@@ -80,6 +86,9 @@ int CeDirectTable::Export(const CeDirectExport& e) {
 
 const CeDirectExport& CeDirectTable::PeerExport(int peer, int index) const { return ranks_[peer].exports[index]; }
 
+void CeDirectTable::SetToken(uint64_t token) { ranks_[rank_].token.store(token, std::memory_order_release); }
+uint64_t CeDirectTable::Token(int rank) const { return ranks_[rank].token.load(std::memory_order_acquire); }
+
 CeDirectDecision CeDirectTable::Agree(uint32_t seq, const CeDirectRecord& mine,
                                       const std::function<bool(int, const CeDirectRecord&)>& resolve, uint64_t wait_us,
                                       const std::function<bool()>& stop, std::string* why) {
@@ -94,19 +103,17 @@ CeDirectDecision CeDirectTable::Agree(uint32_t seq, const CeDirectRecord& mine,
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
   };
   int spins = 0;
-  // The entry and the records of call seq - kCeDirectCalls must be left by every rank first (a
-  // rank cannot run that far ahead unless a peer's thread stalls: bounded, then staging).
-  if (seq > kCeDirectCalls) {
-    for (int p = 0; p < nranks_; ++p) {
-      while (Before(ranks_[p].done.load(std::memory_order_acquire), seq - kCeDirectCalls)) {
-        if ((stop && stop()) || waited_us() > 10 * 1000 * 1000) {
-          say("rank " + std::to_string(p) + " is " + std::to_string(kCeDirectCalls) + " calls behind");
-          return CeDirectDecision::kStaging;  // the entry is left untouched: the peers cannot decide direct without this rank
-        }
-        Pause(&spins);
+  // The entry and the records of call seq - kCeDirectCalls must be left by every rank first. A rank
+  // that far behind (its thread stalled) has not left them: this call takes the staging at once,
+  // the entry untouched (the peers cannot decide direct without this rank's bit; the late rank
+  // finds its own call's entry as it was).
+  if (seq > kCeDirectCalls)
+    for (int p = 0; p < nranks_; ++p)
+      if (Before(ranks_[p].done.load(std::memory_order_acquire), seq - kCeDirectCalls)) {
+        say("rank " + std::to_string(p) + " is " + std::to_string(kCeDirectCalls) + " calls behind");
+        ranks_[rank_].done.store(seq, std::memory_order_release);
+        return CeDirectDecision::kStaging;
       }
-    }
-  }
   Rec& my = ranks_[rank_].recs[slot];
   my.export_index = mine.export_index;
   my.ok = mine.ok ? 1 : 0;

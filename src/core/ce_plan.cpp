@@ -50,6 +50,15 @@ CeRange CeBulkPart(uint64_t count, int nranks, int j, uint64_t piece, int a, int
   return {region.first + lo, hi - lo};
 }
 
+std::vector<std::pair<uint32_t, int>> CeSlotRuns(uint32_t q, int n, int slots) {
+  std::vector<std::pair<uint32_t, int>> runs;
+  if (n <= 0 || slots <= 0) return runs;
+  const int first = std::min(n, slots - CeSlot(q, slots));
+  runs.push_back({q, first});
+  if (n > first) runs.push_back({q + static_cast<uint32_t>(first), n - first});
+  return runs;
+}
+
 uint64_t CeSliceCapacity(uint64_t chunk_elems, int nranks, int elem_bytes) {
   uint64_t cap = 0;
   for (int j = 0; j < nranks; ++j) cap = std::max(cap, CeSlice(chunk_elems, nranks, j, elem_bytes).count);

@@ -19,9 +19,7 @@ namespace corun {
 
 std::vector<std::pair<char*, uint64_t>> CeComm::SlotRuns(char* staging, uint32_t q, int n, int row) const {
   std::vector<std::pair<char*, uint64_t>> runs;
-  const int first = std::min(n, cfg_.slots - CeSlot(q, cfg_.slots));
-  runs.push_back({Slot(staging, q, row), static_cast<uint64_t>(first)});
-  if (n > first) runs.push_back({Slot(staging, q + static_cast<uint32_t>(first), row), static_cast<uint64_t>(n - first)});
+  for (const auto& [q0, k] : CeSlotRuns(q, n, cfg_.slots)) runs.push_back({Slot(staging, q0, row), static_cast<uint64_t>(k)});
   return runs;
 }
 

@@ -196,6 +196,9 @@ class CeComm {
   // Direct all-gather copies (ce_direct.cpp): the agreement table, and per call each peer's output
   // as mapped here (null: staging).
   bool AgreeDirect(void* recv, uint64_t bytes);
+  // Communicators with direct copies in this process; the last one closes the peers' outputs.
+  static void DirectRetain();
+  static void DirectRelease();
   std::unique_ptr<CeDirectTable> dir_;
   void* dir_mem_ = nullptr;
   size_t dir_bytes_ = 0;

@@ -12,9 +12,13 @@
 namespace corun {
 namespace {
 
-// Peers' allocations opened here, for the life of the process: a legacy IPC handle is opened once
-// per process, whichever communicator meets it first. Key: (owner's process token, buffer id).
+// Peers' allocations opened here: a legacy IPC handle is opened once per process, whichever
+// communicator meets it first, and closed when the last communicator with direct copies goes.
+// Key: (owner's process token, buffer id). An owner that frees an allocation while it is open here
+// leaves it allocated until then (CUDA calls a free before the importers' close undefined): an
+// output freed and reallocated gets a new buffer id, so the old mapping is never used again.
 std::mutex g_import_mu;
+int g_direct_comms = 0;
 std::map<std::pair<uint64_t, uint64_t>, char*>& Imports() {
   static std::map<std::pair<uint64_t, uint64_t>, char*> m;
   return m;
@@ -39,6 +43,19 @@ bool FindAlloc(const void* p, Alloc* a) {
 }
 
 }  // namespace
+
+void CeComm::DirectRetain() {
+  std::lock_guard<std::mutex> l(g_import_mu);
+  ++g_direct_comms;
+}
+
+void CeComm::DirectRelease() {
+  std::lock_guard<std::mutex> l(g_import_mu);
+  if (--g_direct_comms > 0) return;
+  for (const auto& [key, m] : Imports()) cudaIpcCloseMemHandle(m);  // every copy that used them has drained
+  Imports().clear();
+  (void)cudaGetLastError();
+}
 
 bool CeComm::AgreeDirect(void* recv, uint64_t bytes) {
   CeDirectRecord mine;

@@ -46,6 +46,9 @@ struct Desc {
   int32_t slots = 0, lanes = 0, batch = 0, ag_pull = 0, bulk = 0, bulk_round = 0, phases = 0;
 };
 
+// What a rank writes into the direct copies' table to show the peers they share it.
+uint64_t DirToken(uint64_t process, int rank) { return process ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(rank + 1)); }
+
 // Identifies this process among the ranks of a communicator (random, drawn once).
 uint64_t ProcessToken() {
   static const uint64_t t = [] {
@@ -308,7 +311,15 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     std::string dwhy;
     dir_mem_ = CeDirectMap(dir_name, dir_bytes_, &dwhy);
     if (!dir_mem_) CE_DLOG("init: no direct copies: %s", dwhy.c_str());
+    if (dir_mem_) CeDirectTable(dir_mem_, nranks_, rank_).SetToken(DirToken(all[rank_].process, rank_));
   }
+  // The name goes once every rank has mapped it (after the agreement below), or on any return.
+  struct Unlink {
+    std::string name;
+    ~Unlink() {
+      if (!name.empty()) CeDirectUnlink(name);
+    }
+  } unlink{dir_name};
   // Every rank takes the CE path or none does; direct copies are on where every rank has the table
   // (2: usable with the table, 1: usable, 0: not).
   int ok = why.empty() ? (dir_mem_ ? 2 : 1) : 0;
@@ -317,11 +328,26 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaMemcpyAsync(&ok, dok, sizeof(int), cudaMemcpyDeviceToHost, s));
   CUDACHECK(cudaStreamSynchronize(s));
   CE_DLOG("init: agreement %d", ok);
+  if (ok == 2) {
+    // Every rank wrote its token before the agreement: the peers' must be there too, else the
+    // ranks mapped different segments (a /dev/shm of their own each) and every call would stage.
+    int shared = 1;
+    const CeDirectTable t(dir_mem_, nranks_, rank_);
+    for (int p = 0; p < nranks_; ++p) shared &= t.Token(p) == DirToken(all[p].process, p) ? 1 : 0;
+    CUDACHECK(cudaMemcpyAsync(dok, &shared, sizeof(int), cudaMemcpyHostToDevice, s));
+    CE_NCCLCHECK(nccl_api.AllReduce(dok, dok, 1, ncclInt32, ncclMin, nccl, s));
+    CUDACHECK(cudaMemcpyAsync(&shared, dok, sizeof(int), cudaMemcpyDeviceToHost, s));
+    CUDACHECK(cudaStreamSynchronize(s));
+    if (!shared) {
+      CE_DLOG("init: no direct copies: the ranks do not share the table %s", dir_name.c_str());
+      ok = 1;
+    }
+  }
   CUDACHECK(cudaFree(dbuf));
   CUDACHECK(cudaFree(dok));
-  if (!dir_name.empty()) CeDirectUnlink(dir_name);  // every rank mapped it (or failed to) before the agreement
   if (ok == 2) {
     dir_ = std::make_unique<CeDirectTable>(dir_mem_, nranks_, rank_);
+    DirectRetain();
   } else if (dir_mem_) {
     CeDirectUnmap(dir_mem_, dir_bytes_);
     dir_mem_ = nullptr;

@@ -77,8 +77,9 @@ CeComm::~CeComm() {
   if (outbox_) cudaFree(outbox_);
   if (abort_stream_) cudaStreamDestroy(abort_stream_);
   if (release_host_) cudaFreeHost(release_host_);
+  if (dir_) DirectRelease();  // this rank's streams drained above
   dir_.reset();
-  CeDirectUnmap(dir_mem_, dir_bytes_);  // the peers' outputs mapped for direct copies stay mapped for the process
+  CeDirectUnmap(dir_mem_, dir_bytes_);
   alive_.Release();
 }
 

@@ -129,9 +129,67 @@ TEST(CeDirect, EntriesAreReusedSafelyUnderJitter) {
                         [](int r, uint32_t seq) { return (seq * 2654435761u + r * 97u) % 211u == 0 ? 300 : 0; });
   ExpectSameOnEveryRank(run, R, calls);
   int direct = 0;
-  for (uint32_t seq = 1; seq <= calls; ++seq) direct += run.decided[0][seq];
+  for (uint32_t seq = 1; seq <= calls; ++seq) {
+    direct += run.decided[0][seq];
+    // A refused mapping makes its call stage, whatever an entry held kDirectCalls calls before.
+    bool refused = false;
+    for (int r = 0; r < R; ++r)
+      for (int p = 0; p < R; ++p) refused |= r != p && (seq * 7 + r * 3 + p) % 97 == 0;
+    if (refused) ASSERT_EQ(run.decided[0][seq], 0) << "call " << seq << " went direct with a mapping refused";
+  }
   EXPECT_GT(direct, static_cast<int>(calls) / 2) << "most calls should be direct";
   EXPECT_LT(direct, static_cast<int>(calls)) << "the refused mappings must make some calls stage";
+}
+
+// A rank that runs a whole ring of calls ahead of a stalled peer does not wait for it: its calls
+// stage at once (never overwriting an entry the peer has not left), and the peer, once it goes on,
+// follows every decision.
+TEST(CeDirect, ARankAWholeRingAheadStagesWithoutWaiting) {
+  const int R = 2;
+  Block b(R);
+  const uint32_t calls = kCeDirectCalls + 50;
+  std::vector<std::vector<int>> decided(R, std::vector<int>(calls + 1, -1));
+  std::atomic<bool> ahead_done{false};
+  double ahead_s = 0;
+  std::thread fast([&] {
+    CeDirectTable t(b.mem, R, 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (uint32_t seq = 1; seq <= calls; ++seq) {
+      CeDirectRecord mine;
+      decided[0][seq] = t.Agree(seq, mine, [](int, const CeDirectRecord&) { return true; }, 0, nullptr, nullptr) ==
+                        CeDirectDecision::kDirect;
+    }
+    ahead_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ahead_done = true;
+  });
+  std::thread slow([&] {
+    while (!ahead_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // stalled meanwhile
+    CeDirectTable t(b.mem, R, 1);
+    for (uint32_t seq = 1; seq <= calls; ++seq) {
+      CeDirectRecord mine;
+      decided[1][seq] = t.Agree(seq, mine, [](int, const CeDirectRecord&) { return true; }, 0, nullptr, nullptr) ==
+                        CeDirectDecision::kDirect;
+    }
+  });
+  fast.join();
+  slow.join();
+  EXPECT_LT(ahead_s, 5.0) << "the rank ahead waited for its stalled peer";
+  for (uint32_t seq = 1; seq <= calls; ++seq) {
+    ASSERT_EQ(decided[0][seq], 0) << "call " << seq << " went direct without the peer";
+    ASSERT_EQ(decided[1][seq], 0) << "the late rank did not follow call " << seq;
+  }
+}
+
+TEST(CeDirect, TokensShowWhetherTheRanksShareTheTable) {
+  Block shared(2), other(2);
+  CeDirectTable a(shared.mem, 2, 0), b1(shared.mem, 2, 1), c(other.mem, 2, 1);
+  a.SetToken(11);
+  b1.SetToken(22);
+  EXPECT_EQ(a.Token(1), 22u);
+  EXPECT_EQ(b1.Token(0), 11u);
+  c.SetToken(33);  // a rank on a segment of its own: the others never see its token
+  EXPECT_EQ(a.Token(1), 22u);
+  EXPECT_EQ(c.Token(0), 0u);
 }
 
 // As processes: each rank maps the segment itself; the peers' exports are visible through it.

@@ -77,6 +77,29 @@ TEST(CePlan, BulkPartsCoverEveryElementOnce) {
         }
 }
 
+// A bulk round's slots: one run of adjacent slots, or two where the ring wraps; every chunk in one
+// run, each run's slots adjacent (slot of chunk q0 + i is slot(q0) + i).
+TEST(CePlan, SlotRunsSplitOnlyWhereTheRingWraps) {
+  for (int S : {2, 5, 16})
+    for (uint32_t q = 1; q < 40; ++q)
+      for (int n = 1; n <= S; ++n) {
+        const auto runs = CeSlotRuns(q, n, S);
+        ASSERT_GE(runs.size(), 1u);
+        ASSERT_LE(runs.size(), 2u);
+        uint32_t next = q;
+        for (const auto& [q0, k] : runs) {
+          ASSERT_EQ(q0, next);
+          ASSERT_GE(k, 1);
+          ASSERT_LE(CeSlot(q0, S) + k, S) << "a run crosses the end of the ring";
+          next += static_cast<uint32_t>(k);
+        }
+        ASSERT_EQ(next, q + static_cast<uint32_t>(n));
+        EXPECT_EQ(runs.size() == 2, CeSlot(q, S) + n > S) << "S " << S << " q " << q << " n " << n;
+        if (runs.size() == 2) EXPECT_EQ(CeSlot(runs[1].first, S), 0);
+      }
+  EXPECT_TRUE(CeSlotRuns(5, 0, 4).empty());
+}
+
 TEST(CePlan, ProtocolIndexes) {
   EXPECT_EQ(CeFreeWaitValue(1, 8), 0u);
   EXPECT_EQ(CeFreeWaitValue(8, 8), 0u);
@@ -512,9 +535,11 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
             }
             case Op::kAgPush: {
               if (direct[op.call]) {
-                // Into the peer's output: the peer is in this call (its previous one ended).
+                // Into the peer's output: the peer is in this call (its previous one ended, and a
+                // step of this one ran there).
                 const auto prev = std::make_pair(op.peer, op.call - 1);
-                ASSERT_TRUE(op.call == 0 || join_done[prev] == join_total[prev])
+                ASSERT_TRUE((op.call == 0 || join_done[prev] == join_total[prev]) &&
+                            call_done[std::make_pair(op.peer, op.call)] > 0)
                     << what << ": pushed into rank " << op.peer << "'s output before its call " << op.call << " began";
                 ++direct_in[std::make_pair(op.peer, op.call)];
                 ag_ready[op.peer][r][CeLane(op.q, L)] = op.q;
@@ -578,7 +603,8 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               break;
             case Op::kBulkAg: {
               const auto prev = std::make_pair(op.peer, op.call - 1);
-              ASSERT_TRUE(op.call == 0 || join_done[prev] == join_total[prev])
+              ASSERT_TRUE((op.call == 0 || join_done[prev] == join_total[prev]) &&
+                          call_done[std::make_pair(op.peer, op.call)] > 0)
                   << what << ": bulk push into rank " << op.peer << "'s output before its call " << op.call << " began";
               direct_in[std::make_pair(op.peer, op.call)] += op.batch.second - op.batch.first + 1;
               const auto last = CeLastPerLane(op.qa_first, op.qa_first + (op.batch.second - op.batch.first), L);

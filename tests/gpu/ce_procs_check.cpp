@@ -183,19 +183,22 @@ int Run(const Options& o) {
   stressed.direct = stressed_push.direct = false;
   cecheck::WarmKernels(pm.rank, n, s);
   for (const CeConfig& cfg : {CeConfig{}, stressed, pull, push, stressed_push}) {
-    CeComm ce;
-    st = ce.Init(nccl, cfg, s);
-    if (!st.ok()) { Fail("CeComm::Init: " + st.ToString(true)); break; }
-    if (!ce.usable()) { Fail("CE path unusable across processes: " + ce.why()); break; }
-    if (cfg.pull_by_ranks && ce.ag_pull() != (n <= 2)) {
-      Fail(std::string("the default form on ") + std::to_string(n) + " ranks is " + (ce.ag_pull() ? "pull" : "push"));
+    // The buffers outlive the communicator: its peers map this rank's outputs (direct copies) until
+    // their communicators are destroyed, and every rank passes the token allreduce below only after
+    // every rank's communicator is gone.
+    cecheck::Buffers b;
+    if (!b.Alloc(cases, n)) {
+      Fail("cudaMalloc");
       break;
     }
     bool going = true;
     {
-      cecheck::Buffers b;
-      if (!b.Alloc(cases, n)) {
-        Fail("cudaMalloc");
+      CeComm ce;
+      st = ce.Init(nccl, cfg, s);
+      if (!st.ok()) { Fail("CeComm::Init: " + st.ToString(true)); break; }
+      if (!ce.usable()) { Fail("CE path unusable across processes: " + ce.why()); break; }
+      if (cfg.pull_by_ranks && ce.ag_pull() != (n <= 2)) {
+        Fail(std::string("the default form on ") + std::to_string(n) + " ranks is " + (ce.ag_pull() ? "pull" : "push"));
         break;
       }
       for (const Case& c : cases)
@@ -203,16 +206,18 @@ int Run(const Options& o) {
         // is reused hundreds of times there already, and 25 MiB in 64 KiB chunks takes seconds.
         if (going && (cfg.chunk_bytes >= (1u << 20) || (c.count != 1 && c.count * DTypeSize(c.t) < (8u << 20))))
           going = cecheck::CheckCase(ce, nccl, s, pm.rank, n, c, b, 30, Fail, [&] { ce.Abort(); });
+      // Direct all-gather copies (on by default): the outputs were shared by IPC and most
+      // allreduces used them (a call whose ranks are more than CeConfig::direct_wait_us apart
+      // takes the staging).
+      if (going && ce.direct_on() != cfg.direct) Fail("direct copies are not " + std::string(cfg.direct ? "on" : "off"));
+      if (going && cfg.direct && ce.direct_calls() == 0)
+        Fail("no allreduce took the direct copies (" + std::to_string(ce.staged_calls()) + " took the staging)");
+      std::printf("ce_procs_check: rank %d: configuration %s: %llu allreduces direct, %llu by the staging\n", pm.rank,
+                  cfg.ag_pull ? "pull" : "push", static_cast<unsigned long long>(ce.direct_calls()),
+                  static_cast<unsigned long long>(ce.staged_calls()));
     }
-    // Direct all-gather copies (on by default): the outputs were shared by IPC and most allreduces
-    // used them (a call whose ranks are more than CeConfig::direct_wait_us apart takes the staging).
-    if (going && ce.direct_on() != cfg.direct) Fail("direct copies are not " + std::string(cfg.direct ? "on" : "off"));
-    if (going && cfg.direct && ce.direct_calls() == 0)
-      Fail("no allreduce took the direct copies (" + std::to_string(ce.staged_calls()) + " took the staging)");
-    std::printf("ce_procs_check: rank %d: configuration %s: %llu allreduces direct, %llu by the staging\n", pm.rank,
-                cfg.ag_pull ? "pull" : "push", static_cast<unsigned long long>(ce.direct_calls()),
-                static_cast<unsigned long long>(ce.staged_calls()));
-    // Every rank drained before any rank frees buffers its peers have mapped.
+    // Every rank's communicator is gone (drained, the peers' buffers closed) before any rank frees
+    // buffers its peers had mapped.
     int* tok = nullptr;
     cudaMalloc(&tok, sizeof(int));
     ncclAllReduce(tok, tok, 1, ncclInt32, ncclSum, nccl, s);
