@@ -64,7 +64,7 @@ struct CeConfig {
   // results/2026-11-27_H200_4gpu_ce_probe; on 2x H200 the DDP example ran 28.73 / 28.87 ms/step by
   // pulls and 30.77 / 31.08 by pushes, results/2026-11-27_H200_2gpu_ce_reduce/run2, although alone
   // with ranks as threads the pushes were steadier). With direct copies in bulk the push form on 2
-  // ranks moved 317-328 GB/s alone against the pulls' 210-213 and NCCL's 299-328, and the DDP
+  // ranks moved 317-328 GB/s alone against the pulls' 210-215 and NCCL's 299-328, and the DDP
   // example 28.36-28.52 ms/step against the pulls' 28.14 / 28.30 (results/2026-11-27_H200_ce_direct,
   // run3, run5). To choose the form, set ag_pull and clear this (CORUN_CE_PULL and the bench's
   // --pull/--push do both).

@@ -102,7 +102,6 @@ CeDirectDecision CeDirectTable::Agree(uint32_t seq, const CeDirectRecord& mine,
   auto waited_us = [&] {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
   };
-  int spins = 0;
   // The entry and the records of call seq - kCeDirectCalls must be left by every rank first. A rank
   // that far behind (its thread stalled) has not left them: this call takes the staging at once,
   // the entry untouched (the peers cannot decide direct without this rank's bit; the late rank
@@ -128,7 +127,7 @@ CeDirectDecision CeDirectTable::Agree(uint32_t seq, const CeDirectRecord& mine,
     uint64_t want = Tag(seq) | kUndecided;
     e.decision.compare_exchange_strong(want, Tag(seq) | state, std::memory_order_acq_rel);
   };
-  std::string reason = "a peer decided staging";
+  std::string reason;  // built only when this rank stages the call
   auto stage = [&](const std::string& r) {
     reason = r;
     decide(kStaging);
@@ -137,12 +136,12 @@ CeDirectDecision CeDirectTable::Agree(uint32_t seq, const CeDirectRecord& mine,
   const uint64_t full = (nranks_ >= 64 ? ~0ull : (1ull << nranks_) - 1);
   uint64_t resolved = 1ull << rank_;
   bool bit_set = false;
-  spins = 0;
+  int spins = 0;
   for (;;) {
     const uint64_t d = e.decision.load(std::memory_order_acquire);
     if (SeqOf(d) == seq && (d & 0xffffffffu) != kUndecided) {
       const bool direct = (d & 0xffffffffu) == kDirect;
-      if (!direct) say(reason);
+      if (!direct) say(reason.empty() ? "a peer decided staging" : reason);
       ranks_[rank_].done.store(seq, std::memory_order_release);
       return direct ? CeDirectDecision::kDirect : CeDirectDecision::kStaging;
     }
@@ -168,7 +167,7 @@ CeDirectDecision CeDirectTable::Agree(uint32_t seq, const CeDirectRecord& mine,
       continue;
     }
     if (stop && stop()) stage("aborted");
-    if (waited_us() > wait_us) stage("the peers did not reach this call within " + std::to_string(wait_us) + " us");
+    if (waited_us() >= wait_us) stage("the peers did not reach this call within " + std::to_string(wait_us) + " us");
     Pause(&spins);
   }
 }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "ce_comm.h"
+#include "ce_debug.h"
 #include "corun/ce_route.h"
 #include "preload.h"
 
@@ -267,8 +268,7 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
   g_served_direct.fetch_add(e->ce->direct_calls() - direct0, std::memory_order_relaxed);
   g_served_bytes.fetch_add(f.bytes, std::memory_order_relaxed);
   g_enqueue_ns.fetch_add(ns, std::memory_order_relaxed);
-  for (uint64_t m = g_enqueue_max_ns.load(); ns > m && !g_enqueue_max_ns.compare_exchange_weak(m, ns);) {
-  }
+  CeAtomicMax(g_enqueue_max_ns, ns);
   *r = ncclSuccess;
   return true;
 }

@@ -17,12 +17,6 @@
 
 namespace corun {
 
-std::vector<std::pair<char*, uint64_t>> CeComm::SlotRuns(char* staging, uint32_t q, int n, int row) const {
-  std::vector<std::pair<char*, uint64_t>> runs;
-  for (const auto& [q0, k] : CeSlotRuns(q, n, cfg_.slots)) runs.push_back({Slot(staging, q0, row), static_cast<uint64_t>(k)});
-  return runs;
-}
-
 Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cudaStream_t s) {
   const int eb = static_cast<int>(DTypeSize(t));
   const int R = nranks_, r = rank_, L = cfg_.lanes, S = cfg_.slots;
@@ -59,7 +53,8 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
   cudaEvent_t gate = nullptr;  // the previous round's all-gather copies
   const int per_round = cfg_.bulk_round > 0 ? std::min(cfg_.bulk_round, S) : S;
   for (const auto& [a, e] : CeRounds(n, per_round, true)) {
-    const int k = e - a;
+    // The round's slots, alike in every row: one run, or two where the ring wraps.
+    const std::vector<std::pair<uint32_t, int>> runs = CeSlotRuns(QR(a), e - a, S);
     // Reduce-scatter: every peer's part of the round into its staging row of this rank.
     CORUN_CHECK(use(rs_st));
     if (gate && cfg_.phases) CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(rs_st, gate, 0)));
@@ -68,12 +63,14 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
       cudaStream_t st = rs_st;
       const uint32_t fw = CeFreeWaitValue(QR(e - 1), S);  // every slot of the round was reduced
       if (fw) CORUN_CHECK(Wait(st, {{RsFree(flags_, p), fw}}));
+      // Into the peer's staging row of this rank: one copy per run of adjacent slots.
       const CeRange part = CeBulkPart(count, R, p, piece, a, e, eb);
       uint64_t done = 0;
-      for (const auto& [dst, chunks] : SlotRuns(peers_[p].rs_staging, QR(a), k, CePeerIndex(r, p))) {
+      for (const auto& [q0, chunks] : runs) {
         const uint64_t bytes = std::min(part.count * eb - done, chunks * slot_bytes_);
         if (bytes)
-          CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(dst, in + part.first * eb + done, bytes, cudaMemcpyDeviceToDevice, st)));
+          CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(Slot(peers_[p].rs_staging, q0, CePeerIndex(r, p)),
+                                                  in + part.first * eb + done, bytes, cudaMemcpyDeviceToDevice, st)));
         done += bytes;
       }
       std::vector<std::pair<uint32_t*, uint32_t>> w;
@@ -90,18 +87,15 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
     CeReduceBatch rb;
     rb.npeers = R - 1;
     uint64_t off = 0;  // elements of `own` covered so far
-    std::vector<std::vector<std::pair<char*, uint64_t>>> runs(R);
-    for (int p = 0; p < R; ++p)
-      if (p != r) runs[p] = SlotRuns(rs_staging_, QR(a), k, CePeerIndex(p, r));
-    const auto& shape = runs[(r + 1) % R];  // every row wraps alike
-    for (size_t i = 0; i < shape.size() && off < own.count; ++i) {
-      const uint64_t elems = std::min(own.count - off, shape[i].second * piece);
+    for (const auto& [q0, chunks] : runs) {
+      if (off == own.count) break;
+      const uint64_t elems = std::min(own.count - off, static_cast<uint64_t>(chunks) * piece);
       CeReduceItem& it = rb.item[rb.items++];
       it.out = out + (own.first + off) * eb;
       it.out2 = nullptr;
       it.own = in + (own.first + off) * eb;
       for (int p = 0; p < R; ++p)
-        if (p != r) it.peer[CePeerIndex(p, r)] = runs[p][i].first;
+        if (p != r) it.peer[CePeerIndex(p, r)] = Slot(rs_staging_, q0, CePeerIndex(p, r));
       it.count = elems;
       off += elems;
     }
@@ -139,14 +133,7 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
     }
   CORUN_CHECK(Wait(unpack_, waits));
   CORUN_CHECK(WriteMany(unpack_, UnpackBox(), frees));
-  // Join, as in ce_launch.cpp: the reduce-scatter streams are done before the peers' all-gather
-  // copies this rank waited for could start.
-  for (size_t i = 0; i < used.size(); ++i) {
-    if (std::find(rs_lanes_.begin(), rs_lanes_.end(), used[i]) != rs_lanes_.end()) continue;
-    CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_done_[i], used[i])));
-    CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(s, ev_done_[i], 0)));
-  }
-  return Status::Ok();
+  return Join(s, used, true);
 }
 
 }  // namespace corun

@@ -37,8 +37,7 @@ std::atomic<uint64_t> g_prof_calls{0};
 void CeProfileAdd(CeHostOp op, uint64_t ns) {
   g_prof_ns[op].fetch_add(ns, std::memory_order_relaxed);
   g_prof_n[op].fetch_add(1, std::memory_order_relaxed);
-  for (uint64_t m = g_prof_max[op].load(); ns > m && !g_prof_max[op].compare_exchange_weak(m, ns);) {
-  }
+  CeAtomicMax(g_prof_max[op], ns);
 }
 void CeProfileCallDone(int rank) {
   const uint64_t calls = g_prof_calls.fetch_add(1) + 1;
@@ -140,6 +139,15 @@ Status CeComm::CopyBatch(cudaStream_t st, const std::vector<Copy>& copies) {
   attr.flags = cudaMemcpyFlagPreferOverlapWithCompute;
   size_t attr_idx = 0;
   CE_T(kCeCopy, CUDACHECK(cudaMemcpyBatchAsync(dst.data(), src.data(), bytes.data(), copies.size(), &attr, &attr_idx, 1, st)));
+  return Status::Ok();
+}
+
+Status CeComm::Join(cudaStream_t s, const std::vector<cudaStream_t>& used, bool allreduce) {
+  for (size_t i = 0; i < used.size(); ++i) {
+    if (allreduce && std::find(rs_lanes_.begin(), rs_lanes_.end(), used[i]) != rs_lanes_.end()) continue;
+    CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_done_[i], used[i])));
+    CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(s, ev_done_[i], 0)));
+  }
   return Status::Ok();
 }
 

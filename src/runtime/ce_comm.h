@@ -138,8 +138,9 @@ class CeComm {
   // Chunks numbered so far by the reduce-scatter and the all-gather phases.
   uint32_t rs_seq() const { return rs_seq_.load(); }
   uint32_t ag_seq() const { return ag_seq_.load(); }
-  // Allreduce calls whose all-gather copies went straight to the peers' outputs (CeConfig::direct),
-  // and those that took the staging although direct copies were on (see DirectWhy()).
+  // Allreduce calls queued with their all-gather copies straight between the outputs
+  // (CeConfig::direct), and those queued through the staging although direct copies were on
+  // (CORUN_CE_DEBUG=1 says why). Counted once a call's every copy and wait is queued.
   uint64_t direct_calls() const { return direct_calls_.load(); }
   uint64_t staged_calls() const { return staged_calls_.load(); }
   bool direct_on() const { return dir_ != nullptr; }
@@ -162,14 +163,18 @@ class CeComm {
   }
   size_t FlagWords() const { return 3 * static_cast<size_t>(nranks_) * cfg_.lanes + nranks_; }
   char* Slot(char* staging, uint32_t q, int src_row) const;
-  // Slots of chunks [q, q + n) of one row: up to two contiguous runs (the ring may wrap).
-  std::vector<std::pair<char*, uint64_t>> SlotRuns(char* staging, uint32_t q, int n, int src_row) const;
 
   enum class Kind { kAllReduce, kReduceScatter, kAllGather };
   Status Launch(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
   // A direct allreduce in the push form, in bulk (CeConfig::bulk; ce_bulk.cpp).
   Status LaunchBulk(const char* in, char* out, uint64_t count, DType t, cudaStream_t s);
   Status Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits);
+  // The caller's stream continues when every stream a call used is done (events, so the runtime
+  // sees the order too). An allreduce's reduce-scatter streams are left out: each push it made
+  // was reduced by its peer before the peer released the all-gather copy of that chunk (pull: its
+  // ready flag; push form: its push into this rank's staging or output), so the all-gather
+  // streams, which the caller's stream waits for, end after them.
+  Status Join(cudaStream_t s, const std::vector<cudaStream_t>& used, bool allreduce);
   Status Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v);
   // Several flag writes on one stream, in one driver call where flags are stream writes.
   Status WriteMany(cudaStream_t st, int outbox, const std::vector<std::pair<uint32_t*, uint32_t>>& writes);

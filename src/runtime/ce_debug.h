@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +32,12 @@ inline bool CeDebug() {
   } while (0)
 
 inline CUdeviceptr Dev(const uint32_t* p) { return reinterpret_cast<CUdeviceptr>(p); }
+
+// Raises `m` to `v` if `v` is larger (a running maximum shared between threads).
+inline void CeAtomicMax(std::atomic<uint64_t>& m, uint64_t v) {
+  for (uint64_t cur = m.load(); v > cur && !m.compare_exchange_weak(cur, v);) {
+  }
+}
 
 // CORUN_CE_PROFILE=1: host time the calls spend in each kind of runtime/driver call, summed over
 // the process's communicators (in the interposer a process is one rank; the line names the rank

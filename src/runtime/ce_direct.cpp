@@ -118,10 +118,6 @@ bool CeComm::AgreeDirect(void* recv, uint64_t bytes) {
   const bool direct =
       dir_->Agree(++dir_seq_, mine, resolve, cfg_.direct_wait_us,
                   [this] { return aborted_.load() || lost_rank_.load() >= 0; }, &why) == CeDirectDecision::kDirect;
-  if (direct)
-    ++direct_calls_;
-  else
-    ++staged_calls_;
   if (!direct) CE_DLOG("direct: call %u takes the staging: %s", dir_seq_, why.c_str());
   return direct;
 }

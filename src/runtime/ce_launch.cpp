@@ -29,8 +29,13 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   const bool has_rs = k != Kind::kAllGather, has_ag = k != Kind::kReduceScatter;
   // Allreduce: the all-gather copies read the peers' outputs (pull form) or write them (push
   // form) where every rank agrees for this call (ce_direct.cpp); peer_out_ then holds them.
-  const bool direct = k == Kind::kAllReduce && dir_ && AgreeDirect(out, count * eb);
-  if (direct && !cfg_.ag_pull && cfg_.bulk) return LaunchBulk(in, out, count, t, s);
+  const bool agreed = k == Kind::kAllReduce && dir_;
+  const bool direct = agreed && AgreeDirect(out, count * eb);
+  if (direct && !cfg_.ag_pull && cfg_.bulk) {
+    CORUN_CHECK(LaunchBulk(in, out, count, t, s));
+    ++direct_calls_;
+    return Status::Ok();
+  }
 
   std::vector<CeRange> chunks;
   if (k == Kind::kAllReduce) {
@@ -365,17 +370,8 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
     }
   }
 
-  // Join: the caller's stream continues when every stream of this call is done (events, so the
-  // order is visible to the runtime too). An allreduce's reduce-scatter streams are left out:
-  // each push it made was reduced by its peer before the peer released the all-gather copy of
-  // that chunk (pull: its ready flag; push form: its push into this rank's staging), so the
-  // all-gather streams end after them.
-  const bool ar = has_rs && has_ag;
-  for (size_t i = 0; i < used.size(); ++i) {
-    if (ar && std::find(rs_lanes_.begin(), rs_lanes_.end(), used[i]) != rs_lanes_.end()) continue;
-    CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_done_[i], used[i])));
-    CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(s, ev_done_[i], 0)));
-  }
+  CORUN_CHECK(Join(s, used, has_rs && has_ag));
+  if (agreed) ++(direct ? direct_calls_ : staged_calls_);  // counted once the whole call is queued
 #undef CE_USE
 #undef CE_USE_AFTER
   CE_DLOG("call: submitted");

@@ -269,6 +269,13 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     if (!ls.ok()) why = "unsupported: reduction kernels did not load: " + ls.message();
   }
 
+  // Names every rank of this communicator derives alike (node barrier, liveness locks, the direct
+  // copies' table) from the exchanged descriptors.
+  std::string key_src;
+  for (const Desc& d : all)
+    key_src += std::to_string(d.process) + ":" + std::to_string(d.pid) + ":" + std::to_string(d.flags) + ";";
+  const size_t comm_hash = std::hash<std::string>{}(key_src);
+
   // Ranks in other processes: nobody launches the agreement's NCCL kernel before every rank has
   // opened its peers' buffers. Opening one enables peer access to the exporting GPU, which (as
   // between threads above) can wait for that GPU, and its NCCL kernel waits for the opener.
@@ -276,11 +283,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   bool any_remote = false;
   for (int p = 0; p < nranks_; ++p) any_remote |= all[p].process != all[0].process;
   if (any_remote) {
-    std::string key_src;
-    for (const Desc& d : all)
-      key_src += std::to_string(d.process) + ":" + std::to_string(d.pid) + ":" + std::to_string(d.flags) + ";";
     char key[40];
-    std::snprintf(key, sizeof(key), "ce_%zx_%d", std::hash<std::string>{}(key_src), nranks_);
+    std::snprintf(key, sizeof(key), "ce_%zx_%d", comm_hash, nranks_);
     node_key_ = key;
     // Liveness locks, taken before the barrier: after it, every live rank's file exists.
     alive_names_.assign(nranks_, std::string());
@@ -301,11 +305,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   // below, unlinked after it. Threads of one process map the segment once each, as processes do.
   std::string dir_name;
   if (why.empty() && cfg_.direct) {
-    std::string key_src;
-    for (const Desc& d : all)
-      key_src += std::to_string(d.process) + ":" + std::to_string(d.pid) + ":" + std::to_string(d.flags) + ";";
     char name[64];
-    std::snprintf(name, sizeof(name), "/corun_cedir_%zx_%d", std::hash<std::string>{}(key_src), nranks_);
+    std::snprintf(name, sizeof(name), "/corun_cedir_%zx_%d", comm_hash, nranks_);
     dir_name = name;
     dir_bytes_ = CeDirectTable::Bytes(nranks_);
     std::string dwhy;

@@ -173,7 +173,7 @@ TEST(CeDirect, ARankAWholeRingAheadStagesWithoutWaiting) {
   });
   fast.join();
   slow.join();
-  EXPECT_LT(ahead_s, 5.0) << "the rank ahead waited for its stalled peer";
+  EXPECT_LT(ahead_s, 60.0) << "the rank ahead waited for its stalled peer (a wait per call would take minutes)";
   for (uint32_t seq = 1; seq <= calls; ++seq) {
     ASSERT_EQ(decided[0][seq], 0) << "call " << seq << " went direct without the peer";
     ASSERT_EQ(decided[1][seq], 0) << "the late rank did not follow call " << seq;

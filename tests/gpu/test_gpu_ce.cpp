@@ -215,6 +215,7 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
     cfg.phases = false;       // pulls as soon as each reduction is done (phases are the default)
     cfg.batch_copies = true;  // each chunk's copies in one cudaMemcpyBatchAsync
     cfg.slots = 2;
+    cfg.bulk = false;         // push form: direct pushes chunk by chunk (the default moves rounds in bulk)
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
     cfg.phases = true;  // batches in phases of two chunks: hundreds of rounds per allreduce
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
