@@ -58,16 +58,16 @@ struct CeConfig {
   // All-gather step by pulls from the owner's staging (else pushes + an unpack copy, which costs
   // the copy engine a local copy of every chunk).
   bool ag_pull = true;
-  // While true, Init replaces ag_pull by the rank count's choice: pulls on 2 ranks, pushes on more
-  // (on 4x H200 every GPU sending 224 MiB to each peer moved 384 GB/s per GPU by pushes and
+  // While true, Init replaces ag_pull by CePullByRanks: pulls only on 2 ranks without direct
+  // copies in bulk, pushes otherwise (on 4x H200 every GPU sending 224 MiB to each peer moved 384 GB/s per GPU by pushes and
   // 130-195 by pulls; on 2 GPUs both 374-382; tests/gpu/p2p_probe,
   // results/2026-11-27_H200_4gpu_ce_probe; on 2x H200 the DDP example ran 28.73 / 28.87 ms/step by
   // pulls and 30.77 / 31.08 by pushes, results/2026-11-27_H200_2gpu_ce_reduce/run2, although alone
   // with ranks as threads the pushes were steadier). With direct copies in bulk the push form on 2
   // ranks moved 317-328 GB/s alone against the pulls' 210-215 and NCCL's 299-328, and the DDP
   // example 28.36-28.52 ms/step against the pulls' 28.14 / 28.30 (results/2026-11-27_H200_ce_direct,
-  // run3, run5). To choose the form, set ag_pull and clear this (CORUN_CE_PULL and the bench's
-  // --pull/--push do both).
+  // run3, run5), so with direct copies in bulk the push form is the default on 2 ranks too. To
+  // choose the form, set ag_pull and clear this (CORUN_CE_PULL and the bench's --pull/--push do both).
   bool pull_by_ranks = true;
   // How a flag reaches a peer: false = a stream write straight into the peer's mapped flag (no
   // copy-engine work); true = a stream write to a local word plus a 4-byte copy of it (NCCL's CE
@@ -113,7 +113,16 @@ struct CeConfig {
   // round's pushes run while a reduction waits for a running kernel to end; with phases off they
   // do not wait for the previous round's all-gather copies either.
   int bulk_round = 0;
+  // A phased bulk allreduce runs on the caller's stream: its copies, flag waits and writes and the
+  // reduction (at the device's top priority, set per launch) in issue order, with no event and no
+  // other stream, each of which costs the GPU a hop between streams and the host runtime calls
+  // (unphased rounds keep a stream each way, so that a round's pushes pass the previous copies).
+  bool bulk_on_caller = true;
 };
+// The all-gather form pull_by_ranks picks: pulls on 2 ranks unless direct copies in bulk are on
+// (they need the push form, the faster one there), pushes on more (pulls there moved 130-195 GB/s
+// per GPU against the pushes' 384).
+bool CePullByRanks(const CeConfig& cfg, int nranks);
 // Slots for a staging that holds an allreduce of `bytes` whole (at least cfg.slots, at most 64).
 int CeSlotsToHold(const CeConfig& cfg, uint64_t bytes);
 // min_bytes in the interposer (CORUN_CE_MIN_BYTES overrides it): below it NCCL's latency wins.

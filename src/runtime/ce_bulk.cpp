@@ -3,6 +3,8 @@
 // round of up to `slots` chunks each rank pushes every peer's part in one copy into the peer's
 // staging, reduces its own part in one kernel, then pushes the result in one copy straight into
 // every peer's output. A round's pushes wait for the previous round's all-gather copies (phases).
+// Phased, the whole call runs on the caller's stream in that order (CeConfig::bulk_on_caller): no
+// event, no other stream, the reduction at the top priority by its launch attribute.
 // Flags, slots and sequence numbers are those of ce_launch.cpp (a round writes each lane's last
 // chunk), so bulk, chunked and staging calls may follow each other in any order; the schedule is
 // in the CPU simulation of tests/cpu/test_ce_plan.cpp (the kBulk* operations).
@@ -36,10 +38,13 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
       if (last[lane]) w->push_back({(this->*flag)(base, src, lane), last[lane]});
   };
 
-  CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_start_, s)));
+  // On the caller's stream every step follows the previous one already; unphased rounds need a
+  // stream each way (a round's pushes run beside the previous round's all-gather copies).
+  const bool one = cfg_.bulk_on_caller && cfg_.phases;
+  if (!one) CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_start_, s)));
   std::vector<cudaStream_t> used;
   auto use = [&](cudaStream_t st) -> Status {
-    if (std::find(used.begin(), used.end(), st) == used.end()) {
+    if (st != s && std::find(used.begin(), used.end(), st) == used.end()) {
       used.push_back(st);
       CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(st, ev_start_, 0)));
     }
@@ -49,7 +54,9 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
   // peer at each step, so no GPU takes two pushes at once while another takes none (copies on a
   // stream per peer reach the engine in any order).
   const int first = (r + 1) % R;
-  cudaStream_t rs_st = RsStream(0, first), ag_st = AgStream(0, first);
+  cudaStream_t rs_st = one ? s : RsStream(0, first), ag_st = one ? s : AgStream(0, first);
+  cudaStream_t red_st = one ? s : reduce_, end_st = one ? s : unpack_;
+  const int priority = one ? top_priority_ : kCeStreamPriority;  // reduce_ has it already
   cudaEvent_t gate = nullptr;  // the previous round's all-gather copies
   const int per_round = cfg_.bulk_round > 0 ? std::min(cfg_.bulk_round, S) : S;
   for (const auto& [a, e] : CeRounds(n, per_round, true)) {
@@ -78,11 +85,11 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
       CORUN_CHECK(WriteMany(st, RsBox(0, first), w));
     }
     // This rank's part: own + every peer's, once every peer's part is in.
-    CORUN_CHECK(use(reduce_));
+    CORUN_CHECK(use(red_st));
     std::vector<std::pair<uint32_t*, uint32_t>> waits;
     for (int p = 0; p < R; ++p)
       if (p != r) lane_writes(&CeComm::RsReady, flags_, p, QR(a), QR(e - 1), &waits);
-    CORUN_CHECK(Wait(reduce_, waits));
+    CORUN_CHECK(Wait(red_st, waits));
     const CeRange own = CeBulkPart(count, R, r, piece, a, e, eb);
     CeReduceBatch rb;
     rb.npeers = R - 1;
@@ -99,16 +106,18 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
       it.count = elems;
       off += elems;
     }
-    CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_)));
+    CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, sms_, red_st, priority)));
     std::vector<std::pair<uint32_t*, uint32_t>> frees;
     for (int p = 0; p < R; ++p)
       if (p != r) frees.push_back({RsFree(peers_[p].flags, r), QR(e - 1)});
-    CORUN_CHECK(WriteMany(reduce_, ReduceBox(), frees));
-    CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_batch_, reduce_)));
+    CORUN_CHECK(WriteMany(red_st, ReduceBox(), frees));
     // All-gather: the reduced part straight into every peer's output (its call has begun: its
     // pushes of this round were waited for above).
     CORUN_CHECK(use(ag_st));
-    CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(ag_st, ev_batch_, 0)));
+    if (!one) {
+      CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_batch_, reduce_)));
+      CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(ag_st, ev_batch_, 0)));
+    }
     for (int step = 1; step < R; ++step) {
       const int p = (r + step) % R;
       cudaStream_t st = ag_st;
@@ -119,21 +128,23 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
       lane_writes(&CeComm::AgReady, peers_[p].flags, r, QA(a), QA(e - 1), &w);
       CORUN_CHECK(WriteMany(st, AgBox(0, first), w));
     }
-    gate = ev_phase_[0];
-    CE_T(kCeEvent, CUDACHECK(cudaEventRecord(gate, ag_st)));
+    if (!one) {
+      gate = ev_phase_[0];
+      CE_T(kCeEvent, CUDACHECK(cudaEventRecord(gate, ag_st)));
+    }
   }
   // The call ends once every peer's part of every chunk is in this rank's output; the frees keep
   // the all-gather sequence of later staging calls (their pushes wait for them).
-  CORUN_CHECK(use(unpack_));
+  CORUN_CHECK(use(end_st));
   std::vector<std::pair<uint32_t*, uint32_t>> waits, frees;
   for (int j = 0; j < R; ++j)
     if (j != r) {
       lane_writes(&CeComm::AgReady, flags_, j, QA(0), QA(n - 1), &waits);
       lane_writes(&CeComm::AgFree, peers_[j].flags, r, QA(0), QA(n - 1), &frees);
     }
-  CORUN_CHECK(Wait(unpack_, waits));
-  CORUN_CHECK(WriteMany(unpack_, UnpackBox(), frees));
-  return Join(s, used, true);
+  CORUN_CHECK(Wait(end_st, waits));
+  CORUN_CHECK(WriteMany(end_st, UnpackBox(), frees));
+  return Join(s, used, true);  // nothing to join on the caller's stream
 }
 
 }  // namespace corun

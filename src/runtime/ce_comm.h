@@ -232,6 +232,7 @@ class CeComm {
   cudaEvent_t ev_start_ = nullptr, ev_batch_ = nullptr;
   std::vector<cudaEvent_t> ev_done_;
   std::vector<cudaEvent_t> ev_phase_;  // one per copy stream: the ends of a phase (CeConfig::phases)
+  int top_priority_ = 0;  // the device's greatest stream priority (the reductions')
   int sms_ = 0;  // SMs the reductions are sized for: the device's, or CeConfig::reduce_sms if fewer
   // Written by the rank's thread, read by Abort() on a watchdog's thread.
   std::atomic<uint32_t> rs_seq_{0}, ag_seq_{0};

@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <climits>
 #include <cstdint>
 
 #include "corun/collective.h"
@@ -26,7 +27,10 @@ struct CeReduceBatch {
   int npeers = 0;
 };
 
-Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s);
+// `priority`: the launch's own priority (cudaLaunchAttributePriority), or kCeStreamPriority for
+// the stream's.
+constexpr int kCeStreamPriority = INT32_MIN;
+Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s, int priority = kCeStreamPriority);
 // Loads the reduction kernels (an empty launch of each type, synchronised) so that no later
 // launch has to load a module while streams wait on peers.
 Status CeReduceLoad(cudaStream_t s);

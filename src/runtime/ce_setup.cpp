@@ -94,7 +94,9 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device_));
   if (cfg_.reduce_sms > 0) sms_ = std::min(sms_, cfg_.reduce_sms);
   if (nranks_ >= 2) cfg_.lanes = CeLanesFor(cfg_, nranks_);  // the flag layout depends on it
-  if (cfg_.pull_by_ranks) cfg_.ag_pull = nranks_ <= 2;
+  // Pulls only where direct copies in bulk are off: with them the push form is the faster on 2
+  // ranks as well (CeConfig::pull_by_ranks).
+  if (cfg_.pull_by_ranks) cfg_.ag_pull = CePullByRanks(cfg_, nranks_);
   slot_bytes_ = CeSlotBytes(cfg_, nranks_);
 
   CeCaps caps;
@@ -404,6 +406,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaStreamSynchronize(s));
   int lo = 0, hi = 0;
   CUDACHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+  top_priority_ = hi;
   CUDACHECK(cudaStreamCreateWithPriority(&reduce_, cudaStreamNonBlocking, hi));
   CUDACHECK(cudaStreamCreateWithFlags(&unpack_, cudaStreamNonBlocking));
   CUDACHECK(cudaStreamCreateWithPriority(&abort_stream_, cudaStreamNonBlocking, hi));

@@ -298,13 +298,15 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
    for (const bool with_direct : {false, true})
     for (const int bulk_round : {-1, 0, 2})
     for (const bool phased : {true, false})
+     for (const bool on_caller : {false, true})  // phased bulk calls on one stream (CeConfig::bulk_on_caller)
       for (const auto& shape : std::vector<std::array<int, 4>>{
                {2, 2, 1, 1}, {2, 4, 2, 2}, {3, 3, 2, 1}, {3, 4, 2, 2}, {4, 2, 2, 1}, {4, 5, 3, 2}, {4, 6, 3, 3}}) {
         const int R = shape[0], S = shape[1], L = shape[2], B = shape[3];
         if (bulk_round >= 0 && !(push_form && with_direct)) continue;
+        if (on_caller && !(bulk_round >= 0 && phased)) continue;
         const std::string what = std::string(push_form ? "push" : "pull") + (with_direct ? " direct" : "") +
                                  (bulk_round >= 0 ? " bulk round " + std::to_string(bulk_round) : "") +
-                                 (phased ? " phased" : " unphased") +
+                                 (phased ? " phased" : " unphased") + (on_caller ? " on the caller's stream" : "") +
                                  " R " + std::to_string(R) + " S " + std::to_string(S) + " L " + std::to_string(L) +
                                  " B " + std::to_string(B);
         auto grid3 = [&] { return std::vector<std::vector<std::vector<uint32_t>>>(R, std::vector<std::vector<uint32_t>>(R, std::vector<uint32_t>(L, 0))); };
@@ -345,16 +347,19 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
             auto ag_stream = [&](uint32_t qa, int p) { return L * R + 1 + CeLane(qa, L) * R + p; };
             int last_round = 0;
             if (bulk(c)) {  // one stream each way (lane 0, the first peer's), peers in step order
+              // On the caller's stream: every op of the call on one stream, in issue order.
+              const int rs_s = on_caller ? unpack : (r + 1) % R, red_s = on_caller ? unpack : L * R;
+              const int ag_s = on_caller ? unpack : L * R + 1 + (r + 1) % R;
               const int per = bulk_round > 0 ? std::min(bulk_round, S) : S;
               const auto rounds = CeRounds(n, per, true);
               for (int k = 0; k < static_cast<int>(rounds.size()); ++k) {
                 const auto [a, e] = rounds[k];
                 const std::pair<int, int> qr{static_cast<int>(q0r) + a + 1, static_cast<int>(q0r) + e};
                 for (int step = 1; step < R; ++step)
-                  add((r + 1) % R, Op{Op::kBulkPush, c, k, (r + step) % R, 0, qr, 0, 0, {}});
-                add(L * R, Op{Op::kBulkReduce, c, k, -1, 0, qr, q0a + a + 1, 0, {}});
+                  add(rs_s, Op{Op::kBulkPush, c, k, (r + step) % R, 0, qr, 0, 0, {}});
+                add(red_s, Op{Op::kBulkReduce, c, k, -1, 0, qr, q0a + a + 1, 0, {}});
                 for (int step = 1; step < R; ++step)
-                  add(L * R + 1 + (r + 1) % R, Op{Op::kBulkAg, c, k, (r + step) % R, 0, qr, q0a + a + 1, 0, {}});
+                  add(ag_s, Op{Op::kBulkAg, c, k, (r + step) % R, 0, qr, q0a + a + 1, 0, {}});
               }
               add(unpack, Op{Op::kBulkEnd, c, static_cast<int>(rounds.size()) - 1, -1, 0, {0, 0}, 0, 0,
                              CeLastPerLane(q0a + 1, q0a + n, L)});
@@ -786,6 +791,20 @@ const char* FakeEnv(const char* name) {
   return it == g_env.end() ? nullptr : it->second.c_str();
 }
 }  // namespace
+
+// The form pull_by_ranks picks: direct copies in bulk need (and are faster in) the push form.
+TEST(CePlan, PullByRanksTakesPushesWithBulkDirectCopies) {
+  CeConfig cfg;
+  EXPECT_FALSE(CePullByRanks(cfg, 2));  // the defaults: direct copies in bulk
+  EXPECT_FALSE(CePullByRanks(cfg, 4));
+  cfg.bulk = false;
+  EXPECT_TRUE(CePullByRanks(cfg, 2));
+  EXPECT_FALSE(CePullByRanks(cfg, 3));
+  cfg.bulk = true;
+  cfg.direct = false;
+  EXPECT_TRUE(CePullByRanks(cfg, 2));
+  EXPECT_FALSE(CePullByRanks(cfg, 8));
+}
 
 TEST(CePlan, ConfigFromEnvironment) {
   CeConfig cfg;

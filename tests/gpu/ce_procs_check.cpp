@@ -158,7 +158,7 @@ int Run(const Options& o) {
       for (uint64_t c : {uint64_t{1}, uint64_t{7}, uint64_t{1000003}, static_cast<uint64_t>((25ull << 20) / DTypeSize(t) + 5)})
         cases.push_back({col, t, c});
   // The default configuration, then a stressed one (tiny chunks, two slots: every slot reused) in
-  // the pull form whatever the rank count (the default pulls on 2 ranks and pushes on more).
+  // the pull form whatever the rank count (the default pushes: CePullByRanks).
   CeConfig stressed;
   stressed.ag_pull = true;
   stressed.pull_by_ranks = false;
@@ -197,7 +197,7 @@ int Run(const Options& o) {
       st = ce.Init(nccl, cfg, s);
       if (!st.ok()) { Fail("CeComm::Init: " + st.ToString(true)); break; }
       if (!ce.usable()) { Fail("CE path unusable across processes: " + ce.why()); break; }
-      if (cfg.pull_by_ranks && ce.ag_pull() != (n <= 2)) {
+      if (cfg.pull_by_ranks && ce.ag_pull() != CePullByRanks(cfg, n)) {
         Fail(std::string("the default form on ") + std::to_string(n) + " ranks is " + (ce.ag_pull() ? "pull" : "push"));
         break;
       }

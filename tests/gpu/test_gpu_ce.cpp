@@ -74,7 +74,8 @@ void RankCases(int rank, int n, ncclComm_t nccl, cudaStream_t s, const CeConfig&
   // more than 2 ranks share this process (push form, copied flags: ce_setup.cpp). A driver that
   // refused the stream write would show here, not as a slower run.
   RANK_EXPECT(ce.signal_copy() == (cfg.signal_copy || n > 2), "flags by " << (ce.signal_copy() ? "copies" : "writes"));
-  RANK_EXPECT(ce.ag_pull() == (cfg.ag_pull && n <= 2), "all-gather step by " << (ce.ag_pull() ? "pulls" : "pushes"));
+  const bool want_pull = cfg.pull_by_ranks ? CePullByRanks(cfg, n) : cfg.ag_pull && n <= 2;
+  RANK_EXPECT(ce.ag_pull() == want_pull, "all-gather step by " << (ce.ag_pull() ? "pulls" : "pushes"));
   cecheck::Buffers b;
   RANK_EXPECT(b.Alloc(cases, n), "cudaMalloc");
   const cecheck::FailFn fail = [&](const std::string& what) { RANK_EXPECT(false, what); };
@@ -172,13 +173,15 @@ TEST(CeReduceKernel, SumsEveryPeerCountOnOneGpu) {
   cudaStreamDestroy(s);
 }
 
-// The all-gather step by pushes into the peers' staging and an unpack (the default pulls).
+// The all-gather step by pushes chunk by chunk, into the peers' outputs or staging (the default
+// moves direct allreduces in bulk rounds).
 TEST(CeCollMultiGpu, PushFormMatchesNccl) {
   const int n = Gpus();
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
   CeConfig cfg;
   cfg.ag_pull = false;
   cfg.pull_by_ranks = false;
+  cfg.bulk = false;
   const auto cases = AllCases(true);
   Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
 }
@@ -210,6 +213,9 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
     cfg.signal_copy = true;  // flags by 4-byte copies (the default writes them)
     cfg.reduce_sms = 3;      // reductions on a few blocks: every block strides over many vectors
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+    cfg.bulk_on_caller = false;  // the same rounds on a stream each way (the default: the caller's)
+    Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+    cfg.bulk_on_caller = true;
     cfg.signal_copy = false;
     cfg.reduce_sms = 0;
     cfg.phases = false;       // pulls as soon as each reduction is done (phases are the default)
