@@ -118,6 +118,13 @@ struct CeConfig {
   // other stream, each of which costs the GPU a hop between streams and the host runtime calls
   // (unphased rounds keep a stream each way, so that a round's pushes pass the previous copies).
   bool bulk_on_caller = true;
+  // Calls are put on the GPU by a thread of the communicator: the caller's thread records an
+  // event, makes its stream wait for the call's end (a stream wait on a device word) and returns;
+  // the thread waits for the peers' agreement (direct copies) and queues the call on a stream of
+  // its own. In DDP the caller's thread is the one that launches the backward pass: with 4 ranks
+  // it spent 287-423 us per call in the agreement, and a CUPTI trace showed the GPU idle 0.5-1.8
+  // ms at a time waiting for it (results/2026-11-27_H200_ce_caller).
+  bool enqueue_thread = false;
 };
 // The all-gather form pull_by_ranks picks: pulls on 2 ranks unless direct copies in bulk are on
 // (they need the push form, the faster one there), pushes on more (pulls there moved 130-195 GB/s

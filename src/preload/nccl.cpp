@@ -71,6 +71,9 @@ struct CommEntry {
   int nranks = 0;
   CeState state = CeState::kNotCreated;
   std::unique_ptr<CeComm> ce;
+  // ce->direct_calls() already added to the summary: with the enqueue thread a call is counted
+  // when the thread has queued it, so each call and the destroy add what is new since.
+  uint64_t direct_seen = 0;
 };
 
 struct CommRecord {
@@ -249,7 +252,6 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
   const bool had_dev = cudaGetDevice(&prev) == cudaSuccess;
   Status s = Status::Ok();
   const auto t0 = std::chrono::steady_clock::now();
-  const uint64_t direct0 = e->ce->direct_calls();
   switch (kind) {
     case CeOp::kAllReduce: s = e->ce->AllReduce(send, recv, count, t, st); break;
     case CeOp::kReduceScatter: s = e->ce->ReduceScatter(send, recv, count, t, st); break;
@@ -265,7 +267,9 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
     return true;
   }
   g_served.fetch_add(1, std::memory_order_relaxed);
-  g_served_direct.fetch_add(e->ce->direct_calls() - direct0, std::memory_order_relaxed);
+  const uint64_t direct = e->ce->direct_calls();
+  g_served_direct.fetch_add(direct - e->direct_seen, std::memory_order_relaxed);
+  e->direct_seen = direct;
   g_served_bytes.fetch_add(f.bytes, std::memory_order_relaxed);
   g_enqueue_ns.fetch_add(ns, std::memory_order_relaxed);
   CeAtomicMax(g_enqueue_max_ns, ns);
@@ -279,6 +283,10 @@ void Forget(ncclComm_t comm, bool abort) {
   if (!e) return;
   if (abort && e->ce) e->ce->Abort();  // thread-safe: releases the waits before taking the lock
   std::lock_guard<std::mutex> l(e->mu);
+  if (e->ce) {
+    e->ce->Drain();  // calls still with the enqueue thread are counted below
+    g_served_direct.fetch_add(e->ce->direct_calls() - e->direct_seen, std::memory_order_relaxed);
+  }
   e->ce.reset();
   e->state = CeState::kUnusable;  // a call racing the destroy goes to NCCL, never to a freed CeComm
 }

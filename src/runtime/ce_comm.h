@@ -133,6 +133,9 @@ class CeComm {
   Status CheckError() const;
   // The rank found gone (-1: none).
   int lost_rank() const { return lost_rank_.load(); }
+  // Returns once every call queued for the enqueue thread is on the GPU (CeConfig::enqueue_thread;
+  // at once without it). Counters such as direct_calls() include those calls then.
+  void Drain();
   // The flag block as text (debugging a stuck call; bounded wait, never blocks for long).
   std::string DumpFlags() const;
   // Chunks numbered so far by the reduce-scatter and the all-gather phases.
@@ -165,7 +168,10 @@ class CeComm {
   char* Slot(char* staging, uint32_t q, int src_row) const;
 
   enum class Kind { kAllReduce, kReduceScatter, kAllGather };
+  // A call: queued for the enqueue thread (CeConfig::enqueue_thread; ce_enqueue.cpp) or put on
+  // the GPU here (LaunchNow, ce_launch.cpp).
   Status Launch(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
+  Status LaunchNow(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
   // A direct allreduce in the push form, in bulk (CeConfig::bulk; ce_bulk.cpp).
   Status LaunchBulk(const char* in, char* out, uint64_t count, DType t, cudaStream_t s);
   Status Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits);
@@ -204,6 +210,35 @@ class CeComm {
   // Communicators with direct copies in this process; the last one closes the peers' outputs.
   static void DirectRetain();
   static void DirectRelease();
+  // The enqueue thread (ce_enqueue.cpp): calls in the callers' order, each with the event its
+  // caller's stream recorded (from a pool) and its number, which the thread writes into done_ on
+  // its stream once the call is queued behind it; the caller's stream waits done_ >= number.
+  struct Job {
+    Kind kind;
+    const void* send;
+    void* recv;
+    uint64_t count;
+    DType t;
+    cudaEvent_t start;
+    uint32_t q;
+  };
+  Status StartEnqueue();
+  void StopEnqueue();  // runs the queued calls, then ends the thread
+  void EnqueueLoop();
+  std::thread enq_;
+  std::mutex enq_mu_;
+  std::condition_variable enq_cv_;
+  std::vector<Job> jobs_;              // FIFO (front first)
+  size_t jobs_head_ = 0;
+  bool enq_stop_ = false, enq_busy_ = false;
+  std::vector<cudaEvent_t> enq_free_;  // the pool's events not in a queued job
+  std::vector<cudaEvent_t> enq_events_;
+  cudaStream_t enq_stream_ = nullptr;
+  uint32_t* done_ = nullptr;           // device word: the last call queued on enq_stream_
+  uint32_t* done_release_ = nullptr;   // pinned: Abort()'s value for it
+  std::atomic<uint32_t> enq_seq_{0};   // calls handed to the thread
+  Status enq_error_ = Status::Ok();    // the thread's first failure (under enq_mu_)
+
   std::unique_ptr<CeDirectTable> dir_;
   void* dir_mem_ = nullptr;
   size_t dir_bytes_ = 0;

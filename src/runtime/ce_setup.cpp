@@ -421,11 +421,12 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (auto& e : ev_done_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   ev_phase_.resize(rs_lanes_.size() + ag_lanes_.size());
   for (auto& e : ev_phase_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  if (cfg_.enqueue_thread) CORUN_CHECK(StartEnqueue());
   usable_ = true;
   why_.clear();
-  CE_DLOG("init: usable, %d lanes x %d peers, %d slots of %llu B, %s, signals by %s, direct copies %s", cfg_.lanes,
+  CE_DLOG("init: usable, %d lanes x %d peers, %d slots of %llu B, %s, signals by %s, direct copies %s%s", cfg_.lanes,
           Fan(), cfg_.slots, static_cast<unsigned long long>(slot_bytes_), cfg_.ag_pull ? "pull" : "push",
-          signal_copy_ ? "copies" : "writes", dir_ ? "on" : "off");
+          signal_copy_ ? "copies" : "writes", dir_ ? "on" : "off", enq_stream_ ? ", calls queued by a thread" : "");
   StartMonitor();
   Register(this);
   return Status::Ok();

@@ -34,6 +34,7 @@ void AbortAllCeComms() {
 }
 
 CeComm::~CeComm() {
+  StopEnqueue();  // the queued calls first (the monitor still aborts them if a peer is gone)
   StopMonitor();
   {
     std::lock_guard<std::mutex> l(g_mu);
@@ -93,6 +94,11 @@ void CeComm::Abort() {
   const int lost = lost_rank_.load();
   auto release = [&] {
     cudaMemcpyAsync(flags_, release_host_, FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
+    // The callers' streams waiting for calls the enqueue thread has not finished queuing.
+    if (done_ && done_release_) {
+      *done_release_ = CeReleaseValue(enq_seq_.load());
+      cudaMemcpyAsync(done_, done_release_, sizeof(uint32_t), cudaMemcpyHostToDevice, abort_stream_);
+    }
     // The peers' waits on this rank are released too: their flags are mapped here (peer access in
     // one process, IPC across processes: the same copy); a rank known gone is left alone.
     for (const Peer& p : peers_)
@@ -107,6 +113,7 @@ void CeComm::Abort() {
   mine.insert(mine.end(), ag_lanes_.begin(), ag_lanes_.end());
   if (reduce_) mine.push_back(reduce_);
   if (unpack_) mine.push_back(unpack_);
+  if (enq_stream_) mine.push_back(enq_stream_);
   const auto t0 = std::chrono::steady_clock::now();
   for (;;) {
     bool busy = false;

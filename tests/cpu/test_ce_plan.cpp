@@ -812,6 +812,13 @@ TEST(CePlan, ConfigFromEnvironment) {
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
   EXPECT_EQ(cfg.chunk_bytes, CeConfig{}.chunk_bytes);
   EXPECT_TRUE(cfg.pull_by_ranks);  // the form follows the rank count unless CORUN_CE_PULL is set
+  g_env = {{"CORUN_CE_THREAD", "1"}, {"CORUN_CE_BULK_CALLER", "0"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_TRUE(cfg.enqueue_thread);
+  EXPECT_FALSE(cfg.bulk_on_caller);
+  g_env = {{"CORUN_CE_THREAD", "2"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_THREAD '2' (an integer in [0, 1])");
+  cfg = CeConfig{};
   g_env = {{"CORUN_CE_CHUNK", "4M"}, {"CORUN_CE_LANES", "4"}, {"CORUN_CE_PULL", "0"}, {"CORUN_CE_MIN_BYTES", "1M"}};
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
   EXPECT_EQ(cfg.chunk_bytes, 4u << 20);

@@ -423,6 +423,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 64));
   app.add_flag("--bulk-caller,!--no-bulk-caller", cfg.bulk_on_caller,
                "phased bulk allreduces on the caller's stream (CeConfig::bulk_on_caller)");
+  app.add_flag("--enqueue-thread,!--no-enqueue-thread", cfg.enqueue_thread,
+               "calls queued on the GPU by the communicator's thread (CeConfig::enqueue_thread)");
   std::string signal = cfg.signal_copy ? "copy" : "write";
   app.add_option("--signal", signal, "flags to peers by stream writes or by 4-byte copies (CeConfig::signal_copy)")
       ->check(CLI::IsMember({"write", "copy"}));
@@ -484,7 +486,7 @@ int main(int argc, char** argv) {
                {"cuda_driver", CudaDriverVersion()}, {"date", date}, {"reps", reps}, {"warmup", warmup},
                {"timing", "burst (streams held on a host flag while queued), per rep the max over ranks"},
                {"ce_config", {{"chunk_bytes", cfg.chunk_bytes}, {"slots", cfg.slots}, {"lanes", cfg.lanes}, {"batch", cfg.batch},
-                              {"phases", cfg.phases}, {"direct", cfg.direct}, {"bulk", cfg.bulk}, {"bulk_round", cfg.bulk_round}, {"bulk_on_caller", cfg.bulk_on_caller}, {"reduce_sms", cfg.reduce_sms}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
+                              {"phases", cfg.phases}, {"direct", cfg.direct}, {"bulk", cfg.bulk}, {"bulk_round", cfg.bulk_round}, {"bulk_on_caller", cfg.bulk_on_caller}, {"enqueue_thread", cfg.enqueue_thread}, {"reduce_sms", cfg.reduce_sms}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
                               {"signal", signal}, {"ran_ag_pull", sh.ran_pull},
                               {"ran_signal", sh.ran_signal_copy ? "copy" : "write"},
                               {"direct_calls", sh.direct_calls}, {"staged_calls", sh.staged_calls}}}};

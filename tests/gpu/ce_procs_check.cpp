@@ -182,7 +182,10 @@ int Run(const Options& o) {
   // outputs where they can: CeConfig::direct).
   stressed.direct = stressed_push.direct = false;
   cecheck::WarmKernels(pm.rank, n, s);
-  for (const CeConfig& cfg : {CeConfig{}, stressed, pull, push, stressed_push}) {
+  // The defaults with every call queued by the communicator's thread (CeConfig::enqueue_thread).
+  CeConfig queued;
+  queued.enqueue_thread = true;
+  for (const CeConfig& cfg : {CeConfig{}, stressed, pull, push, stressed_push, queued}) {
     // The buffers outlive the communicator: its peers map this rank's outputs (direct copies) until
     // their communicators are destroyed, and every rank passes the token allreduce below only after
     // every rank's communicator is gone.

@@ -186,6 +186,27 @@ TEST(CeCollMultiGpu, PushFormMatchesNccl) {
   Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
 }
 
+// Calls queued by the communicator's thread (CeConfig::enqueue_thread): the defaults, then the
+// stressed staging (hundreds of chunks per call through two slots) and bulk rounds of 3.
+TEST(CeCollMultiGpu, EnqueueThreadMatchesNccl) {
+  const int n = Gpus();
+  if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
+  CeConfig cfg;
+  cfg.enqueue_thread = true;
+  Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, AllCases(false)); });
+  cfg.chunk_bytes = 64 << 10;
+  cfg.slots = 2;
+  cfg.direct = false;
+  const std::vector<Case> cases = {{Collective::kAllReduce, DType::kBf16, 1000003},
+                                   {Collective::kReduceScatter, DType::kFp32, 300007},
+                                   {Collective::kAllGather, DType::kBf16, 300007}};
+  Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+  cfg.direct = true;
+  cfg.slots = 16;
+  cfg.bulk_round = 3;
+  Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+}
+
 // Tiny chunks, two slots, three lanes, no batching: hundreds of chunks through every slot; both
 // forms of the all-gather step, each with both ways of signalling, and copies in batches with
 // and without phases.
