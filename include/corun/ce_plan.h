@@ -117,13 +117,19 @@ struct CeConfig {
   // reduction (at the device's top priority, set per launch) in issue order, with no event and no
   // other stream, each of which costs the GPU a hop between streams and the host runtime calls
   // (unphased rounds keep a stream each way, so that a round's pushes pass the previous copies).
+  // 4x H200, ranks as threads, busbw at 108 / 224 / 896 MiB: 269 / 307-308 / 336 against 249-263 /
+  // 299-302 / 324-329 with a stream each way; the DDP example on 4 GPUs 36.58 against 38.88 ms/step
+  // (results/2026-11-27_H200_ce_caller/run2).
   bool bulk_on_caller = true;
   // Calls are put on the GPU by a thread of the communicator: the caller's thread records an
   // event, makes its stream wait for the call's end (a stream wait on a device word) and returns;
   // the thread waits for the peers' agreement (direct copies) and queues the call on a stream of
   // its own. In DDP the caller's thread is the one that launches the backward pass: with 4 ranks
   // it spent 287-423 us per call in the agreement, and a CUPTI trace showed the GPU idle 0.5-1.8
-  // ms at a time waiting for it (results/2026-11-27_H200_ce_caller).
+  // ms at a time waiting for it. The thread took that wait off the program's thread (16-18 us per
+  // call against 344) but not off the GPU: the DDP example ran 37.75 / 36.85 ms/step against 36.17
+  // on 4 GPUs and 27.96 against 28.08 on 2 (results/2026-11-27_H200_ce_caller, run3, run4). Off by
+  // default; it helps a program whose own thread is what the GPU waits for.
   bool enqueue_thread = false;
 };
 // The all-gather form pull_by_ranks picks: pulls on 2 ranks unless direct copies in bulk are on
@@ -143,7 +149,8 @@ constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
 // 380-384 GB/s of whole pushes to every peer at once (results/2026-11-27_H200_4gpu_ce_probe). Bulk
 // direct rounds (CeConfig::bulk) brought the 4-rank allreduce to 292-328 GB/s alone and the DDP
 // example to 37.5-38.5 ms/step, still above stock's 34.2-34.3 (results/2026-11-27_H200_ce_direct),
-// so a training job with more ranks keeps NCCL unless asked.
+// and with the bulk calls on the caller's stream to 36.2-36.6 against stock's 34.2-34.6
+// (results/2026-11-27_H200_ce_caller), so a training job with more ranks keeps NCCL unless asked.
 constexpr int kCeInterposeMaxRanks = 2;
 
 // A contiguous range of elements.

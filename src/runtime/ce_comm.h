@@ -52,8 +52,15 @@
 // (e.g. a gate) or wait on a host barrier with CE calls in flight.
 //
 // Streams: each rank uses 2 * lanes * (nranks - 1) copy streams (one per lane and peer, at most
-// kCeMaxCopyStreams) and 3 more; set CUDA_DEVICE_MAX_CONNECTIONS to 32 so that a stream wait never
-// blocks an unrelated stream sharing its hardware queue (the abort's copy above all).
+// kCeMaxCopyStreams) and 3 more (4 with the enqueue thread); a phased bulk allreduce waits on the
+// caller's stream itself (CeConfig::bulk_on_caller). Set CUDA_DEVICE_MAX_CONNECTIONS to 32 so
+// that a stream wait never blocks an unrelated stream sharing its hardware queue (the abort's
+// copy above all).
+//
+// Calls queued by the communicator's thread (CeConfig::enqueue_thread, ce_enqueue.cpp): the
+// caller's stream waits for a call's number in a device word the thread writes once the call is
+// queued on the thread's stream behind an event of the caller's; errors there abort the
+// communicator and reach the caller at its next call or CheckError().
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>

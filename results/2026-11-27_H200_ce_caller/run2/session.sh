@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Phased bulk allreduces on the caller's stream (CeConfig::bulk_on_caller, default on): every ce
+# test on 2 GPUs, 4-rank tests; the allreduce alone on 4 and 2 GPUs on the caller's stream or a
+# stream each way; DDP on 4 and 2 GPUs; CUPTI traces of the 108 MiB allreduce alone on 4 GPUs.
+set -u
+O=$OUT; B=/root/b; t0=$(date +%s)
+late(){ [ $(( $(date +%s)-t0 )) -gt ${1:-500} ]; }
+log(){ echo "[$(( $(date +%s)-t0 ))s] $*" | tee -a $O/session.log; }
+{ date -u; nvidia-smi --query-gpu=index,name,driver_version --format=csv; nvidia-smi topo -m; python3 -c 'import torch;print(torch.__version__, torch.cuda.nccl.version())'; env | grep -E '^(NCCL|CUDA_|TORCH_SYMM|NVSHMEM)'; } > $O/env.txt 2>&1
+cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release > $O/build.log 2>&1 && cmake --build $B -j64 >> $O/build.log 2>&1 || { log BUILD FAILED; tail -30 $O/build.log; exit 1; }
+log built
+export CUDA_DEVICE_MAX_CONNECTIONS=32
+(export CUDA_VISIBLE_DEVICES=0,1; cd $B && timeout 200 ctest -L ce -E "_4$" --output-on-failure --timeout 120) > $O/ce_tests_2gpu.log 2>&1; log "ctest ce 2gpu rc=$?"; grep -E "Test +#|tests passed" $O/ce_tests_2gpu.log | tee -a $O/session.log
+(cd $B && timeout 120 ctest -R "ce_procs_mpirun_4|ce_procs_peer_exit_4" --output-on-failure --timeout 60) > $O/ce_tests_4gpu.log 2>&1; log "ctest ce 4 procs rc=$?"; grep -E "Test +#|tests passed" $O/ce_tests_4gpu.log | tee -a $O/session.log
+timeout 60 $B/tests/corun_gpu_ce_tests --gtest_filter='*EveryCollective*:*Stressed*' > $O/ce_threads4.log 2>&1; log "ce 4 gpus as threads rc=$?"; grep -E "OK \]|FAILED  \]" $O/ce_threads4.log | tee -a $O/session.log
+alone(){ g=$1; m=$2; shift 2; timeout 40 $B/tests/ce_bench --gpus $g --alone-only --sizes-mib 25,108,224,896 --reps 10 --warmup 2 "$@" --out $O/ce${g}_$m.json > $O/ce${g}_$m.log 2>&1; log "ce_bench $g $m rc=$?"; grep -E "/ce |/nccl " $O/ce${g}_$m.log | head -8 | tee -a $O/session.log; }
+alone 4 caller1 --bulk-caller
+alone 4 split1 --no-bulk-caller
+alone 4 caller2 --bulk-caller
+alone 4 split2 --no-bulk-caller
+(export CUDA_VISIBLE_DEVICES=0,1; alone 2 caller1 --bulk-caller; alone 2 split1 --no-bulk-caller)
+DDP4="torchrun --standalone --nproc_per_node=4 examples/ddp_gpt.py --steps 30 --warmup 10"
+d4(){ n=$1; shift; late ${LATE:-290} && return; "$@" > $O/ddp4_$n.log 2>&1; log "ddp4 $n rc=$?"; grep -E "step median|copy engines" $O/ddp4_$n.log | head -2 | tee -a $O/session.log; }
+c4(){ n=$1; p=$2; shift 2; d4 $n env CORUN_CE_MAX_RANKS=4 "$@" timeout 60 $B/corun -p $p --report $O/ddp4_${n}_%p.json -- $DDP4 --out $O/ddp4_$n.json; }
+d4 stock timeout 60 $DDP4 --out $O/ddp4_stock.json
+c4 caller ce
+c4 split ce CORUN_CE_BULK_CALLER=0
+export CUDA_VISIBLE_DEVICES=0,1
+DDP2="torchrun --standalone --nproc_per_node=2 examples/ddp_gpt.py --steps 30 --warmup 10"
+d2(){ n=$1; shift; late ${LATE:-450} && return; "$@" > $O/ddp2_$n.log 2>&1; log "ddp2 $n rc=$?"; grep -E "step median|copy engines" $O/ddp2_$n.log | head -2 | tee -a $O/session.log; }
+c2(){ n=$1; p=$2; shift 2; d2 $n env "$@" timeout 50 $B/corun -p $p --report $O/ddp2_${n}_%p.json -- $DDP2 --out $O/ddp2_$n.json; }
+d2 stock1 timeout 50 $DDP2 --out $O/ddp2_stock1.json
+c2 caller1 ce
+c2 pull1 ce CORUN_CE_PULL=1
+d2 stock2 timeout 50 $DDP2 --out $O/ddp2_stock2.json
+c2 caller2 ce
+c2 pull2 ce CORUN_CE_PULL=1
+unset CUDA_VISIBLE_DEVICES
+for m in caller split; do late 530 && break
+  timeout 40 $B/corun trace -o $O/tr4_$m -- $B/tests/ce_bench --gpus 4 --alone-only --sizes-mib 108 --reps 5 --warmup 1 --$( [ $m = caller ] && echo bulk-caller || echo no-bulk-caller ) > $O/tr4_$m.log 2>&1; log "trace 4 $m rc=$?"
+done
+cd $O && tar czf all.tgz --exclude=session.log --exclude=all.tgz --exclude=build.log * ; find . -mindepth 1 ! -name session.log ! -name all.tgz -delete
+log done
