@@ -163,6 +163,7 @@ Status CeComm::Failed() const {
 Status CeComm::CheckError() const {
   // A probe costs a few system calls per peer: here, not on every call (the monitor covers those).
   if (!aborted_ && !alive_names_.empty()) const_cast<CeComm*>(this)->PollPeers();
+  CORUN_CHECK(EnqueueError());
   return Failed();
 }
 

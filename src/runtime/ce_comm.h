@@ -230,10 +230,12 @@ class CeComm {
     uint32_t q;
   };
   Status StartEnqueue();
-  void StopEnqueue();  // runs the queued calls, then ends the thread
+  void StopEnqueue();  // runs the queued calls, ends the thread, drains its stream
+  void FreeEnqueue();  // then, once no Abort() can run, its stream, events and words
+  Status EnqueueError() const;
   void EnqueueLoop();
   std::thread enq_;
-  std::mutex enq_mu_;
+  mutable std::mutex enq_mu_;
   std::condition_variable enq_cv_;
   std::vector<Job> jobs_;              // FIFO (front first)
   size_t jobs_head_ = 0;
@@ -272,6 +274,9 @@ class CeComm {
   cudaStream_t reduce_ = nullptr, unpack_ = nullptr;
   std::vector<cudaStream_t> rs_lanes_, ag_lanes_;  // lanes x (nranks - 1) each (CopyIndex)
   cudaEvent_t ev_start_ = nullptr, ev_batch_ = nullptr;
+  // The end of the last call queued on a caller's stream (bulk_on_caller): teardown and Abort()
+  // wait for it as for this rank's own streams.
+  cudaEvent_t ev_caller_end_ = nullptr;
   std::vector<cudaEvent_t> ev_done_;
   std::vector<cudaEvent_t> ev_phase_;  // one per copy stream: the ends of a phase (CeConfig::phases)
   int top_priority_ = 0;  // the device's greatest stream priority (the reductions')

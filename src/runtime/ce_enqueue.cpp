@@ -7,7 +7,7 @@
 //
 // Calls run in the callers' order on one stream, so sequence numbers and flags are as without the
 // thread. A failure there aborts the communicator (the peers' waits end, the caller's stream too)
-// and the next call, CheckError() or Drain() report it.
+// and the next call and CheckError() report it.
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -25,6 +25,7 @@ constexpr int kEnqueueEvents = 64;  // calls queued ahead of the thread at most 
 
 Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s) {
   if (!usable_) CORUN_FAIL("CeComm: " + why_);
+  CORUN_CHECK(EnqueueError());  // the thread's own failure first: it is why the abort happened
   CORUN_CHECK(Failed());
   if (!enq_stream_) return LaunchNow(k, send, recv, count, t, s);
   if (count == 0) return Status::Ok();
@@ -102,7 +103,9 @@ void CeComm::EnqueueLoop() {
 Status CeComm::StartEnqueue() {
   CUDACHECK(cudaStreamCreateWithFlags(&enq_stream_, cudaStreamNonBlocking));
   CUDACHECK(cudaMalloc(reinterpret_cast<void**>(&done_), sizeof(uint32_t)));
-  CUDACHECK(cudaMemset(done_, 0, sizeof(uint32_t)));
+  // Zero before any stream waits on it (its own stream only: the program's may be busy).
+  CUDACHECK(cudaMemsetAsync(done_, 0, sizeof(uint32_t), enq_stream_));
+  CUDACHECK(cudaStreamSynchronize(enq_stream_));
   CUDACHECK(cudaHostAlloc(reinterpret_cast<void**>(&done_release_), sizeof(uint32_t), cudaHostAllocPortable));
   for (int i = 0; i < kEnqueueEvents; ++i) {
     cudaEvent_t e = nullptr;
@@ -110,7 +113,6 @@ Status CeComm::StartEnqueue() {
     enq_events_.push_back(e);
   }
   enq_free_ = enq_events_;
-  CUDACHECK(cudaDeviceSynchronize());  // the word is zero before any stream waits on it
   enq_ = std::thread([this] { EnqueueLoop(); });
   return Status::Ok();
 }
@@ -129,11 +131,17 @@ void CeComm::StopEnqueue() {
     enq_cv_.notify_all();
     enq_.join();
   }
-  if (enq_stream_) {
-    cudaStreamSynchronize(enq_stream_);
-    cudaStreamDestroy(enq_stream_);
-    enq_stream_ = nullptr;
-  }
+  if (enq_stream_) cudaStreamSynchronize(enq_stream_);
+}
+
+Status CeComm::EnqueueError() const {
+  std::lock_guard<std::mutex> l(enq_mu_);
+  return enq_error_;
+}
+
+void CeComm::FreeEnqueue() {
+  if (enq_stream_) cudaStreamDestroy(enq_stream_);
+  enq_stream_ = nullptr;
   for (cudaEvent_t e : enq_events_) cudaEventDestroy(e);
   enq_events_.clear();
   enq_free_.clear();

@@ -355,6 +355,13 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     CeDirectUnmap(dir_mem_, dir_bytes_);
     dir_mem_ = nullptr;
   }
+  // The form follows what the ranks got, alike on every rank (the agreement above): without
+  // direct copies, 2 ranks pull (the staged pushes were the slower there).
+  if (cfg_.pull_by_ranks && ok != 2) {
+    CeConfig got = cfg_;
+    got.direct = false;
+    cfg_.ag_pull = CePullByRanks(got, nranks_);
+  }
   if (!ok) {
     for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
     ipc_mapped_.clear();
@@ -417,6 +424,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (auto& st : ag_lanes_) CUDACHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   CUDACHECK(cudaEventCreateWithFlags(&ev_start_, cudaEventDisableTiming));
   CUDACHECK(cudaEventCreateWithFlags(&ev_batch_, cudaEventDisableTiming));
+  CUDACHECK(cudaEventCreateWithFlags(&ev_caller_end_, cudaEventDisableTiming));
   ev_done_.resize(rs_lanes_.size() + ag_lanes_.size() + 2);
   for (auto& e : ev_done_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   ev_phase_.resize(rs_lanes_.size() + ag_lanes_.size());

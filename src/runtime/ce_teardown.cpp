@@ -52,6 +52,7 @@ CeComm::~CeComm() {
     for (cudaStream_t st : ag_lanes_) cudaStreamSynchronize(st);
     if (reduce_) cudaStreamSynchronize(reduce_);
     if (unpack_) cudaStreamSynchronize(unpack_);
+    if (ev_caller_end_) cudaEventSynchronize(ev_caller_end_);  // a bulk call on a caller's stream
   }
   if (usable_ && !node_key_.empty()) {
     std::string why;
@@ -61,6 +62,7 @@ CeComm::~CeComm() {
     // A gone rank's lock file is left behind by its end; every survivor has stopped probing now.
     for (int p : gone) shm_unlink(("/corun_" + alive_names_[p]).c_str());
   }
+  FreeEnqueue();  // out of the registry and the monitor stopped: no Abort() can touch it now
   for (cudaStream_t st : rs_lanes_) cudaStreamDestroy(st);
   for (cudaStream_t st : ag_lanes_) cudaStreamDestroy(st);
   if (reduce_) cudaStreamDestroy(reduce_);
@@ -69,6 +71,7 @@ CeComm::~CeComm() {
   for (cudaEvent_t e : ev_phase_) cudaEventDestroy(e);
   if (ev_start_) cudaEventDestroy(ev_start_);
   if (ev_batch_) cudaEventDestroy(ev_batch_);
+  if (ev_caller_end_) cudaEventDestroy(ev_caller_end_);
   // The peers' buffers first, then this rank's own (peers in other processes close theirs in
   // their own destructors; the caller has drained every CE call before).
   for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
@@ -118,6 +121,7 @@ void CeComm::Abort() {
   for (;;) {
     bool busy = false;
     for (cudaStream_t st : mine) busy |= cudaStreamQuery(st) == cudaErrorNotReady;
+    if (ev_caller_end_) busy |= cudaEventQuery(ev_caller_end_) == cudaErrorNotReady;
     if (!busy || std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5)) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     release();

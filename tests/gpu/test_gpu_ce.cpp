@@ -234,9 +234,11 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
     cfg.signal_copy = true;  // flags by 4-byte copies (the default writes them)
     cfg.reduce_sms = 3;      // reductions on a few blocks: every block strides over many vectors
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
-    cfg.bulk_on_caller = false;  // the same rounds on a stream each way (the default: the caller's)
-    Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
-    cfg.bulk_on_caller = true;
+    if (!pull) {  // the same bulk rounds on a stream each way (the default: the caller's)
+      cfg.bulk_on_caller = false;
+      Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+      cfg.bulk_on_caller = true;
+    }
     cfg.signal_copy = false;
     cfg.reduce_sms = 0;
     cfg.phases = false;       // pulls as soon as each reduction is done (phases are the default)
