@@ -26,7 +26,6 @@
 #include <vector>
 
 #include "ce_comm.h"
-#include "ce_debug.h"
 #include "corun/ce_route.h"
 #include "preload.h"
 
@@ -60,11 +59,6 @@ Fn Real(HookId id) {
   return reinterpret_cast<Fn>(RealOf(id));
 }
 
-bool Ce() {
-  const State& s = S();
-  return s.enabled && s.cfg.policy.ce;
-}
-
 struct CommEntry {
   std::mutex mu;  // Init and calls of this rank's communicator (never held across ranks)
   bool nonblocking = false;
@@ -76,29 +70,15 @@ struct CommEntry {
   uint64_t direct_seen = 0;
 };
 
-struct CommRecord {
-  int rank = -1, nranks = 0;
-  bool usable = false;
-  std::string why;
-};
-
 struct Comms {
   std::mutex mu;
   std::map<ncclComm_t, std::shared_ptr<CommEntry>> live;
-  std::vector<CommRecord> records;
 };
 Comms& G() {
   static Comms* c = new Comms;  // lives as long as the process: hooks can run during exit
   return *c;
 }
 
-std::atomic<uint64_t> g_served{0}, g_served_bytes{0};
-// Served allreduces whose all-gather copies went straight between the outputs (CeConfig::direct).
-std::atomic<uint64_t> g_served_direct{0};
-// Host time the served calls spent enqueueing (the program's thread is held that long: DDP's
-// backward issues its next kernels only after the call returns).
-std::atomic<uint64_t> g_enqueue_ns{0}, g_enqueue_max_ns{0};
-std::atomic<uint64_t> g_fallback[static_cast<int>(CeRoute::kCount)]{};
 thread_local int t_group_depth = 0;
 
 // Blocking unless the config says 0, or leaves it undefined and NCCL_COMM_BLOCKING=0 (NCCL's own
@@ -193,23 +173,19 @@ void CreateCe(ncclComm_t comm, CommEntry* e) {
   }
   if (init) cudaStreamDestroy(init);
   if (had_dev) cudaSetDevice(prev);
-  CommRecord rec;
-  rec.nranks = e->nranks;
   if (!st.ok()) {
-    rec.why = "init failed: " + st.message();
-    fmt::print(stderr, "corun: copy-engine path not available, NCCL serves this communicator: {}\n", rec.why);
+    const std::string why = "init failed: " + st.message();
+    fmt::print(stderr, "corun: copy-engine path not available, NCCL serves this communicator: {}\n", why);
     e->state = CeState::kUnusable;
-  } else {
-    rec.rank = ce->rank();
-    rec.usable = ce->usable();
-    rec.why = ce->why();
-    if (!rec.usable && s.verbose)
-      fmt::print(stderr, "corun: copy-engine path not available, NCCL serves this communicator: {}\n", rec.why);
-    e->state = rec.usable ? CeState::kUsable : CeState::kUnusable;
-    if (rec.usable) e->ce = std::move(ce);
+    CeRecordComm(-1, e->nranks, false, why);
+    return;
   }
-  std::lock_guard<std::mutex> l(G().mu);
-  G().records.push_back(rec);
+  const bool usable = ce->usable();
+  if (!usable && s.verbose)
+    fmt::print(stderr, "corun: copy-engine path not available, NCCL serves this communicator: {}\n", ce->why());
+  CeRecordComm(ce->rank(), e->nranks, usable, ce->why());
+  e->state = usable ? CeState::kUsable : CeState::kUnusable;
+  if (usable) e->ce = std::move(ce);
 }
 
 // One collective under `ce`: served here (returns true, *r the result) or left to NCCL (false,
@@ -266,13 +242,10 @@ bool Serve(CeOp kind, const void* send, void* recv, size_t count, ncclDataType_t
     *r = ncclInternalError;
     return true;
   }
-  g_served.fetch_add(1, std::memory_order_relaxed);
+  CeCountServed(f.bytes, ns);
   const uint64_t direct = e->ce->direct_calls();
-  g_served_direct.fetch_add(direct - e->direct_seen, std::memory_order_relaxed);
+  CeCountDirect(direct - e->direct_seen);
   e->direct_seen = direct;
-  g_served_bytes.fetch_add(f.bytes, std::memory_order_relaxed);
-  g_enqueue_ns.fetch_add(ns, std::memory_order_relaxed);
-  CeAtomicMax(g_enqueue_max_ns, ns);
   *r = ncclSuccess;
   return true;
 }
@@ -285,7 +258,7 @@ void Forget(ncclComm_t comm, bool abort) {
   std::lock_guard<std::mutex> l(e->mu);
   if (e->ce) {
     e->ce->Drain();  // calls still with the enqueue thread are counted below
-    g_served_direct.fetch_add(e->ce->direct_calls() - e->direct_seen, std::memory_order_relaxed);
+    CeCountDirect(e->ce->direct_calls() - e->direct_seen);
   }
   e->ce.reset();
   e->state = CeState::kUnusable;  // a call racing the destroy goes to NCCL, never to a freed CeComm
@@ -293,61 +266,11 @@ void Forget(ncclComm_t comm, bool abort) {
 
 // A call NCCL accepted after the CE path declined it, counted by reason.
 ncclResult_t ToNccl(ncclResult_t r, CeRoute why) {
-  if (r == ncclSuccess) g_fallback[static_cast<int>(why)].fetch_add(1, std::memory_order_relaxed);
+  if (r == ncclSuccess) CeCountToNccl(why);
   return r;
 }
 
 }  // namespace
-
-void CeReportJson(nlohmann::ordered_json* j) {
-  if (!Ce()) return;
-  (*j)["ce_served"] = g_served.load();
-  (*j)["ce_served_bytes"] = g_served_bytes.load();
-  (*j)["ce_served_direct"] = g_served_direct.load();
-  const uint64_t n = g_served.load();
-  (*j)["ce_enqueue_us_mean"] = n ? g_enqueue_ns.load() / 1e3 / static_cast<double>(n) : 0.0;
-  (*j)["ce_enqueue_us_max"] = g_enqueue_max_ns.load() / 1e3;
-  nlohmann::ordered_json fb = nlohmann::ordered_json::object();
-  for (int i = 1; i < static_cast<int>(CeRoute::kCount); ++i) fb[CeRouteName(static_cast<CeRoute>(i))] = g_fallback[i].load();
-  (*j)["ce_fallback"] = fb;
-  nlohmann::ordered_json comms = nlohmann::ordered_json::array();
-  std::lock_guard<std::mutex> l(G().mu);
-  for (const CommRecord& r : G().records)
-    comms.push_back({{"rank", r.rank}, {"nranks", r.nranks}, {"usable", r.usable}, {"why", r.why}});
-  (*j)["ce_comms"] = comms;
-}
-
-std::string CeSummaryLine() {
-  if (!Ce()) return "";
-  uint64_t to_nccl = 0;
-  std::string why;
-  for (int i = 1; i < static_cast<int>(CeRoute::kCount); ++i) {
-    const uint64_t n = g_fallback[i].load();
-    if (!n) continue;
-    to_nccl += n;
-    why += fmt::format("{}{} {}", why.empty() ? "" : ", ", CeRouteName(static_cast<CeRoute>(i)), n);
-  }
-  const uint64_t served = g_served.load();
-  int usable = 0, comms = 0;
-  std::string first_why;
-  {
-    std::lock_guard<std::mutex> l(G().mu);
-    for (const CommRecord& r : G().records) {
-      ++comms;
-      usable += r.usable;
-      if (!r.usable && first_why.empty()) first_why = r.why;
-    }
-  }
-  if (!served && !to_nccl) return "";
-  const std::string enq =
-      served ? fmt::format(", enqueue {:.0f} us per call (max {:.0f})", g_enqueue_ns.load() / 1e3 / served,
-                           g_enqueue_max_ns.load() / 1e3)
-             : "";
-  return fmt::format("corun: pid {} copy engines: {} collectives served ({:.1f} MiB{}; {} allreduces by direct "
-                     "copies), {} to NCCL ({}); {} of {} communicators usable{}",
-                     static_cast<int>(getpid()), served, g_served_bytes.load() / 1048576.0, enq, g_served_direct.load(), to_nccl,
-                     why.empty() ? "-" : why, usable, comms, first_why.empty() ? "" : " (" + first_why + ")");
-}
 
 }  // namespace corun
 
@@ -358,7 +281,7 @@ CORUN_EXPORT ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUni
   auto real = Real<decltype(&ncclCommInitRank)>(kHookNcclCommInitRank);
   if (!real) return ncclSystemError;
   const ncclResult_t r = real(comm, nranks, id, rank);
-  if (r == ncclSuccess && comm && Ce()) Track(*comm, Blocking(nullptr, true));
+  if (r == ncclSuccess && comm && CeOn()) Track(*comm, Blocking(nullptr, true));
   return r;
 }
 
@@ -368,7 +291,7 @@ CORUN_EXPORT ncclResult_t ncclCommInitRankConfig(ncclComm_t* comm, int nranks, n
   if (!real) return ncclSystemError;
   const ncclResult_t r = real(comm, nranks, id, rank, config);
   // A non-blocking communicator may still be in creation (ncclInProgress): tracked as such.
-  if ((r == ncclSuccess || r == ncclInProgress) && comm && Ce()) Track(*comm, Blocking(config, true));
+  if ((r == ncclSuccess || r == ncclInProgress) && comm && CeOn()) Track(*comm, Blocking(config, true));
   return r;
 }
 
@@ -383,7 +306,7 @@ CORUN_EXPORT ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key, ncc
   auto real = Real<decltype(&ncclCommSplit)>(kHookNcclCommSplit);
   if (!real) return ncclSystemError;
   const ncclResult_t r = real(comm, color, key, newcomm, config);
-  if ((r == ncclSuccess || r == ncclInProgress) && newcomm && *newcomm && Ce()) {
+  if ((r == ncclSuccess || r == ncclInProgress) && newcomm && *newcomm && CeOn()) {
     std::shared_ptr<CommEntry> parent = Find(comm);
     Track(*newcomm, Blocking(config, !parent || !parent->nonblocking));
   }
@@ -393,28 +316,28 @@ CORUN_EXPORT ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key, ncc
 CORUN_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   auto real = Real<decltype(&ncclCommDestroy)>(kHookNcclCommDestroy);
   if (!real) return ncclSystemError;
-  if (Ce()) Forget(comm, false);
+  if (CeOn()) Forget(comm, false);
   return real(comm);
 }
 
 CORUN_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
   auto real = Real<decltype(&ncclCommAbort)>(kHookNcclCommAbort);
   if (!real) return ncclSystemError;
-  if (Ce()) Forget(comm, true);
+  if (CeOn()) Forget(comm, true);
   return real(comm);
 }
 
 CORUN_EXPORT ncclResult_t ncclGroupStart() {
   auto real = Real<decltype(&ncclGroupStart)>(kHookNcclGroupStart);
   if (!real) return ncclSystemError;
-  if (Ce()) ++t_group_depth;
+  if (CeOn()) ++t_group_depth;
   return real();
 }
 
 CORUN_EXPORT ncclResult_t ncclGroupEnd() {
   auto real = Real<decltype(&ncclGroupEnd)>(kHookNcclGroupEnd);
   if (!real) return ncclSystemError;
-  if (Ce() && t_group_depth > 0) --t_group_depth;
+  if (CeOn() && t_group_depth > 0) --t_group_depth;
   return real();
 }
 
@@ -424,7 +347,7 @@ CORUN_EXPORT ncclResult_t ncclAllReduce(const void* send, void* recv, size_t cou
   if (!real) return ncclSystemError;
   ncclResult_t r = ncclSuccess;
   CeRoute why = CeRoute::kServe;
-  if (!Ce()) return real(send, recv, count, dt, op, comm, st);
+  if (!CeOn()) return real(send, recv, count, dt, op, comm, st);
   if (Serve(CeOp::kAllReduce, send, recv, count, dt, op, comm, st, &r, &why)) return r;
   return ToNccl(real(send, recv, count, dt, op, comm, st), why);
 }
@@ -435,7 +358,7 @@ CORUN_EXPORT ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t
   if (!real) return ncclSystemError;
   ncclResult_t r = ncclSuccess;
   CeRoute why = CeRoute::kServe;
-  if (!Ce()) return real(send, recv, recvcount, dt, op, comm, st);
+  if (!CeOn()) return real(send, recv, recvcount, dt, op, comm, st);
   if (Serve(CeOp::kReduceScatter, send, recv, recvcount, dt, op, comm, st, &r, &why)) return r;
   return ToNccl(real(send, recv, recvcount, dt, op, comm, st), why);
 }
@@ -446,7 +369,7 @@ CORUN_EXPORT ncclResult_t ncclAllGather(const void* send, void* recv, size_t sen
   if (!real) return ncclSystemError;
   ncclResult_t r = ncclSuccess;
   CeRoute why = CeRoute::kServe;
-  if (!Ce()) return real(send, recv, sendcount, dt, comm, st);
+  if (!CeOn()) return real(send, recv, sendcount, dt, comm, st);
   if (Serve(CeOp::kAllGather, send, recv, sendcount, dt, ncclSum, comm, st, &r, &why)) return r;
   return ToNccl(real(send, recv, sendcount, dt, comm, st), why);
 }

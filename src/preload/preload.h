@@ -11,6 +11,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
+#include "corun/ce_route.h"
 #include "corun/launch_rules.h"
 #include "hooks.h"
 
@@ -106,8 +107,13 @@ int ProgramView(CUfunction f, CUdevice dev, int driver_value);
 
 void LogOnce(State& s, FuncInfo* fi, const std::string& what);
 
-// ---- the NCCL stage (nccl.cpp): under `ce`, its counts in the report and its summary line
-// (empty when the stage saw no collective).
+// ---- the NCCL stage's counts (nccl_count.cpp): what nccl.cpp served, passed to NCCL and
+// created under `ce`, and the report's part of them (empty when the stage saw no collective).
+bool CeOn();  // the `ce` policy is on (else every NCCL hook passes straight through)
+void CeCountServed(uint64_t bytes, uint64_t enqueue_ns);  // one collective served by copy engines
+void CeCountDirect(uint64_t calls);  // allreduces queued with direct copies since the last count
+void CeCountToNccl(CeRoute why);     // one collective NCCL accepted after the CE path declined it
+void CeRecordComm(int rank, int nranks, bool usable, const std::string& why);  // a CeComm's creation
 void CeReportJson(nlohmann::ordered_json* j);
 std::string CeSummaryLine();
 

@@ -68,6 +68,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -154,6 +155,8 @@ class CeComm {
   uint64_t direct_calls() const { return direct_calls_.load(); }
   uint64_t staged_calls() const { return staged_calls_.load(); }
   bool direct_on() const { return dir_ != nullptr; }
+  // Calls are queued by the communicator's thread (CeConfig::enqueue_thread, as Init set it up).
+  bool queued() const { return enq_stream_ != nullptr; }
 
  private:
   struct Peer {
@@ -237,8 +240,7 @@ class CeComm {
   std::thread enq_;
   mutable std::mutex enq_mu_;
   std::condition_variable enq_cv_;
-  std::vector<Job> jobs_;              // FIFO (front first)
-  size_t jobs_head_ = 0;
+  std::deque<Job> jobs_;
   bool enq_stop_ = false, enq_busy_ = false;
   std::vector<cudaEvent_t> enq_free_;  // the pool's events not in a queued job
   std::vector<cudaEvent_t> enq_events_;

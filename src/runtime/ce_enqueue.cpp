@@ -9,6 +9,7 @@
 // thread. A failure there aborts the communicator (the peers' waits end, the caller's stream too)
 // and the next call and CheckError() report it.
 #include <cstdio>
+#include <deque>
 #include <string>
 #include <utility>
 
@@ -32,7 +33,6 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   cudaEvent_t ev = nullptr;
   {
     std::unique_lock<std::mutex> l(enq_mu_);
-    if (!enq_error_.ok()) return enq_error_;
     enq_cv_.wait(l, [&] { return !enq_free_.empty() || !enq_error_.ok(); });
     if (!enq_error_.ok()) return enq_error_;
     ev = enq_free_.back();
@@ -68,13 +68,10 @@ void CeComm::EnqueueLoop() {
     Job j;
     {
       std::unique_lock<std::mutex> l(enq_mu_);
-      enq_cv_.wait(l, [&] { return jobs_head_ < jobs_.size() || enq_stop_; });
-      if (jobs_head_ == jobs_.size()) return;  // stopping, nothing queued
-      j = jobs_[jobs_head_++];
-      if (jobs_head_ == jobs_.size()) {
-        jobs_.clear();
-        jobs_head_ = 0;
-      }
+      enq_cv_.wait(l, [&] { return !jobs_.empty() || enq_stop_; });
+      if (jobs_.empty()) return;  // stopping, nothing queued
+      j = jobs_.front();
+      jobs_.pop_front();
       enq_busy_ = true;
     }
     Status st = Status::Ok();
@@ -119,7 +116,7 @@ Status CeComm::StartEnqueue() {
 
 void CeComm::Drain() {
   std::unique_lock<std::mutex> l(enq_mu_);
-  enq_cv_.wait(l, [&] { return (jobs_head_ == jobs_.size() && !enq_busy_) || !enq_.joinable(); });
+  enq_cv_.wait(l, [&] { return (jobs_.empty() && !enq_busy_) || !enq_.joinable(); });
 }
 
 void CeComm::StopEnqueue() {

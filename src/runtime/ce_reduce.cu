@@ -118,27 +118,20 @@ Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s, 
   uint64_t want = (most + per_block - 1) / per_block;
   const uint64_t cap = std::max<uint64_t>(1, uint64_t(2 * sms) / b.items);
   dim3 grid(static_cast<unsigned>(std::max<uint64_t>(1, std::min(want, cap))), b.items);
-  if (priority != kCeStreamPriority) {
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributePriority;
-    attr[0].val.priority = priority;
-    cudaLaunchConfig_t lc = {};
-    lc.gridDim = grid;
-    lc.blockDim = dim3(kThreads);
-    lc.stream = s;
-    lc.attrs = attr;
-    lc.numAttrs = 1;
-    if (t == DType::kBf16)
-      CUDACHECK(cudaLaunchKernelEx(&lc, CeReduceKernel<__nv_bfloat16>, b));
-    else
-      CUDACHECK(cudaLaunchKernelEx(&lc, CeReduceKernel<float>, b));
-    return Status::Ok();
-  }
+  // The launch's own priority where asked (the caller's stream may have any).
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributePriority;
+  attr[0].val.priority = priority;
+  cudaLaunchConfig_t lc = {};
+  lc.gridDim = grid;
+  lc.blockDim = dim3(kThreads);
+  lc.stream = s;
+  lc.attrs = attr;
+  lc.numAttrs = priority != kCeStreamPriority ? 1 : 0;
   if (t == DType::kBf16)
-    CeReduceKernel<__nv_bfloat16><<<grid, kThreads, 0, s>>>(b);
+    CUDACHECK(cudaLaunchKernelEx(&lc, CeReduceKernel<__nv_bfloat16>, b));
   else
-    CeReduceKernel<float><<<grid, kThreads, 0, s>>>(b);
-  CUDACHECK(cudaGetLastError());
+    CUDACHECK(cudaLaunchKernelEx(&lc, CeReduceKernel<float>, b));
   return Status::Ok();
 }
 

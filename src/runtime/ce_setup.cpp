@@ -325,11 +325,16 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   } unlink{dir_name};
   // Every rank takes the CE path or none does; direct copies are on where every rank has the table
   // (2: usable with the table, 1: usable, 0: not).
+  // The smallest of every rank's value, in place.
+  auto agree_min = [&](int* v) -> Status {
+    CUDACHECK(cudaMemcpyAsync(dok, v, sizeof(int), cudaMemcpyHostToDevice, s));
+    CE_NCCLCHECK(nccl_api.AllReduce(dok, dok, 1, ncclInt32, ncclMin, nccl, s));
+    CUDACHECK(cudaMemcpyAsync(v, dok, sizeof(int), cudaMemcpyDeviceToHost, s));
+    CUDACHECK(cudaStreamSynchronize(s));
+    return Status::Ok();
+  };
   int ok = why.empty() ? (dir_mem_ ? 2 : 1) : 0;
-  CUDACHECK(cudaMemcpyAsync(dok, &ok, sizeof(int), cudaMemcpyHostToDevice, s));
-  CE_NCCLCHECK(nccl_api.AllReduce(dok, dok, 1, ncclInt32, ncclMin, nccl, s));
-  CUDACHECK(cudaMemcpyAsync(&ok, dok, sizeof(int), cudaMemcpyDeviceToHost, s));
-  CUDACHECK(cudaStreamSynchronize(s));
+  CORUN_CHECK(agree_min(&ok));
   CE_DLOG("init: agreement %d", ok);
   if (ok == 2) {
     // Every rank wrote its token before the agreement: the peers' must be there too, else the
@@ -337,10 +342,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     int shared = 1;
     const CeDirectTable t(dir_mem_, nranks_, rank_);
     for (int p = 0; p < nranks_; ++p) shared &= t.Token(p) == DirToken(all[p].process, p) ? 1 : 0;
-    CUDACHECK(cudaMemcpyAsync(dok, &shared, sizeof(int), cudaMemcpyHostToDevice, s));
-    CE_NCCLCHECK(nccl_api.AllReduce(dok, dok, 1, ncclInt32, ncclMin, nccl, s));
-    CUDACHECK(cudaMemcpyAsync(&shared, dok, sizeof(int), cudaMemcpyDeviceToHost, s));
-    CUDACHECK(cudaStreamSynchronize(s));
+    CORUN_CHECK(agree_min(&shared));
     if (!shared) {
       CE_DLOG("init: no direct copies: the ranks do not share the table %s", dir_name.c_str());
       ok = 1;

@@ -213,6 +213,8 @@ int Run(const Options& o) {
       // allreduces used them (a call whose ranks are more than CeConfig::direct_wait_us apart
       // takes the staging).
       if (going && ce.direct_on() != cfg.direct) Fail("direct copies are not " + std::string(cfg.direct ? "on" : "off"));
+      if (going && ce.queued() != cfg.enqueue_thread)
+        Fail("calls are " + std::string(ce.queued() ? "" : "not ") + "queued by the communicator's thread");
       if (going && cfg.direct && ce.direct_calls() == 0)
         Fail("no allreduce took the direct copies (" + std::to_string(ce.staged_calls()) + " took the staging)");
       std::printf("ce_procs_check: rank %d: configuration %s: %llu allreduces direct, %llu by the staging\n", pm.rank,

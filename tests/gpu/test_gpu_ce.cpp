@@ -84,6 +84,7 @@ void RankCases(int rank, int n, ncclComm_t nccl, cudaStream_t s, const CeConfig&
   // Direct all-gather copies (CeConfig::direct): on where asked, and taken by allreduces (a call
   // whose ranks are more than direct_wait_us apart takes the staging, so not necessarily all).
   RANK_EXPECT(ce.direct_on() == cfg.direct, "direct copies " << (ce.direct_on() ? "on" : "off"));
+  RANK_EXPECT(ce.queued() == cfg.enqueue_thread, "calls " << (ce.queued() ? "" : "not ") << "queued by a thread");
   bool any_ar = false;
   for (const Case& c : cases) any_ar |= c.col == Collective::kAllReduce;
   if (cfg.direct && any_ar)
