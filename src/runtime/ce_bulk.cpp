@@ -106,7 +106,7 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
       it.count = elems;
       off += elems;
     }
-    CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, sms_, red_st, priority)));
+    CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, sms_, red_st, priority, NextClaim())));
     std::vector<std::pair<uint32_t*, uint32_t>> frees;
     for (int p = 0; p < R; ++p)
       if (p != r) frees.push_back({RsFree(peers_[p].flags, r), QR(e - 1)});
@@ -144,7 +144,10 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
     }
   CORUN_CHECK(Wait(end_st, waits));
   CORUN_CHECK(WriteMany(end_st, UnpackBox(), frees));
-  if (one) CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_caller_end_, s)));  // for teardown and Abort()
+  if (one) {
+    CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_caller_end_, s)));  // for teardown and Abort()
+    ++caller_stream_calls_;
+  }
   return Join(s, used, true);  // nothing to join on the caller's stream
 }
 

@@ -76,6 +76,7 @@
 #include <thread>
 #include <vector>
 
+#include "ce_reduce.h"
 #include "corun/ce_direct.h"
 #include "corun/ce_plan.h"
 #include "corun/collective.h"
@@ -154,6 +155,8 @@ class CeComm {
   // (CORUN_CE_DEBUG=1 says why). Counted once a call's every copy and wait is queued.
   uint64_t direct_calls() const { return direct_calls_.load(); }
   uint64_t staged_calls() const { return staged_calls_.load(); }
+  // Of the direct calls, those moved in bulk wholly on the caller's stream (CeConfig::bulk_on_caller).
+  uint64_t caller_stream_calls() const { return caller_stream_calls_.load(); }
   bool direct_on() const { return dir_ != nullptr; }
   // Calls are queued by the communicator's thread (CeConfig::enqueue_thread, as Init set it up).
   bool queued() const { return enq_stream_ != nullptr; }
@@ -257,7 +260,7 @@ class CeComm {
   bool dir_threads_ = false;              // every peer in this process: raw pointers, no export
   std::map<uint64_t, int> dir_exports_;   // this rank's allocation (buffer id) -> export index (-1: refused)
   std::vector<char*> peer_out_;
-  std::atomic<uint64_t> direct_calls_{0}, staged_calls_{0};
+  std::atomic<uint64_t> direct_calls_{0}, staged_calls_{0}, caller_stream_calls_{0};
 
   CeConfig cfg_;
   bool usable_ = false;
@@ -283,6 +286,13 @@ class CeComm {
   std::vector<cudaEvent_t> ev_phase_;  // one per copy stream: the ends of a phase (CeConfig::phases)
   int top_priority_ = 0;  // the device's greatest stream priority (the reductions')
   int sms_ = 0;  // SMs the reductions are sized for: the device's, or CeConfig::reduce_sms if fewer
+  // CeConfig::reduce_claim: a ring of claim words, a pair per reduction launch. At most `slots`
+  // chunks are pushed and not yet reduced, so fewer than kClaimRing launches of one communicator
+  // can be waiting or running at once.
+  static constexpr int kClaimRing = 256;
+  uint32_t* claim_ = nullptr;
+  uint32_t claim_next_ = 0;
+  uint32_t* NextClaim() { return claim_ ? claim_ + kCeClaimWords * (claim_next_++ % kClaimRing) : nullptr; }
   // Written by the rank's thread, read by Abort() on a watchdog's thread.
   std::atomic<uint32_t> rs_seq_{0}, ag_seq_{0};
   std::atomic<bool> aborted_{false};

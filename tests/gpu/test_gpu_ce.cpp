@@ -89,6 +89,10 @@ void RankCases(int rank, int n, ncclComm_t nccl, cudaStream_t s, const CeConfig&
   for (const Case& c : cases) any_ar |= c.col == Collective::kAllReduce;
   if (cfg.direct && any_ar)
     RANK_EXPECT(ce.direct_calls() > 0, "no allreduce took the direct copies (" << ce.staged_calls() << " staged)");
+  // Direct calls in the push form move in bulk; phased, wholly on the caller's stream where asked.
+  const bool on_caller = cfg.direct && cfg.bulk && !ce.ag_pull() && cfg.bulk_on_caller && cfg.phases;
+  RANK_EXPECT(ce.caller_stream_calls() == (on_caller ? ce.direct_calls() : 0),
+              ce.caller_stream_calls() << " of " << ce.direct_calls() << " direct calls on the caller's stream");
 }
 
 std::vector<Case> AllCases(bool big) {
@@ -123,6 +127,9 @@ TEST(CeReduceKernel, SumsEveryPeerCountOnOneGpu) {
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
   unsigned long long* dw = nullptr;
   ASSERT_EQ(cudaMalloc(&dw, sizeof(*dw)), cudaSuccess);
+  uint32_t* claim = nullptr;
+  ASSERT_EQ(cudaMalloc(&claim, kCeClaimWords * sizeof(uint32_t)), cudaSuccess);
+  ASSERT_EQ(cudaMemset(claim, 0, kCeClaimWords * sizeof(uint32_t)), cudaSuccess);
   const std::vector<uint64_t> counts = {1, 7, 4096 * 4 + 3, 1000003, (8ull << 20) + 5};
   for (DType t : {DType::kBf16, DType::kFp32})
     for (int npeers : {1, 2, 3, 7})
@@ -159,18 +166,43 @@ TEST(CeReduceKernel, SumsEveryPeerCountOnOneGpu) {
           ASSERT_EQ(cudaMemsetAsync(it.out, 0xff, n * eb, s), cudaSuccess);  // NaN in bf16 and fp32
           if (it.out2) ASSERT_EQ(cudaMemsetAsync(it.out2, 0xff, n * eb, s), cudaSuccess);
         }
-        ASSERT_TRUE(CeReduceLaunch(b, t, sms, s).ok());
-        ASSERT_EQ(cudaMemsetAsync(dw, 0, sizeof(*dw), s), cudaSuccess);
-        for (int i = 0; i < b.items; ++i)
-          for (void* o : {b.item[i].out, b.item[i].out2})
-            if (o) ASSERT_TRUE(VerifyCollective(o, t, VerifyMode::kSumAll, counts[i], 0, npeers + 1, 11 + i, dw, s).ok());
-        unsigned long long wrong = 0;
-        ASSERT_EQ(cudaMemcpyAsync(&wrong, dw, sizeof(wrong), cudaMemcpyDeviceToHost, s), cudaSuccess);
-        ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
-        EXPECT_EQ(wrong, 0u) << (t == DType::kBf16 ? "bf16" : "fp32") << ", " << npeers << " peers, offset " << off;
+        // Fixed shares, then claimed tiles (twice on the same words: the first launch must leave
+        // them zeroed) with every SM and with 3 (blocks claiming many tiles each): each result is
+        // checked, and the claimed one must equal the fixed one bit for bit.
+        const size_t eb_all = DTypeSize(t);
+        std::vector<std::vector<char>> first(b.items);
+        for (int pass = 0; pass < 4; ++pass) {
+          for (int i = 0; i < b.items; ++i) {
+            ASSERT_EQ(cudaMemsetAsync(b.item[i].out, 0xff, counts[i] * eb_all, s), cudaSuccess);
+            if (b.item[i].out2) ASSERT_EQ(cudaMemsetAsync(b.item[i].out2, 0xff, counts[i] * eb_all, s), cudaSuccess);
+          }
+          uint32_t* words = pass ? claim : nullptr;
+          ASSERT_TRUE(CeReduceLaunch(b, t, pass == 3 ? 3 : sms, s, kCeStreamPriority, words).ok());
+          ASSERT_EQ(cudaMemsetAsync(dw, 0, sizeof(*dw), s), cudaSuccess);
+          for (int i = 0; i < b.items; ++i)
+            for (void* o : {b.item[i].out, b.item[i].out2})
+              if (o) ASSERT_TRUE(VerifyCollective(o, t, VerifyMode::kSumAll, counts[i], 0, npeers + 1, 11 + i, dw, s).ok());
+          unsigned long long wrong = 0;
+          uint32_t left[kCeClaimWords] = {1, 1};
+          ASSERT_EQ(cudaMemcpyAsync(&wrong, dw, sizeof(wrong), cudaMemcpyDeviceToHost, s), cudaSuccess);
+          ASSERT_EQ(cudaMemcpyAsync(left, claim, sizeof(left), cudaMemcpyDeviceToHost, s), cudaSuccess);
+          ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+          const char* how = pass == 0 ? "fixed shares" : pass == 3 ? "claimed tiles, 3 SMs" : "claimed tiles";
+          EXPECT_EQ(wrong, 0u) << (t == DType::kBf16 ? "bf16" : "fp32") << ", " << npeers << " peers, offset " << off << ", " << how;
+          EXPECT_TRUE(left[0] == 0 && left[1] == 0) << "claim words left at " << left[0] << ", " << left[1] << " (" << how << ")";
+          for (int i = 0; i < b.items; ++i) {
+            std::vector<char> h(counts[i] * eb_all);
+            ASSERT_EQ(cudaMemcpy(h.data(), b.item[i].out, h.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+            if (pass == 0)
+              first[i] = std::move(h);
+            else
+              EXPECT_TRUE(h == first[i]) << "item " << i << ": " << how << " differ from fixed shares";
+          }
+        }
         for (void* p : bufs) cudaFree(p);
       }
   cudaFree(dw);
+  cudaFree(claim);
   cudaStreamDestroy(s);
 }
 
@@ -234,6 +266,7 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
     cfg.lanes = 4;
     cfg.signal_copy = true;  // flags by 4-byte copies (the default writes them)
     cfg.reduce_sms = 3;      // reductions on a few blocks: every block strides over many vectors
+    cfg.reduce_claim = true;  // and from here on claims tiles (both kinds of reduction, every form)
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
     if (!pull) {  // the same bulk rounds on a stream each way (the default: the caller's)
       cfg.bulk_on_caller = false;
@@ -284,6 +317,68 @@ TEST(CeCollMultiGpu, AbortEndsACollectiveWhosePeerNeverCame) {
     // Rank 1 keeps its flags alive until rank 0 is done (the abort also writes them).
     while (!rank0_done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   });
+}
+
+// Both ranks agree on direct copies, so rank 0's call is a bulk one wholly on its stream (or, with
+// the enqueue thread, on the thread's), but rank 1's stream is held by a host function: rank 0
+// waits for pushes that do not come, and its abort must end the call. Rank 1's abort then ends
+// its own call, let go while the abort runs (its stream held until the abort began, so that the
+// call cannot finish on its own first), with the error reported on both and every stream drained.
+TEST(CeCollMultiGpu, AbortEndsABulkCallWhosePeerStalls) {
+  if (Gpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
+  for (bool thread : {false, true}) {
+    std::atomic<bool> rank0_aborted{false}, release1{false}, rank0_done{false}, rank1_done{false};
+    Threads(2, [&](int rank, ncclComm_t nccl, cudaStream_t s) {
+      const char* how = thread ? " (enqueue thread)" : " (caller's stream)";
+      CeConfig cfg;
+      cfg.enqueue_thread = thread;
+      CeComm ce;
+      Status st = ce.Init(nccl, cfg, s);
+      RANK_EXPECT(st.ok() && ce.usable(), st.ToString(true) << " " << ce.why() << how);
+      if (!ce.usable()) return;
+      const uint64_t count = 8 << 20;
+      void* buf = nullptr;
+      cudaMalloc(&buf, count * 2);
+      cudaMemsetAsync(buf, 0, count * 2, s);
+      cudaStreamSynchronize(s);
+      if (rank == 1)
+        cudaLaunchHostFunc(
+            s,
+            [](void* p) {
+              while (!static_cast<std::atomic<bool>*>(p)->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            },
+            &release1);
+      st = ce.AllReduce(buf, buf, count, DType::kBf16, s);
+      RANK_EXPECT(st.ok(), st.ToString(true) << how);
+      ce.Drain();
+      RANK_EXPECT(ce.direct_calls() == 1, "the call took the staging (" << ce.staged_calls() << ")" << how);
+      RANK_EXPECT(ce.caller_stream_calls() == 1, "the call was not a bulk one on one stream" << how);
+      auto t0 = std::chrono::steady_clock::now();
+      if (rank == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        RANK_EXPECT(cudaStreamQuery(s) == cudaErrorNotReady, "collective finished without its peer's pushes" << how);
+        t0 = std::chrono::steady_clock::now();
+        std::thread([&] { ce.Abort(); }).join();
+        rank0_aborted = true;
+      } else {
+        while (!rank0_aborted) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        t0 = std::chrono::steady_clock::now();
+        std::thread ab([&] { ce.Abort(); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        release1 = true;
+        ab.join();
+      }
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      RANK_EXPECT(waited < 4.0, "abort took " << waited << " s" << how);
+      RANK_EXPECT(cudaStreamSynchronize(s) == cudaSuccess, "stream after abort" << how);
+      RANK_EXPECT(!ce.CheckError().ok(), "abort not reported" << how);
+      RANK_EXPECT(!ce.AllReduce(buf, buf, count, DType::kBf16, s).ok(), "call after abort accepted" << how);
+      // Each rank's copies write the other's memory: free only once both streams are drained.
+      (rank == 0 ? rank0_done : rank1_done) = true;
+      while (!rank0_done || !rank1_done) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      cudaFree(buf);
+    });
+  }
 }
 
 // Direct copies need every output to be cudaMalloc memory: rank 1's output in managed memory
