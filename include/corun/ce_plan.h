@@ -131,10 +131,6 @@ struct CeConfig {
   // on 4 GPUs and 27.96 against 28.08 on 2 (results/2026-11-27_H200_ce_caller, run3, run4). Off by
   // default; it helps a program whose own thread is what the GPU waits for.
   bool enqueue_thread = false;
-  // Reductions whose blocks claim tiles in order from a counter (CeReduceLaunch's `claim`) instead
-  // of striding over fixed shares: blocks that start early, e.g. on the SMs a 128-CTA cuBLAS GEMM
-  // leaves free, do more of the work while the others wait for the GEMM to end.
-  bool reduce_claim = false;
 };
 // The all-gather form pull_by_ranks picks: pulls on 2 ranks unless direct copies in bulk are on
 // (they need the push form, the faster one there), pushes on more (pulls there moved 130-195 GB/s
@@ -246,7 +242,7 @@ std::string CeConfigError(const CeConfig& cfg);
 // (integers), CORUN_CE_PULL (0 or 1), CORUN_CE_SIGNAL (write or copy), CORUN_CE_COPY (streams or
 // batch), CORUN_CE_PHASES (0 or 1), CORUN_CE_REDUCE_SMS (an integer, 0 = all), CORUN_CE_DIRECT
 // (0 or 1), CORUN_CE_DIRECT_WAIT_US (an integer), CORUN_CE_BULK (0 or 1), CORUN_CE_BULK_ROUND
-// (chunks, 0 = slots), CORUN_CE_BULK_CALLER, CORUN_CE_THREAD, CORUN_CE_REDUCE_CLAIM (0 or 1). Empty = fine;
+// (chunks, 0 = slots). Empty = fine;
 // else one line naming the variable and value.
 std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg);
 // CORUN_CE_PROFILE: host time of the calls by kind of runtime/driver call they make (copies,

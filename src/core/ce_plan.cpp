@@ -148,7 +148,7 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
     return "";
   };
   int pull = c.ag_pull ? 1 : 0, phases = c.phases ? 1 : 0, direct = c.direct ? 1 : 0, bulk = c.bulk ? 1 : 0;
-  int on_caller = c.bulk_on_caller ? 1 : 0, thread = c.enqueue_thread ? 1 : 0, claim = c.reduce_claim ? 1 : 0;
+  int on_caller = c.bulk_on_caller ? 1 : 0, thread = c.enqueue_thread ? 1 : 0;
   int direct_wait = static_cast<int>(c.direct_wait_us);
   if (const char* t = get("CORUN_CE_SIGNAL")) {
     const std::string v = t;
@@ -169,7 +169,6 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
                                integer("CORUN_CE_BULK_ROUND", &c.bulk_round, 0, 64),
                                integer("CORUN_CE_BULK_CALLER", &on_caller, 0, 1),
                                integer("CORUN_CE_THREAD", &thread, 0, 1),
-                               integer("CORUN_CE_REDUCE_CLAIM", &claim, 0, 1),
                                integer("CORUN_CE_DIRECT_WAIT_US", &direct_wait, 0, 10000000)})
     if (!e.empty()) return e;
   c.ag_pull = pull != 0;
@@ -179,7 +178,6 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
   c.bulk = bulk != 0;
   c.bulk_on_caller = on_caller != 0;
   c.enqueue_thread = thread != 0;
-  c.reduce_claim = claim != 0;
   c.direct_wait_us = static_cast<uint64_t>(direct_wait);
   const std::string bad = CeConfigError(c);
   if (!bad.empty()) return "bad copy-engine configuration from CORUN_CE_*: " + bad;

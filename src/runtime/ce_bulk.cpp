@@ -106,7 +106,7 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
       it.count = elems;
       off += elems;
     }
-    CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, sms_, red_st, priority, NextClaim())));
+    CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, sms_, red_st, priority)));
     std::vector<std::pair<uint32_t*, uint32_t>> frees;
     for (int p = 0; p < R; ++p)
       if (p != r) frees.push_back({RsFree(peers_[p].flags, r), QR(e - 1)});

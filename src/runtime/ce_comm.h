@@ -76,7 +76,6 @@
 #include <thread>
 #include <vector>
 
-#include "ce_reduce.h"
 #include "corun/ce_direct.h"
 #include "corun/ce_plan.h"
 #include "corun/collective.h"
@@ -286,13 +285,6 @@ class CeComm {
   std::vector<cudaEvent_t> ev_phase_;  // one per copy stream: the ends of a phase (CeConfig::phases)
   int top_priority_ = 0;  // the device's greatest stream priority (the reductions')
   int sms_ = 0;  // SMs the reductions are sized for: the device's, or CeConfig::reduce_sms if fewer
-  // CeConfig::reduce_claim: a ring of claim words, a pair per reduction launch. At most `slots`
-  // chunks are pushed and not yet reduced, so fewer than kClaimRing launches of one communicator
-  // can be waiting or running at once.
-  static constexpr int kClaimRing = 256;
-  uint32_t* claim_ = nullptr;
-  uint32_t claim_next_ = 0;
-  uint32_t* NextClaim() { return claim_ ? claim_ + kCeClaimWords * (claim_next_++ % kClaimRing) : nullptr; }
   // Written by the rank's thread, read by Abort() on a watchdog's thread.
   std::atomic<uint32_t> rs_seq_{0}, ag_seq_{0};
   std::atomic<bool> aborted_{false};

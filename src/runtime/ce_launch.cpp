@@ -277,7 +277,7 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
         if (p != r) it.peer[CePeerIndex(p, r)] = Slot(rs_staging_, QR(i), CePeerIndex(p, r));
       it.count = own.bytes / eb;
     }
-    CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_, kCeStreamPriority, NextClaim())));
+    CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_)));
     std::vector<std::pair<uint32_t*, uint32_t>> writes;
     for (int p = 0; p < R; ++p)
       if (p != r) writes.push_back({RsFree(peers_[p].flags, r), QR(b.second - 1)});

@@ -104,70 +104,9 @@ __global__ void __launch_bounds__(kThreads, 2) CeReduceKernel(CeReduceBatch b) {
   }
 }
 
-// Claimed tiles (CeReduceLaunch's `claim`): kTileSteps unrolled steps of the block's threads.
-constexpr int kTileSteps = 2;
-template <typename T>
-__host__ __device__ constexpr uint64_t TileElems() {
-  return uint64_t(kThreads) * kUnroll * kTileSteps * (16 / sizeof(T));
-}
-
-// Elements [e0, e1) of one item by one block: vectors where the item is aligned (e0 is a
-// multiple of the tile, so of the vector), single elements for the rest.
-template <typename T>
-__device__ __forceinline__ void ReduceTile(const CeReduceItem& it, int npeers, bool aligned, uint64_t e0, uint64_t e1) {
-  constexpr int kVec = 16 / sizeof(T);
-  uint64_t done = e0;
-  if (aligned) {
-    const uint64_t v0 = e0 / kVec, nv = (e1 - e0) / kVec;
-    uint64_t v = threadIdx.x;
-    for (; v + (kUnroll - 1) * kThreads < nv; v += kUnroll * kThreads) ReduceVectors<T, kUnroll>(it, npeers, v0 + v, kThreads);
-    for (; v < nv; v += kThreads) ReduceVectors<T, 1>(it, npeers, v0 + v, kThreads);
-    done = e0 + nv * kVec;
-  }
-  for (uint64_t i = done + threadIdx.x; i < e1; i += kThreads) {
-    float a = ToF(static_cast<const T*>(it.own)[i]);
-    for (int p = 0; p < npeers; ++p) a += ToF(static_cast<const T*>(it.peer[p])[i]);
-    FromF(a, static_cast<T*>(it.out) + i);
-    if (it.out2) FromF(a, static_cast<T*>(it.out2) + i);
-  }
-}
-
-// One block per claim: thread 0 claims the next tile while the block sums the current one.
-template <typename T>
-__global__ void __launch_bounds__(kThreads, 2) CeReduceClaimKernel(CeReduceBatch b, uint32_t* claim) {
-  __shared__ uint32_t next[2];
-  const uint32_t tiles = b.tile_end[b.items - 1];
-  if (threadIdx.x == 0) next[0] = atomicAdd(&claim[0], 1u);
-  __syncthreads();
-  for (int k = 0;; k ^= 1) {
-    const uint32_t t = next[k];
-    if (t >= tiles) break;
-    if (threadIdx.x == 0) next[k ^ 1] = atomicAdd(&claim[0], 1u);
-    int i = 0;
-    while (t >= b.tile_end[i]) ++i;
-    const CeReduceItem& it = b.item[i];
-    bool aligned = (reinterpret_cast<uintptr_t>(it.out) | reinterpret_cast<uintptr_t>(it.out2) |
-                    reinterpret_cast<uintptr_t>(it.own)) % 16 == 0;
-    for (int p = 0; p < b.npeers; ++p) aligned &= reinterpret_cast<uintptr_t>(it.peer[p]) % 16 == 0;
-    const uint64_t e0 = uint64_t(t - (i ? b.tile_end[i - 1] : 0)) * TileElems<T>();
-    const uint64_t e1 = e0 + TileElems<T>();
-    ReduceTile<T>(it, b.npeers, aligned, e0, e1 < it.count ? e1 : it.count);
-    __syncthreads();  // next[k ^ 1] written; every thread has read next[k]
-  }
-  // Every block has made its one failed claim before it counts itself out: the last one out
-  // leaves the words zeroed for the next launch that uses them.
-  if (threadIdx.x == 0) {
-    __threadfence();
-    if (atomicAdd(&claim[1], 1u) == gridDim.x - 1) {
-      atomicExch(&claim[0], 0u);
-      atomicExch(&claim[1], 0u);
-    }
-  }
-}
-
 }  // namespace
 
-Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s, int priority, uint32_t* claim) {
+Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s, int priority) {
   if (b.items <= 0) return Status::Ok();
   if (b.items > kCeMaxBatch || b.npeers < 1 || b.npeers > kCeMaxRanks - 1) CORUN_FAIL("CeReduceLaunch: bad batch");
   uint64_t most = 0;
@@ -179,18 +118,6 @@ Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s, 
   uint64_t want = (most + per_block - 1) / per_block;
   const uint64_t cap = std::max<uint64_t>(1, uint64_t(2 * sms) / b.items);
   dim3 grid(static_cast<unsigned>(std::max<uint64_t>(1, std::min(want, cap))), b.items);
-  CeReduceBatch cb;
-  if (claim) {  // tiles over the whole batch, at most two blocks per SM
-    cb = b;
-    const uint64_t tile = t == DType::kBf16 ? TileElems<__nv_bfloat16>() : TileElems<float>();
-    uint64_t sum = 0;
-    for (int i = 0; i < b.items; ++i) {
-      sum += (b.item[i].count + tile - 1) / tile;
-      if (sum >= UINT32_MAX - 1024) CORUN_FAIL("CeReduceLaunch: too many tiles");
-      cb.tile_end[i] = static_cast<uint32_t>(sum);
-    }
-    grid = dim3(static_cast<unsigned>(std::max<uint64_t>(1, std::min<uint64_t>(sum, 2 * sms))), 1);
-  }
   // The launch's own priority where asked (the caller's stream may have any).
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributePriority;
@@ -201,11 +128,7 @@ Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s, 
   lc.stream = s;
   lc.attrs = attr;
   lc.numAttrs = priority != kCeStreamPriority ? 1 : 0;
-  if (claim && t == DType::kBf16)
-    CUDACHECK(cudaLaunchKernelEx(&lc, CeReduceClaimKernel<__nv_bfloat16>, cb, claim));
-  else if (claim)
-    CUDACHECK(cudaLaunchKernelEx(&lc, CeReduceClaimKernel<float>, cb, claim));
-  else if (t == DType::kBf16)
+  if (t == DType::kBf16)
     CUDACHECK(cudaLaunchKernelEx(&lc, CeReduceKernel<__nv_bfloat16>, b));
   else
     CUDACHECK(cudaLaunchKernelEx(&lc, CeReduceKernel<float>, b));
@@ -219,13 +142,6 @@ Status CeReduceLoad(cudaStream_t s) {
   b.item[0] = CeReduceItem{};  // count 0: the kernel touches nothing
   CeReduceKernel<__nv_bfloat16><<<1, 32, 0, s>>>(b);
   CeReduceKernel<float><<<1, 32, 0, s>>>(b);
-  // Zero tiles: every block claims once, fails and counts itself out (the words end zeroed).
-  uint32_t* w = nullptr;
-  CUDACHECK(cudaMallocAsync(reinterpret_cast<void**>(&w), kCeClaimWords * sizeof(uint32_t), s));
-  CUDACHECK(cudaMemsetAsync(w, 0, kCeClaimWords * sizeof(uint32_t), s));
-  CeReduceClaimKernel<__nv_bfloat16><<<1, 32, 0, s>>>(b, w);
-  CeReduceClaimKernel<float><<<1, 32, 0, s>>>(b, w);
-  CUDACHECK(cudaFreeAsync(w, s));
   CUDACHECK(cudaGetLastError());
   CUDACHECK(cudaStreamSynchronize(s));
   return Status::Ok();

@@ -25,22 +25,12 @@ struct CeReduceBatch {
   CeReduceItem item[kCeMaxBatch];
   int items = 0;
   int npeers = 0;
-  uint32_t tile_end[kCeMaxBatch] = {};  // claimed launches: tiles of items 0..i (CeReduceLaunch sets it)
 };
 
 // `priority`: the launch's own priority (cudaLaunchAttributePriority), or kCeStreamPriority for
 // the stream's.
 constexpr int kCeStreamPriority = INT32_MIN;
-// `claim`: null, each block strides over a fixed share of every item; else two zeroed device words
-// from which the blocks claim tiles of the batch in order until none is left (the last block to
-// end zeroes them again). Claimed, the blocks that start first do more of the work: beside a
-// kernel that leaves a few SMs free (cuBLAS's 128-CTA GEMMs on a 132-SM H200) the reduction runs
-// on those while the others wait, and none waits for a late block's fixed share. The sums are
-// the same bit for bit either way (each element: own + peers in order, by one thread). Two
-// launches that may run at once must not share the words.
-constexpr int kCeClaimWords = 2;
-Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s, int priority = kCeStreamPriority,
-                      uint32_t* claim = nullptr);
+Status CeReduceLaunch(const CeReduceBatch& b, DType t, int sms, cudaStream_t s, int priority = kCeStreamPriority);
 // Loads the reduction kernels (an empty launch of each type, synchronised) so that no later
 // launch has to load a module while streams wait on peers.
 Status CeReduceLoad(cudaStream_t s);

@@ -128,15 +128,6 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
       CUDACHECK(cudaMemset(outbox_, 0, OutboxWords() * sizeof(uint32_t)));
     }
   }
-  if (local_ok && cfg_.reduce_claim) {
-    const size_t cb = kClaimRing * kCeClaimWords * sizeof(uint32_t);
-    if (cudaMalloc(reinterpret_cast<void**>(&claim_), cb) != cudaSuccess) {
-      (void)cudaGetLastError();
-      local_ok = false;
-    } else {
-      CUDACHECK(cudaMemset(claim_, 0, cb));
-    }
-  }
   Desc mine;
   mine.pid = static_cast<int32_t>(getpid());
   mine.device = device_;

@@ -79,7 +79,6 @@ CeComm::~CeComm() {
   if (ag_staging_) cudaFree(ag_staging_);
   if (flags_) cudaFree(flags_);
   if (outbox_) cudaFree(outbox_);
-  if (claim_) cudaFree(claim_);
   if (abort_stream_) cudaStreamDestroy(abort_stream_);
   if (release_host_) cudaFreeHost(release_host_);
   if (dir_) DirectRelease();  // this rank's streams drained above

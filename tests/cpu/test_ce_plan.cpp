@@ -812,15 +812,10 @@ TEST(CePlan, ConfigFromEnvironment) {
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
   EXPECT_EQ(cfg.chunk_bytes, CeConfig{}.chunk_bytes);
   EXPECT_TRUE(cfg.pull_by_ranks);  // the form follows the rank count unless CORUN_CE_PULL is set
-  g_env = {{"CORUN_CE_THREAD", "1"}, {"CORUN_CE_BULK_CALLER", "0"}, {"CORUN_CE_REDUCE_CLAIM", "1"}};
-  EXPECT_FALSE(cfg.reduce_claim);
+  g_env = {{"CORUN_CE_THREAD", "1"}, {"CORUN_CE_BULK_CALLER", "0"}};
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
   EXPECT_TRUE(cfg.enqueue_thread);
   EXPECT_FALSE(cfg.bulk_on_caller);
-  EXPECT_TRUE(cfg.reduce_claim);
-  g_env = {{"CORUN_CE_REDUCE_CLAIM", "yes"}};
-  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_REDUCE_CLAIM 'yes' (an integer in [0, 1])");
-  EXPECT_TRUE(cfg.reduce_claim);  // unchanged by a rejected environment
   g_env = {{"CORUN_CE_THREAD", "2"}};
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_THREAD '2' (an integer in [0, 1])");
   cfg = CeConfig{};

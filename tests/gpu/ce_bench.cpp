@@ -349,11 +349,7 @@ json ReduceKernelRate(int reps, int reduce_sms, unsigned long long* wrong) {
   cudaEvent_t e0, e1;
   CU(cudaEventCreate(&e0));
   CU(cudaEventCreate(&e1));
-  uint32_t* claim = nullptr;  // CeConfig::reduce_claim's words (the kernel leaves them zeroed)
-  CU(cudaMalloc(&claim, kCeClaimWords * sizeof(uint32_t)));
-  CU(cudaMemset(claim, 0, kCeClaimWords * sizeof(uint32_t)));
   json j = json::array();
-  for (bool claimed : {false, true})
   for (bool two : {true, false}) {
     CeReduceBatch rb = b;
     if (!two)
@@ -365,7 +361,7 @@ json ReduceKernelRate(int reps, int reduce_sms, unsigned long long* wrong) {
         if (two) CU(cudaMemsetAsync(rb.item[i].out2, 0xff, count * 2, s));
       }
       CU(cudaEventRecord(e0, s));
-      CK(CeReduceLaunch(rb, DType::kBf16, sms, s, kCeStreamPriority, claimed ? claim : nullptr));
+      CK(CeReduceLaunch(rb, DType::kBf16, sms, s));
       CU(cudaEventRecord(e1, s));
       CU(cudaEventSynchronize(e1));
       float t = 0;
@@ -384,12 +380,11 @@ json ReduceKernelRate(int reps, int reduce_sms, unsigned long long* wrong) {
     const double bytes = double(items) * count * 2 * (two ? 4 : 3);
     const double gbs = bytes / (sm.median * 1e-3) / 1e9;
     j.push_back({{"outputs", two ? 2 : 1}, {"items", items}, {"sms", sms}, {"bytes_per_item", count * 2}, {"t_ms", Sum(sm)},
-                 {"traffic_gbs", gbs}, {"wrong", w}, {"claimed_tiles", claimed}});
-    std::printf("reduce kernel, %d x 16 MiB bf16, %d output(s)%s %s %3d SMs %8.1f us (%.1f-%.1f) %7.0f GB/s moved %6llu wrong\n",
-                items, two ? 2 : 1, two ? " (pull form):" : " (push form):", claimed ? "claimed tiles" : "fixed shares ",
-                sms, 1e3 * sm.median, 1e3 * sm.min, 1e3 * sm.max, gbs, w);
+                 {"traffic_gbs", gbs}, {"wrong", w}});
+    std::printf("reduce kernel, %d x 16 MiB bf16, %d output(s)%s %3d SMs %8.1f us (%.1f-%.1f) %7.0f GB/s moved %6llu wrong\n",
+                items, two ? 2 : 1, two ? " (pull form):" : " (push form):", sms, 1e3 * sm.median, 1e3 * sm.min,
+                1e3 * sm.max, gbs, w);
   }
-  cudaFree(claim);
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
   for (void* p : bufs) cudaFree(p);
@@ -419,8 +414,6 @@ int main(int argc, char** argv) {
   app.add_option("--lanes", cfg.lanes);
   app.add_option("--batch", cfg.batch);
   app.add_option("--reduce-sms", cfg.reduce_sms, "SMs a reduction kernel is sized for, 0 = all (CeConfig::reduce_sms)");
-  app.add_flag("--reduce-claim,!--no-reduce-claim", cfg.reduce_claim,
-               "reduction blocks claim tiles from a counter (CeConfig::reduce_claim)");
   app.add_flag("--pull,!--push", cfg.ag_pull, "all-gather step by pulls or by pushes + unpack (CeConfig::ag_pull)");
   app.add_flag("--phases,!--no-phases", cfg.phases, "allreduce in rounds of slots chunks (CeConfig::phases)");
   app.add_flag("--direct,!--no-direct", cfg.direct,
@@ -493,7 +486,7 @@ int main(int argc, char** argv) {
                {"cuda_driver", CudaDriverVersion()}, {"date", date}, {"reps", reps}, {"warmup", warmup},
                {"timing", "burst (streams held on a host flag while queued), per rep the max over ranks"},
                {"ce_config", {{"chunk_bytes", cfg.chunk_bytes}, {"slots", cfg.slots}, {"lanes", cfg.lanes}, {"batch", cfg.batch},
-                              {"phases", cfg.phases}, {"direct", cfg.direct}, {"bulk", cfg.bulk}, {"bulk_round", cfg.bulk_round}, {"bulk_on_caller", cfg.bulk_on_caller}, {"enqueue_thread", cfg.enqueue_thread}, {"reduce_sms", cfg.reduce_sms}, {"reduce_claim", cfg.reduce_claim}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
+                              {"phases", cfg.phases}, {"direct", cfg.direct}, {"bulk", cfg.bulk}, {"bulk_round", cfg.bulk_round}, {"bulk_on_caller", cfg.bulk_on_caller}, {"enqueue_thread", cfg.enqueue_thread}, {"reduce_sms", cfg.reduce_sms}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
                               {"signal", signal}, {"ran_ag_pull", sh.ran_pull},
                               {"ran_signal", sh.ran_signal_copy ? "copy" : "write"},
                               {"direct_calls", sh.direct_calls}, {"staged_calls", sh.staged_calls}}}};

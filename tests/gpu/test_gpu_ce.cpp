@@ -127,9 +127,6 @@ TEST(CeReduceKernel, SumsEveryPeerCountOnOneGpu) {
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
   unsigned long long* dw = nullptr;
   ASSERT_EQ(cudaMalloc(&dw, sizeof(*dw)), cudaSuccess);
-  uint32_t* claim = nullptr;
-  ASSERT_EQ(cudaMalloc(&claim, kCeClaimWords * sizeof(uint32_t)), cudaSuccess);
-  ASSERT_EQ(cudaMemset(claim, 0, kCeClaimWords * sizeof(uint32_t)), cudaSuccess);
   const std::vector<uint64_t> counts = {1, 7, 4096 * 4 + 3, 1000003, (8ull << 20) + 5};
   for (DType t : {DType::kBf16, DType::kFp32})
     for (int npeers : {1, 2, 3, 7})
@@ -166,43 +163,18 @@ TEST(CeReduceKernel, SumsEveryPeerCountOnOneGpu) {
           ASSERT_EQ(cudaMemsetAsync(it.out, 0xff, n * eb, s), cudaSuccess);  // NaN in bf16 and fp32
           if (it.out2) ASSERT_EQ(cudaMemsetAsync(it.out2, 0xff, n * eb, s), cudaSuccess);
         }
-        // Fixed shares, then claimed tiles (twice on the same words: the first launch must leave
-        // them zeroed) with every SM and with 3 (blocks claiming many tiles each): each result is
-        // checked, and the claimed one must equal the fixed one bit for bit.
-        const size_t eb_all = DTypeSize(t);
-        std::vector<std::vector<char>> first(b.items);
-        for (int pass = 0; pass < 4; ++pass) {
-          for (int i = 0; i < b.items; ++i) {
-            ASSERT_EQ(cudaMemsetAsync(b.item[i].out, 0xff, counts[i] * eb_all, s), cudaSuccess);
-            if (b.item[i].out2) ASSERT_EQ(cudaMemsetAsync(b.item[i].out2, 0xff, counts[i] * eb_all, s), cudaSuccess);
-          }
-          uint32_t* words = pass ? claim : nullptr;
-          ASSERT_TRUE(CeReduceLaunch(b, t, pass == 3 ? 3 : sms, s, kCeStreamPriority, words).ok());
-          ASSERT_EQ(cudaMemsetAsync(dw, 0, sizeof(*dw), s), cudaSuccess);
-          for (int i = 0; i < b.items; ++i)
-            for (void* o : {b.item[i].out, b.item[i].out2})
-              if (o) ASSERT_TRUE(VerifyCollective(o, t, VerifyMode::kSumAll, counts[i], 0, npeers + 1, 11 + i, dw, s).ok());
-          unsigned long long wrong = 0;
-          uint32_t left[kCeClaimWords] = {1, 1};
-          ASSERT_EQ(cudaMemcpyAsync(&wrong, dw, sizeof(wrong), cudaMemcpyDeviceToHost, s), cudaSuccess);
-          ASSERT_EQ(cudaMemcpyAsync(left, claim, sizeof(left), cudaMemcpyDeviceToHost, s), cudaSuccess);
-          ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
-          const char* how = pass == 0 ? "fixed shares" : pass == 3 ? "claimed tiles, 3 SMs" : "claimed tiles";
-          EXPECT_EQ(wrong, 0u) << (t == DType::kBf16 ? "bf16" : "fp32") << ", " << npeers << " peers, offset " << off << ", " << how;
-          EXPECT_TRUE(left[0] == 0 && left[1] == 0) << "claim words left at " << left[0] << ", " << left[1] << " (" << how << ")";
-          for (int i = 0; i < b.items; ++i) {
-            std::vector<char> h(counts[i] * eb_all);
-            ASSERT_EQ(cudaMemcpy(h.data(), b.item[i].out, h.size(), cudaMemcpyDeviceToHost), cudaSuccess);
-            if (pass == 0)
-              first[i] = std::move(h);
-            else
-              EXPECT_TRUE(h == first[i]) << "item " << i << ": " << how << " differ from fixed shares";
-          }
-        }
+        ASSERT_TRUE(CeReduceLaunch(b, t, sms, s).ok());
+        ASSERT_EQ(cudaMemsetAsync(dw, 0, sizeof(*dw), s), cudaSuccess);
+        for (int i = 0; i < b.items; ++i)
+          for (void* o : {b.item[i].out, b.item[i].out2})
+            if (o) ASSERT_TRUE(VerifyCollective(o, t, VerifyMode::kSumAll, counts[i], 0, npeers + 1, 11 + i, dw, s).ok());
+        unsigned long long wrong = 0;
+        ASSERT_EQ(cudaMemcpyAsync(&wrong, dw, sizeof(wrong), cudaMemcpyDeviceToHost, s), cudaSuccess);
+        ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+        EXPECT_EQ(wrong, 0u) << (t == DType::kBf16 ? "bf16" : "fp32") << ", " << npeers << " peers, offset " << off;
         for (void* p : bufs) cudaFree(p);
       }
   cudaFree(dw);
-  cudaFree(claim);
   cudaStreamDestroy(s);
 }
 
@@ -266,7 +238,6 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
     cfg.lanes = 4;
     cfg.signal_copy = true;  // flags by 4-byte copies (the default writes them)
     cfg.reduce_sms = 3;      // reductions on a few blocks: every block strides over many vectors
-    cfg.reduce_claim = true;  // and from here on claims tiles (both kinds of reduction, every form)
     Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
     if (!pull) {  // the same bulk rounds on a stream each way (the default: the caller's)
       cfg.bulk_on_caller = false;
