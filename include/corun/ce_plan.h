@@ -95,7 +95,10 @@ struct CeConfig {
   // much as all 132 of an H200 (2 x 16 MiB bf16 in 39.6 us against 39.7; 16 SMs 53.1), a quarter
   // of the SM time; in the DDP example it lost (32 SMs 30.25 / 29.98 ms/step, 16 SMs 31.28,
   // against 28.47 / 28.40; results/2026-11-27_H200_ce_host_profile/run5): the persistent GEMM
-  // after a reduction waits for the reduction's end whatever share of the SMs it took.
+  // after a reduction waits for the reduction's end whatever share of the SMs it took. Blocks
+  // that claimed tiles from a counter instead of fixed shares (so that those starting on the SMs
+  // a 128-CTA GEMM leaves free do more) ran level in DDP and 5% slower alone
+  // (results/2026-11-27_H200_ce_stock_baseline/run2), and were taken out.
   int reduce_sms = 0;
   // Allreduce all-gather copies straight from (pull form) or into (push form) the peers' outputs,
   // agreed per call (corun/ce_direct.h): the reduction writes its result once instead of twice

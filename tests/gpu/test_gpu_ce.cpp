@@ -1,7 +1,7 @@
 // Copy-engine collectives on several GPUs of one process (a thread per GPU): every collective x
 // dtype x size (odd ones included) against NCCL's result (bit for bit on 2 ranks) and the exact
-// expectation; a stressed protocol configuration; an abort that must end a collective whose peer
-// never came; the fallback decisions on a real device.
+// expectation; a stressed protocol configuration; aborts that must end a collective whose peer
+// never came or whose peer's stream stalls mid-call; the fallback decisions on a real device.
 #include <gtest/gtest.h>
 
 #include <atomic>
