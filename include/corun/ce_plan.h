@@ -245,7 +245,7 @@ std::string CeConfigError(const CeConfig& cfg);
 // (integers), CORUN_CE_PULL (0 or 1), CORUN_CE_SIGNAL (write or copy), CORUN_CE_COPY (streams or
 // batch), CORUN_CE_PHASES (0 or 1), CORUN_CE_REDUCE_SMS (an integer, 0 = all), CORUN_CE_DIRECT
 // (0 or 1), CORUN_CE_DIRECT_WAIT_US (an integer), CORUN_CE_BULK (0 or 1), CORUN_CE_BULK_ROUND
-// (chunks, 0 = slots). Empty = fine;
+// (chunks, 0 = slots), CORUN_CE_BULK_CALLER and CORUN_CE_THREAD (0 or 1). Empty = fine;
 // else one line naming the variable and value.
 std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg);
 // CORUN_CE_PROFILE: host time of the calls by kind of runtime/driver call they make (copies,

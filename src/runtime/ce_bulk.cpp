@@ -145,7 +145,7 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
   CORUN_CHECK(Wait(end_st, waits));
   CORUN_CHECK(WriteMany(end_st, UnpackBox(), frees));
   if (one) {
-    CE_T(kCeEvent, CUDACHECK(cudaEventRecord(ev_caller_end_, s)));  // for teardown and Abort()
+    CE_T(kCeEvent, CORUN_CHECK(MarkCallerEnd(s)));  // for teardown and Abort()
     ++caller_stream_calls_;
   }
   return Join(s, used, true);  // nothing to join on the caller's stream

@@ -278,9 +278,14 @@ class CeComm {
   cudaStream_t reduce_ = nullptr, unpack_ = nullptr;
   std::vector<cudaStream_t> rs_lanes_, ag_lanes_;  // lanes x (nranks - 1) each (CopyIndex)
   cudaEvent_t ev_start_ = nullptr, ev_batch_ = nullptr;
-  // The end of the last call queued on a caller's stream (bulk_on_caller): teardown and Abort()
-  // wait for it as for this rank's own streams.
-  cudaEvent_t ev_caller_end_ = nullptr;
+  // Per caller's stream that bulk calls ran on (bulk_on_caller), an event at the end of the last
+  // one: teardown and Abort() wait for them as for this rank's own streams. One per stream, since
+  // calls on different streams may end in any order. Abort() may read them from another thread.
+  Status MarkCallerEnd(cudaStream_t s);
+  bool CallerCallsBusy();   // a bulk call on a caller's stream has not ended
+  void SyncCallerCalls();   // waits for all of them
+  std::mutex caller_mu_;
+  std::vector<std::pair<cudaStream_t, cudaEvent_t>> caller_ends_;
   std::vector<cudaEvent_t> ev_done_;
   std::vector<cudaEvent_t> ev_phase_;  // one per copy stream: the ends of a phase (CeConfig::phases)
   int top_priority_ = 0;  // the device's greatest stream priority (the reductions')

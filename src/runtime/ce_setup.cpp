@@ -426,7 +426,6 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (auto& st : ag_lanes_) CUDACHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   CUDACHECK(cudaEventCreateWithFlags(&ev_start_, cudaEventDisableTiming));
   CUDACHECK(cudaEventCreateWithFlags(&ev_batch_, cudaEventDisableTiming));
-  CUDACHECK(cudaEventCreateWithFlags(&ev_caller_end_, cudaEventDisableTiming));
   ev_done_.resize(rs_lanes_.size() + ag_lanes_.size() + 2);
   for (auto& e : ev_done_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   ev_phase_.resize(rs_lanes_.size() + ag_lanes_.size());

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "ce_comm.h"
+#include "checks.h"
 #include "corun/node_barrier.h"
 
 namespace corun {
@@ -52,7 +53,7 @@ CeComm::~CeComm() {
     for (cudaStream_t st : ag_lanes_) cudaStreamSynchronize(st);
     if (reduce_) cudaStreamSynchronize(reduce_);
     if (unpack_) cudaStreamSynchronize(unpack_);
-    if (ev_caller_end_) cudaEventSynchronize(ev_caller_end_);  // a bulk call on a caller's stream
+    SyncCallerCalls();  // bulk calls on callers' streams
   }
   if (usable_ && !node_key_.empty()) {
     std::string why;
@@ -71,7 +72,7 @@ CeComm::~CeComm() {
   for (cudaEvent_t e : ev_phase_) cudaEventDestroy(e);
   if (ev_start_) cudaEventDestroy(ev_start_);
   if (ev_batch_) cudaEventDestroy(ev_batch_);
-  if (ev_caller_end_) cudaEventDestroy(ev_caller_end_);
+  for (const auto& [st, ev] : caller_ends_) cudaEventDestroy(ev);
   // The peers' buffers first, then this rank's own (peers in other processes close theirs in
   // their own destructors; the caller has drained every CE call before).
   for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
@@ -85,6 +86,30 @@ CeComm::~CeComm() {
   dir_.reset();
   CeDirectUnmap(dir_mem_, dir_bytes_);
   alive_.Release();
+}
+
+Status CeComm::MarkCallerEnd(cudaStream_t s) {
+  std::lock_guard<std::mutex> l(caller_mu_);
+  auto it = std::find_if(caller_ends_.begin(), caller_ends_.end(), [&](const auto& c) { return c.first == s; });
+  if (it == caller_ends_.end()) {
+    cudaEvent_t ev = nullptr;
+    CUDACHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    it = caller_ends_.insert(caller_ends_.end(), {s, ev});
+  }
+  CUDACHECK(cudaEventRecord(it->second, s));
+  return Status::Ok();
+}
+
+bool CeComm::CallerCallsBusy() {
+  std::lock_guard<std::mutex> l(caller_mu_);
+  for (const auto& [st, ev] : caller_ends_)
+    if (cudaEventQuery(ev) == cudaErrorNotReady) return true;
+  return false;
+}
+
+void CeComm::SyncCallerCalls() {
+  std::lock_guard<std::mutex> l(caller_mu_);
+  for (const auto& [st, ev] : caller_ends_) cudaEventSynchronize(ev);
 }
 
 void CeComm::Abort() {
@@ -121,7 +146,7 @@ void CeComm::Abort() {
   for (;;) {
     bool busy = false;
     for (cudaStream_t st : mine) busy |= cudaStreamQuery(st) == cudaErrorNotReady;
-    if (ev_caller_end_) busy |= cudaEventQuery(ev_caller_end_) == cudaErrorNotReady;
+    busy |= CallerCallsBusy();
     if (!busy || std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5)) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     release();
