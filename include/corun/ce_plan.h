@@ -59,12 +59,12 @@ struct CeConfig {
   // the copy engine a local copy of every chunk).
   bool ag_pull = true;
   // While true, Init replaces ag_pull by CePullByRanks: pulls only on 2 ranks without direct
-  // copies in bulk, pushes otherwise (on 4x H200 every GPU sending 224 MiB to each peer moved 384 GB/s per GPU by pushes and
-  // 130-195 by pulls; on 2 GPUs both 374-382; tests/gpu/p2p_probe,
+  // copies in bulk, pushes otherwise (on 4x H200 every GPU sending 224 MiB to each peer moved 384
+  // GB/s per GPU by pushes and 130-195 by pulls; on 2 GPUs both 374-382; tests/gpu/p2p_probe,
   // results/2026-11-27_H200_4gpu_ce_probe; on 2x H200 the DDP example ran 28.73 / 28.87 ms/step by
   // pulls and 30.77 / 31.08 by pushes, results/2026-11-27_H200_2gpu_ce_reduce/run2, although alone
   // with ranks as threads the pushes were steadier). With direct copies in bulk the push form on 2
-  // ranks moved 317-328 GB/s alone against the pulls' 210-215 and NCCL's 299-328, and the DDP
+  // ranks moved 317-328 GB/s alone against the pulls' 210-213 and NCCL's 299-328, and the DDP
   // example 28.36-28.52 ms/step against the pulls' 28.14 / 28.30 (results/2026-11-27_H200_ce_direct,
   // run3, run5), so with direct copies in bulk the push form is the default on 2 ranks too. To
   // choose the form, set ag_pull and clear this (CORUN_CE_PULL and the bench's --pull/--push do both).
@@ -128,16 +128,16 @@ struct CeConfig {
   // event, makes its stream wait for the call's end (a stream wait on a device word) and returns;
   // the thread waits for the peers' agreement (direct copies) and queues the call on a stream of
   // its own. In DDP the caller's thread is the one that launches the backward pass: with 4 ranks
-  // it spent 287-423 us per call in the agreement, and a CUPTI trace showed the GPU idle 0.5-1.8
-  // ms at a time waiting for it. The thread took that wait off the program's thread (16-18 us per
-  // call against 344) but not off the GPU: the DDP example ran 37.75 / 36.85 ms/step against 36.17
-  // on 4 GPUs and 27.96 against 28.08 on 2 (results/2026-11-27_H200_ce_caller, run3, run4). Off by
-  // default; it helps a program whose own thread is what the GPU waits for.
+  // it spent 284-422 us per call in the agreement, and a CUPTI trace showed the GPU idle 0.5-1.8
+  // ms at a time waiting for it. The thread took that wait off the program's thread (9-18 us per
+  // call on each rank against 341-396) but not off the GPU: the DDP example ran 37.75 / 36.85
+  // ms/step against 36.17 on 4 GPUs and 27.96 against 28.08 on 2 (results/2026-11-27_H200_ce_caller,
+  // run3, run4). Off by default; it helps a program whose own thread is what the GPU waits for.
   bool enqueue_thread = false;
 };
 // The all-gather form pull_by_ranks picks: pulls on 2 ranks unless direct copies in bulk are on
 // (they need the push form, the faster one there), pushes on more (pulls there moved 130-195 GB/s
-// per GPU against the pushes' 384).
+// per GPU against the pushes' 381-384; results/2026-11-27_H200_4gpu_ce_probe).
 bool CePullByRanks(const CeConfig& cfg, int nranks);
 // Slots for a staging that holds an allreduce of `bytes` whole (at least cfg.slots, at most 64).
 int CeSlotsToHold(const CeConfig& cfg, uint64_t bytes);
