@@ -100,6 +100,13 @@ struct CeConfig {
   // a 128-CTA GEMM leaves free do more) ran level in DDP and 5% slower alone
   // (results/2026-11-27_H200_ce_stock_baseline/run2), and were taken out.
   int reduce_sms = 0;
+  // Launch priority of the reductions: the device's greatest (false), so that a reduction takes
+  // the SMs as soon as the running kernel leaves them and the call's all-gather copies start early;
+  // or its least (true; a program's default streams have it too), so that the program's queued
+  // kernels go first and the reduction fills what they leave, its call's later copies waiting.
+  // The DDP example on 2x H100 ran level: 31.62 / 31.64 ms/step against 31.52 / 31.80 (stock
+  // 34.01 / 34.26; results/2026-11-27_ce_stream_order/run3).
+  bool reduce_least_priority = false;
   // Allreduce all-gather copies straight from (pull form) or into (push form) the peers' outputs,
   // agreed per call (corun/ce_direct.h): the reduction writes its result once instead of twice
   // (pull form), the receiver unpacks nothing (push form). A call whose ranks do not all reach
@@ -245,7 +252,8 @@ std::string CeConfigError(const CeConfig& cfg);
 // (integers), CORUN_CE_PULL (0 or 1), CORUN_CE_SIGNAL (write or copy), CORUN_CE_COPY (streams or
 // batch), CORUN_CE_PHASES (0 or 1), CORUN_CE_REDUCE_SMS (an integer, 0 = all), CORUN_CE_DIRECT
 // (0 or 1), CORUN_CE_DIRECT_WAIT_US (an integer), CORUN_CE_BULK (0 or 1), CORUN_CE_BULK_ROUND
-// (chunks, 0 = slots), CORUN_CE_BULK_CALLER and CORUN_CE_THREAD (0 or 1). Empty = fine;
+// (chunks, 0 = slots), CORUN_CE_BULK_CALLER and CORUN_CE_THREAD (0 or 1), CORUN_CE_REDUCE_PRIORITY
+// (top or least). Empty = fine;
 // else one line naming the variable and value.
 std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg);
 // CORUN_CE_PROFILE: host time of the calls by kind of runtime/driver call they make (copies,

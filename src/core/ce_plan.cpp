@@ -155,6 +155,11 @@ std::string CeConfigFromEnv(const char* (*get)(const char*), CeConfig* cfg) {
     if (v != "write" && v != "copy") return "bad CORUN_CE_SIGNAL '" + Printable(t) + "' (write or copy)";
     c.signal_copy = v == "copy";
   }
+  if (const char* t = get("CORUN_CE_REDUCE_PRIORITY")) {
+    const std::string v = t;
+    if (v != "top" && v != "least") return "bad CORUN_CE_REDUCE_PRIORITY '" + Printable(t) + "' (top or least)";
+    c.reduce_least_priority = v == "least";
+  }
   if (const char* t = get("CORUN_CE_COPY")) {
     const std::string v = t;
     if (v != "streams" && v != "batch") return "bad CORUN_CE_COPY '" + Printable(t) + "' (streams or batch)";

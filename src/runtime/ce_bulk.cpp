@@ -4,7 +4,8 @@
 // staging, reduces its own part in one kernel, then pushes the result in one copy straight into
 // every peer's output. A round's pushes wait for the previous round's all-gather copies (phases).
 // Phased, the whole call runs on the caller's stream in that order (CeConfig::bulk_on_caller): no
-// event, no other stream, the reduction at the top priority by its launch attribute.
+// event, no other stream, the reduction at its priority (CeConfig::reduce_least_priority) by its
+// launch attribute.
 // Flags, slots and sequence numbers are those of ce_launch.cpp (a round writes each lane's last
 // chunk), so bulk, chunked and staging calls may follow each other in any order; the schedule is
 // in the CPU simulation of tests/cpu/test_ce_plan.cpp (the kBulk* operations).
@@ -56,7 +57,7 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
   const int first = (r + 1) % R;
   cudaStream_t rs_st = one ? s : RsStream(0, first), ag_st = one ? s : AgStream(0, first);
   cudaStream_t red_st = one ? s : reduce_, end_st = one ? s : unpack_;
-  const int priority = one ? top_priority_ : kCeStreamPriority;  // reduce_ has it already
+  const int priority = one ? reduce_priority_ : kCeStreamPriority;  // reduce_ has it already
   cudaEvent_t gate = nullptr;  // the previous round's all-gather copies
   const int per_round = cfg_.bulk_round > 0 ? std::min(cfg_.bulk_round, S) : S;
   for (const auto& [a, e] : CeRounds(n, per_round, true)) {
@@ -144,10 +145,7 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
     }
   CORUN_CHECK(Wait(end_st, waits));
   CORUN_CHECK(WriteMany(end_st, UnpackBox(), frees));
-  if (one) {
-    CE_T(kCeEvent, CORUN_CHECK(MarkCallerEnd(s)));  // for teardown and Abort()
-    ++caller_stream_calls_;
-  }
+  if (one) ++caller_stream_calls_;
   return Join(s, used, true);  // nothing to join on the caller's stream
 }
 

@@ -278,17 +278,21 @@ class CeComm {
   cudaStream_t reduce_ = nullptr, unpack_ = nullptr;
   std::vector<cudaStream_t> rs_lanes_, ag_lanes_;  // lanes x (nranks - 1) each (CopyIndex)
   cudaEvent_t ev_start_ = nullptr, ev_batch_ = nullptr;
-  // Per caller's stream that bulk calls ran on (bulk_on_caller), an event at the end of the last
-  // one: teardown and Abort() wait for them as for this rank's own streams. One per stream, since
-  // calls on different streams may end in any order. Abort() may read them from another thread.
-  Status MarkCallerEnd(cudaStream_t s);
-  bool CallerCallsBusy();   // a bulk call on a caller's stream has not ended
-  void SyncCallerCalls();   // waits for all of them
-  std::mutex caller_mu_;
-  std::vector<std::pair<cudaStream_t, cudaEvent_t>> caller_ends_;
+  // Calls run on the GPU in issue order whatever their streams, as NCCL's do: a later call's
+  // flags (higher sequence numbers) would satisfy an earlier call's waits before its data came.
+  // Every call ends by recording ev_call_end_ on its caller's stream, and every call on a caller's
+  // stream waits for it first (a no-op on the same stream; the handle alone cannot tell, since a
+  // destroyed stream's handle may come back). So the last recorded end covers every call: teardown
+  // and Abort() wait for it as for this rank's own streams. Created in Init, never on a call's
+  // path: with end events created at a call (by the enqueue thread, for the queued calls), the
+  // process test's queued configuration hung on 2 and 4 ranks (results/2026-11-27_ce_stream_order).
+  Status OrderAfterLastCall(cudaStream_t s);
+  Status MarkCallEnd(cudaStream_t s);
+  cudaEvent_t ev_call_end_ = nullptr;
+  bool any_call_ = false;  // ev_call_end_ was recorded (the calling thread's)
   std::vector<cudaEvent_t> ev_done_;
   std::vector<cudaEvent_t> ev_phase_;  // one per copy stream: the ends of a phase (CeConfig::phases)
-  int top_priority_ = 0;  // the device's greatest stream priority (the reductions')
+  int reduce_priority_ = 0;  // the reductions' (CeConfig::reduce_least_priority): the device's greatest or least
   int sms_ = 0;  // SMs the reductions are sized for: the device's, or CeConfig::reduce_sms if fewer
   // Written by the rank's thread, read by Abort() on a watchdog's thread.
   std::atomic<uint32_t> rs_seq_{0}, ag_seq_{0};

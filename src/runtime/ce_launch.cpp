@@ -30,9 +30,11 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   // form) where every rank agrees for this call (ce_direct.cpp); peer_out_ then holds them.
   const bool agreed = k == Kind::kAllReduce && dir_;
   const bool direct = agreed && AgreeDirect(out, count * eb);
+  CE_T(kCeEvent, CORUN_CHECK(OrderAfterLastCall(s)));
   if (direct && !cfg_.ag_pull && cfg_.bulk) {
     CORUN_CHECK(LaunchBulk(in, out, count, t, s));
     ++direct_calls_;
+    CE_T(kCeEvent, CORUN_CHECK(MarkCallEnd(s)));  // for the next call's order, teardown and Abort()
     return Status::Ok();
   }
 
@@ -370,6 +372,7 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   }
 
   CORUN_CHECK(Join(s, used, has_rs && has_ag));
+  CE_T(kCeEvent, CORUN_CHECK(MarkCallEnd(s)));
   if (agreed) ++(direct ? direct_calls_ : staged_calls_);  // counted once the whole call is queued
 #undef CE_USE
 #undef CE_USE_AFTER

@@ -415,8 +415,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   CUDACHECK(cudaStreamSynchronize(s));
   int lo = 0, hi = 0;
   CUDACHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
-  top_priority_ = hi;
-  CUDACHECK(cudaStreamCreateWithPriority(&reduce_, cudaStreamNonBlocking, hi));
+  reduce_priority_ = cfg_.reduce_least_priority ? lo : hi;
+  CUDACHECK(cudaStreamCreateWithPriority(&reduce_, cudaStreamNonBlocking, reduce_priority_));
   CUDACHECK(cudaStreamCreateWithFlags(&unpack_, cudaStreamNonBlocking));
   CUDACHECK(cudaStreamCreateWithPriority(&abort_stream_, cudaStreamNonBlocking, hi));
   CUDACHECK(cudaHostAlloc(reinterpret_cast<void**>(&release_host_), FlagWords() * sizeof(uint32_t), cudaHostAllocPortable));
@@ -426,6 +426,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (auto& st : ag_lanes_) CUDACHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   CUDACHECK(cudaEventCreateWithFlags(&ev_start_, cudaEventDisableTiming));
   CUDACHECK(cudaEventCreateWithFlags(&ev_batch_, cudaEventDisableTiming));
+  CUDACHECK(cudaEventCreateWithFlags(&ev_call_end_, cudaEventDisableTiming));
   ev_done_.resize(rs_lanes_.size() + ag_lanes_.size() + 2);
   for (auto& e : ev_done_) CUDACHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   ev_phase_.resize(rs_lanes_.size() + ag_lanes_.size());

@@ -53,7 +53,7 @@ CeComm::~CeComm() {
     for (cudaStream_t st : ag_lanes_) cudaStreamSynchronize(st);
     if (reduce_) cudaStreamSynchronize(reduce_);
     if (unpack_) cudaStreamSynchronize(unpack_);
-    SyncCallerCalls();  // bulk calls on callers' streams
+    if (ev_call_end_) cudaEventSynchronize(ev_call_end_);  // the last call, on a caller's stream
   }
   if (usable_ && !node_key_.empty()) {
     std::string why;
@@ -72,7 +72,7 @@ CeComm::~CeComm() {
   for (cudaEvent_t e : ev_phase_) cudaEventDestroy(e);
   if (ev_start_) cudaEventDestroy(ev_start_);
   if (ev_batch_) cudaEventDestroy(ev_batch_);
-  for (const auto& [st, ev] : caller_ends_) cudaEventDestroy(ev);
+  if (ev_call_end_) cudaEventDestroy(ev_call_end_);
   // The peers' buffers first, then this rank's own (peers in other processes close theirs in
   // their own destructors; the caller has drained every CE call before).
   for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
@@ -88,28 +88,16 @@ CeComm::~CeComm() {
   alive_.Release();
 }
 
-Status CeComm::MarkCallerEnd(cudaStream_t s) {
-  std::lock_guard<std::mutex> l(caller_mu_);
-  auto it = std::find_if(caller_ends_.begin(), caller_ends_.end(), [&](const auto& c) { return c.first == s; });
-  if (it == caller_ends_.end()) {
-    cudaEvent_t ev = nullptr;
-    CUDACHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-    it = caller_ends_.insert(caller_ends_.end(), {s, ev});
-  }
-  CUDACHECK(cudaEventRecord(it->second, s));
+Status CeComm::MarkCallEnd(cudaStream_t s) {
+  CUDACHECK(cudaEventRecord(ev_call_end_, s));
+  any_call_ = true;
   return Status::Ok();
 }
 
-bool CeComm::CallerCallsBusy() {
-  std::lock_guard<std::mutex> l(caller_mu_);
-  for (const auto& [st, ev] : caller_ends_)
-    if (cudaEventQuery(ev) == cudaErrorNotReady) return true;
-  return false;
-}
-
-void CeComm::SyncCallerCalls() {
-  std::lock_guard<std::mutex> l(caller_mu_);
-  for (const auto& [st, ev] : caller_ends_) cudaEventSynchronize(ev);
+Status CeComm::OrderAfterLastCall(cudaStream_t s) {
+  if (!any_call_ || s == enq_stream_) return Status::Ok();  // the enqueue thread's stream holds every call
+  CUDACHECK(cudaStreamWaitEvent(s, ev_call_end_, 0));
+  return Status::Ok();
 }
 
 void CeComm::Abort() {
@@ -146,7 +134,7 @@ void CeComm::Abort() {
   for (;;) {
     bool busy = false;
     for (cudaStream_t st : mine) busy |= cudaStreamQuery(st) == cudaErrorNotReady;
-    busy |= CallerCallsBusy();
+    if (ev_call_end_) busy |= cudaEventQuery(ev_call_end_) == cudaErrorNotReady;
     if (!busy || std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5)) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     release();

@@ -877,6 +877,17 @@ TEST(CePlan, ConfigFromEnvironment) {
   g_env = {{"CORUN_CE_REDUCE_SMS", "0"}};  // back to every SM
   EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
   EXPECT_EQ(cfg.reduce_sms, 0);
+  // The reductions' priority.
+  EXPECT_FALSE(CeConfig{}.reduce_least_priority);
+  g_env = {{"CORUN_CE_REDUCE_PRIORITY", "least"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_TRUE(cfg.reduce_least_priority);
+  g_env = {{"CORUN_CE_REDUCE_PRIORITY", "low"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "bad CORUN_CE_REDUCE_PRIORITY 'low' (top or least)");
+  EXPECT_TRUE(cfg.reduce_least_priority);
+  g_env = {{"CORUN_CE_REDUCE_PRIORITY", "top"}};
+  EXPECT_EQ(CeConfigFromEnv(FakeEnv, &cfg), "");
+  EXPECT_FALSE(cfg.reduce_least_priority);
   CeConfig wide;
   wide.reduce_sms = 2000;  // set in code, past the range
   EXPECT_EQ(CeConfigError(wide), "reduce_sms must be in [0, 1024]");

@@ -352,12 +352,91 @@ TEST(CeCollMultiGpu, AbortEndsABulkCallWhosePeerStalls) {
   }
 }
 
+// A communicator's calls run in the order they were issued, whatever streams they are on (as
+// NCCL's): the first call's stream is held back by a host function while the second call goes on
+// another stream at once. Both results must be exact; unordered, the second call's flags (higher
+// sequence numbers) would satisfy the first call's waits before the peers' pushes came. Round 1
+// follows a bulk call by a reduce-scatter (the staging, on the communicator's streams); round 2
+// holds the other stream and switches back.
+TEST(CeCollMultiGpu, CallsOnTwoStreamsRunInIssueOrder) {
+  const int n = Gpus();
+  if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
+  Threads(n, [&](int rank, ncclComm_t nccl, cudaStream_t s) {
+    cecheck::WarmKernels(rank, n, s);
+    CeComm ce;
+    Status st = ce.Init(nccl, CeConfig{}, s);
+    RANK_EXPECT(st.ok() && ce.usable(), st.ToString(true) << " " << ce.why());
+    if (!ce.usable()) return;
+    cudaStream_t s2 = nullptr;
+    cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking);
+    const uint64_t count = (40ull << 20) / 2 + 5;  // bf16 elements, odd
+    void *x = nullptr, *y = nullptr, *z = nullptr;
+    unsigned long long* wrong = nullptr;
+    const bool alloc = cudaMalloc(&x, count * 2) == cudaSuccess && cudaMalloc(&y, count * 2 * n) == cudaSuccess &&
+                       cudaMalloc(&z, count * 2) == cudaSuccess && cudaMalloc(&wrong, 2 * sizeof(*wrong)) == cudaSuccess;
+    RANK_EXPECT(alloc, "cudaMalloc");
+    const cecheck::FailFn fail = [&](const std::string& what) { RANK_EXPECT(false, what); };
+    auto hold = [](void*) { std::this_thread::sleep_for(std::chrono::milliseconds(40)); };
+    const uint64_t bulk_before = ce.caller_stream_calls(), direct_before = ce.direct_calls();
+    for (int round = 0; alloc && round < 3; ++round) {
+      const bool rs = round == 1;
+      cudaStream_t first = round == 2 ? s2 : s, second = round == 2 ? s : s2;
+      const uint32_t seed_x = 31 + round, seed_y = 41 + round;
+      RANK_EXPECT(FillCollective(x, DType::kBf16, count, rank, 0, seed_x, first).ok(), "fill x");
+      RANK_EXPECT(FillCollective(y, DType::kBf16, rs ? count * n : count, rank, 0, seed_y, second).ok(), "fill y");
+      cudaMemsetAsync(z, 0xFF, count * 2, second);
+      cudaMemsetAsync(wrong, 0, 2 * sizeof(*wrong), first);
+      cudaStreamSynchronize(first);
+      cudaStreamSynchronize(second);
+      cudaLaunchHostFunc(first, hold, nullptr);
+      st = ce.AllReduce(x, x, count, DType::kBf16, first);
+      RANK_EXPECT(st.ok(), "round " << round << ": first call: " << st.ToString(true));
+      st = rs ? ce.ReduceScatter(y, z, count, DType::kBf16, second) : ce.AllReduce(y, y, count, DType::kBf16, second);
+      RANK_EXPECT(st.ok(), "round " << round << ": second call: " << st.ToString(true));
+      (void)VerifyCollective(x, DType::kBf16, VerifyMode::kSumAll, count, rank, n, seed_x, wrong, first);
+      (void)VerifyCollective(rs ? z : y, DType::kBf16, rs ? VerifyMode::kSumOwnChunk : VerifyMode::kSumAll, count, rank,
+                             n, seed_y, wrong + 1, second);
+      const std::string what = "round " + std::to_string(round);
+      if (!cecheck::SyncBounded(ce, first, what + " first stream", 20, fail, AbortAllCeComms) ||
+          !cecheck::SyncBounded(ce, second, what + " second stream", 20, fail, AbortAllCeComms))
+        break;
+      unsigned long long h[2] = {0, 0};
+      cudaMemcpy(h, wrong, sizeof(h), cudaMemcpyDeviceToHost);
+      RANK_EXPECT(h[0] == 0, what << ": first call (allreduce on the held stream): " << h[0] << " wrong elements");
+      RANK_EXPECT(h[1] == 0, what << ": second call (" << (rs ? "reduce-scatter" : "allreduce") << "): " << h[1]
+                                  << " wrong elements");
+      RANK_EXPECT(ce.CheckError().ok(), what << ": error flag");
+    }
+    // The allreduces that took direct copies (all, unless ranks were more than direct_wait_us
+    // apart) were bulk calls wholly on their callers' streams, where the order matters.
+    const uint64_t bulk = ce.caller_stream_calls() - bulk_before, direct = ce.direct_calls() - direct_before;
+    RANK_EXPECT(bulk >= 1 && bulk == direct, bulk << " of " << direct << " direct allreduces (of 5) on callers' streams");
+    ce.Drain();
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(z);
+    cudaFree(wrong);
+    cudaStreamDestroy(s2);
+  });
+}
+
 // Direct copies need every output to be cudaMalloc memory: rank 1's output in managed memory
 // makes every allreduce take the staging on both ranks, with the right sum; back in device
 // memory, the next calls go direct again.
 TEST(CeCollMultiGpu, DirectCopiesFallBackForAnOutputTheyCannotShare) {
   if (Gpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
+  // The ranks meet before each call: the agreement waits only direct_wait_us for the peer, and
+  // the host-side checks between calls (one rank reading managed memory) can keep them further apart.
+  std::atomic<int> arrived{0};
   Threads(2, [&](int rank, ncclComm_t nccl, cudaStream_t s) {
+    int meetings = 0;
+    auto meet = [&] {
+      arrived.fetch_add(1);
+      ++meetings;
+      const auto t0 = std::chrono::steady_clock::now();  // bounded: a peer that returned early never comes
+      while (arrived.load() < 2 * meetings && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10))
+        std::this_thread::yield();
+    };
     CeComm ce;
     Status st = ce.Init(nccl, CeConfig{}, s);
     RANK_EXPECT(st.ok() && ce.usable() && ce.direct_on(), st.ToString(true) << " " << ce.why());
@@ -375,6 +454,7 @@ TEST(CeCollMultiGpu, DirectCopiesFallBackForAnOutputTheyCannotShare) {
       const uint64_t direct0 = ce.direct_calls(), staged0 = ce.staged_calls();
       for (int call = 0; call < 3; ++call) {
         cudaMemsetAsync(out, 0xff, count * 4, s);
+        meet();
         st = ce.AllReduce(in, out, count, DType::kFp32, s);
         RANK_EXPECT(st.ok(), st.ToString(true));
         cudaMemcpyAsync(got.data(), out, count * 4, cudaMemcpyDefault, s);
