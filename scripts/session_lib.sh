@@ -32,18 +32,28 @@ DDP4="torchrun --standalone --nproc_per_node=4 examples/ddp_gpt.py --steps 30 --
 ddp_row() {
   local g=$1 n=$2 limit=$3
   shift 3
-  late "$limit" && return
+  if late "$limit"; then log "ddp$g $n skipped: past ${limit} s"; return; fi
   "$@" > "$O/ddp${g}_$n.log" 2>&1
   log "ddp$g $n rc=$?"
   grep -E "step median|copy engines" "$O/ddp${g}_$n.log" | head -2 | tee -a "$O/session.log"
 }
 d2() { local n=$1; shift; CUDA_VISIBLE_DEVICES=0,1 ddp_row 2 "$n" "${LATE:-420}" "$@"; }
 d4() { local n=$1; shift; ddp_row 4 "$n" "${LATE:-520}" "$@"; }
-c2() { local n=$1; shift; d2 "$n" env "$@" timeout 50 "$B/corun" -p ce --report "$O/ddp2_${n}_%p.json" -- $DDP2 --variant "$n" --out "$O/ddp2_$n.json"; }
-c4() { local n=$1; shift; d4 "$n" env CORUN_CE_MAX_RANKS=4 "$@" timeout 60 "$B/corun" -p ce --report "$O/ddp4_${n}_%p.json" -- $DDP4 --variant "$n" --out "$O/ddp4_$n.json"; }
+c2() {
+  local n=$1
+  shift
+  d2 "$n" env "$@" timeout 50 "$B/corun" -p ce --report "$O/ddp2_${n}_%p.json" -- \
+    $DDP2 --variant "$n" --out "$O/ddp2_$n.json"
+}
+c4() {
+  local n=$1
+  shift
+  d4 "$n" env CORUN_CE_MAX_RANKS=4 "$@" timeout 60 "$B/corun" -p ce --report "$O/ddp4_${n}_%p.json" -- \
+    $DDP4 --variant "$n" --out "$O/ddp4_$n.json"
+}
 s2() { d2 "$1" timeout 50 $DDP2 --variant "$1" --out "$O/ddp2_$1.json"; }
 s4() { d4 "$1" timeout 60 $DDP4 --variant "$1" --out "$O/ddp4_$1.json"; }
-# Packs everything but session.log into all.tgz (what comes back) and removes the rest.
+# Packs everything but session.log and build.log into all.tgz (what comes back) and removes the rest.
 finish() {
   (cd "$O" && tar czf all.tgz --exclude=session.log --exclude=all.tgz --exclude=build.log ./* &&
     find . -mindepth 1 ! -name session.log ! -name all.tgz -delete)

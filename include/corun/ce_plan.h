@@ -124,9 +124,10 @@ struct CeConfig {
   // do not wait for the previous round's all-gather copies either.
   int bulk_round = 0;
   // A phased bulk allreduce runs on the caller's stream: its copies, flag waits and writes and the
-  // reduction (at the device's top priority, set per launch) in issue order, with no event and no
-  // other stream, each of which costs the GPU a hop between streams and the host runtime calls
-  // (unphased rounds keep a stream each way, so that a round's pushes pass the previous copies).
+  // reduction (at its priority, reduce_least_priority, set per launch) in issue order, with no
+  // event and no other stream, each of which costs the GPU a hop between streams and the host
+  // runtime calls (unphased rounds keep a stream each way, so that a round's pushes pass the
+  // previous copies). Calls still wait for the previous call's end event (calls in issue order).
   // 4x H200, ranks as threads, busbw at 108 / 224 / 896 MiB: 269 / 307-308 / 336 against 249-263 /
   // 299-302 / 324-329 with a stream each way; the DDP example on 4 GPUs 36.58 against 38.88 ms/step
   // (results/2026-11-27_H200_ce_caller/run2).

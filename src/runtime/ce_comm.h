@@ -1,7 +1,8 @@
 // Copy-engine (CE) collectives for the GPUs of one NVLink node: data moved by copy engines
 // (cudaMemcpyAsync between peer-mapped buffers), signals by stream memory operations on flags with
-// sequence numbers, reductions by one short top-priority kernel per batch of chunks. No SM is
-// held while waiting. The protocol and the fallback rules are in corun/ce_plan.h.
+// sequence numbers, reductions by one short kernel per batch of chunks (top priority unless
+// CeConfig::reduce_least_priority). No SM is held while waiting. The protocol and the fallback
+// rules are in corun/ce_plan.h.
 //
 // Allreduce all-gather copies go straight between the ranks' outputs where the ranks agree on it
 // per call (CeConfig::direct, ce_direct.cpp; in the push form in bulk rounds, ce_bulk.cpp).
@@ -9,7 +10,8 @@
 // Use: created collectively beside an NCCL communicator (one ncclAllGather and one ncclAllReduce
 // at creation); if usable() is false, why() says "unsupported: <reason>" and the caller keeps
 // using NCCL. Calls take the same arguments as ncclAllReduce / ncclReduceScatter / ncclAllGather
-// (sum only) and are stream-ordered on the caller's stream like them.
+// (sum only) and are stream-ordered on the caller's stream like them; calls on different streams
+// run in the order they were issued, as NCCL's do.
 //
 // Ranks: all threads of one process (peer access, the peers' raw pointers) or one rank per
 // process (torchrun, mpirun): each rank exports its staging and flag block (separate cudaMalloc

@@ -53,7 +53,28 @@ CeComm::~CeComm() {
     for (cudaStream_t st : ag_lanes_) cudaStreamSynchronize(st);
     if (reduce_) cudaStreamSynchronize(reduce_);
     if (unpack_) cudaStreamSynchronize(unpack_);
-    if (ev_call_end_) cudaEventSynchronize(ev_call_end_);  // the last call, on a caller's stream
+  }
+  // The last call, on a caller's stream (it ends after every earlier call: OrderAfterLastCall).
+  // After an abort its stream may hold other work that never ends (an NCCL kernel whose peer is
+  // gone, aborted only after this teardown): waited for 5 s, then this rank's buffers are left
+  // allocated rather than freed under a call that may still run.
+  bool drained = true;
+  if (usable_ && ev_call_end_) {
+    if (!aborted_) {
+      cudaEventSynchronize(ev_call_end_);
+    } else {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (;;) {
+        drained = cudaEventQuery(ev_call_end_) != cudaErrorNotReady;
+        if (drained || std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5)) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      if (!drained)
+        std::fprintf(stderr,
+                     "corun ce: rank %d: teardown after an abort: the last call is still queued behind other work on "
+                     "its stream after 5 s; its buffers are left allocated\n",
+                     rank_);
+    }
   }
   if (usable_ && !node_key_.empty()) {
     std::string why;
@@ -72,17 +93,19 @@ CeComm::~CeComm() {
   for (cudaEvent_t e : ev_phase_) cudaEventDestroy(e);
   if (ev_start_) cudaEventDestroy(ev_start_);
   if (ev_batch_) cudaEventDestroy(ev_batch_);
-  if (ev_call_end_) cudaEventDestroy(ev_call_end_);
+  if (ev_call_end_ && drained) cudaEventDestroy(ev_call_end_);
   // The peers' buffers first, then this rank's own (peers in other processes close theirs in
   // their own destructors; the caller has drained every CE call before).
-  for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
-  if (rs_staging_) cudaFree(rs_staging_);
-  if (ag_staging_) cudaFree(ag_staging_);
-  if (flags_) cudaFree(flags_);
-  if (outbox_) cudaFree(outbox_);
+  if (drained) {
+    for (void* m : ipc_mapped_) cudaIpcCloseMemHandle(m);
+    if (rs_staging_) cudaFree(rs_staging_);
+    if (ag_staging_) cudaFree(ag_staging_);
+    if (flags_) cudaFree(flags_);
+    if (outbox_) cudaFree(outbox_);
+  }
   if (abort_stream_) cudaStreamDestroy(abort_stream_);
-  if (release_host_) cudaFreeHost(release_host_);
-  if (dir_) DirectRelease();  // this rank's streams drained above
+  if (release_host_ && drained) cudaFreeHost(release_host_);
+  if (dir_ && drained) DirectRelease();  // this rank's streams drained above
   dir_.reset();
   CeDirectUnmap(dir_mem_, dir_bytes_);
   alive_.Release();
@@ -95,7 +118,9 @@ Status CeComm::MarkCallEnd(cudaStream_t s) {
 }
 
 Status CeComm::OrderAfterLastCall(cudaStream_t s) {
-  if (!any_call_ || s == enq_stream_) return Status::Ok();  // the enqueue thread's stream holds every call
+  // The enqueue thread's stream holds every call (without the thread enq_stream_ is null, which is
+  // also the legacy default stream's handle: that one waits like any other).
+  if (!any_call_ || (enq_stream_ && s == enq_stream_)) return Status::Ok();
   CUDACHECK(cudaStreamWaitEvent(s, ev_call_end_, 0));
   return Status::Ok();
 }

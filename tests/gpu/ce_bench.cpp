@@ -414,6 +414,10 @@ int main(int argc, char** argv) {
   app.add_option("--lanes", cfg.lanes);
   app.add_option("--batch", cfg.batch);
   app.add_option("--reduce-sms", cfg.reduce_sms, "SMs a reduction kernel is sized for, 0 = all (CeConfig::reduce_sms)");
+  std::string reduce_priority = cfg.reduce_least_priority ? "least" : "top";
+  app.add_option("--reduce-priority", reduce_priority,
+                 "the reductions' launch priority, the device's top or least (CeConfig::reduce_least_priority)")
+      ->check(CLI::IsMember({"top", "least"}));
   app.add_flag("--pull,!--push", cfg.ag_pull, "all-gather step by pulls or by pushes + unpack (CeConfig::ag_pull)");
   app.add_flag("--phases,!--no-phases", cfg.phases, "allreduce in rounds of slots chunks (CeConfig::phases)");
   app.add_flag("--direct,!--no-direct", cfg.direct,
@@ -439,6 +443,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (app.count("--pull") + app.count("--push") > 0) cfg.pull_by_ranks = false;
   cfg.signal_copy = signal == "copy";
+  cfg.reduce_least_priority = reduce_priority == "least";
   const std::string bad = CeConfigError(cfg);
   if (!bad.empty()) {
     std::fprintf(stderr, "ce_bench: %s\n", bad.c_str());
@@ -486,7 +491,7 @@ int main(int argc, char** argv) {
                {"cuda_driver", CudaDriverVersion()}, {"date", date}, {"reps", reps}, {"warmup", warmup},
                {"timing", "burst (streams held on a host flag while queued), per rep the max over ranks"},
                {"ce_config", {{"chunk_bytes", cfg.chunk_bytes}, {"slots", cfg.slots}, {"lanes", cfg.lanes}, {"batch", cfg.batch},
-                              {"phases", cfg.phases}, {"direct", cfg.direct}, {"bulk", cfg.bulk}, {"bulk_round", cfg.bulk_round}, {"bulk_on_caller", cfg.bulk_on_caller}, {"enqueue_thread", cfg.enqueue_thread}, {"reduce_sms", cfg.reduce_sms}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
+                              {"phases", cfg.phases}, {"direct", cfg.direct}, {"bulk", cfg.bulk}, {"bulk_round", cfg.bulk_round}, {"bulk_on_caller", cfg.bulk_on_caller}, {"enqueue_thread", cfg.enqueue_thread}, {"reduce_sms", cfg.reduce_sms}, {"reduce_priority", reduce_priority}, {"ag_pull", cfg.ag_pull}, {"pull_by_ranks", cfg.pull_by_ranks},
                               {"signal", signal}, {"ran_ag_pull", sh.ran_pull},
                               {"ran_signal", sh.ran_signal_copy ? "copy" : "write"},
                               {"direct_calls", sh.direct_calls}, {"staged_calls", sh.staged_calls}}}};

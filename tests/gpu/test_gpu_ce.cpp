@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -20,6 +21,11 @@
 using namespace corun;
 
 namespace {
+
+// The copy streams wait on flags and must not share a hardware queue with other streams
+// (ce_comm.h): run directly, without ctest's environment, the stressed configuration stopped at a
+// time limit. Set before the first CUDA call creates a context, unless the caller chose a value.
+const bool g_connections = setenv("CUDA_DEVICE_MAX_CONNECTIONS", "32", 0) == 0;
 
 int Gpus() {
   int n = 0;
@@ -373,7 +379,8 @@ TEST(CeCollMultiGpu, CallsOnTwoStreamsRunInIssueOrder) {
     void *x = nullptr, *y = nullptr, *z = nullptr;
     unsigned long long* wrong = nullptr;
     const bool alloc = cudaMalloc(&x, count * 2) == cudaSuccess && cudaMalloc(&y, count * 2 * n) == cudaSuccess &&
-                       cudaMalloc(&z, count * 2) == cudaSuccess && cudaMalloc(&wrong, 2 * sizeof(*wrong)) == cudaSuccess;
+                       cudaMalloc(&z, count * 2) == cudaSuccess &&
+                       cudaMalloc(&wrong, 2 * sizeof(*wrong)) == cudaSuccess;
     RANK_EXPECT(alloc, "cudaMalloc");
     const cecheck::FailFn fail = [&](const std::string& what) { RANK_EXPECT(false, what); };
     auto hold = [](void*) { std::this_thread::sleep_for(std::chrono::milliseconds(40)); };
@@ -410,7 +417,8 @@ TEST(CeCollMultiGpu, CallsOnTwoStreamsRunInIssueOrder) {
     // The allreduces that took direct copies (all, unless ranks were more than direct_wait_us
     // apart) were bulk calls wholly on their callers' streams, where the order matters.
     const uint64_t bulk = ce.caller_stream_calls() - bulk_before, direct = ce.direct_calls() - direct_before;
-    RANK_EXPECT(bulk >= 1 && bulk == direct, bulk << " of " << direct << " direct allreduces (of 5) on callers' streams");
+    RANK_EXPECT(bulk >= 1 && bulk == direct,
+                bulk << " of " << direct << " direct allreduces (of 5) on callers' streams");
     ce.Drain();
     cudaFree(x);
     cudaFree(y);
