@@ -18,11 +18,30 @@ the compute stream is the mark's stream on the mark's GPU. Per file, medians ove
   optimizer     the optimizer's first kernel to the step's last record on the compute stream
   side kernels  kernels on the GPU's other streams that ended within the body (count, summed
                 ms), e.g. NCCL's kernels or the copy-engine path's reductions
+  side alone    the part of the body where a side kernel ran and the compute stream ran nothing:
+                what the side kernels cost the compute stream at least (beside its kernels they
+                may slow them too, e.g. SMs a GEMM's blocks wait for)
 """
 import argparse
 import statistics
 
 import trace_records
+
+
+def merged(intervals):
+    """The union of (start, end) intervals, as sorted disjoint intervals."""
+    out = []
+    for s, e in sorted(intervals):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return out
+
+
+def covered(s, e, union):
+    """How much of [s, e) the disjoint sorted intervals `union` cover."""
+    return sum(max(0, min(b, e) - max(a, s)) for a, b in union if a < e and b > s)
 
 
 def parts(path, a):
@@ -65,10 +84,12 @@ def parts(path, a):
             else:
                 other += d
         side = [r for r in step if r["t"] == "k" and not mine(r) and r["e"] <= last]
+        comp = merged([(r["s"], r["e"]) for r in step if mine(r) and r["s"] < last])
+        side_alone = sum(e - s - covered(s, e, comp) for s, e in merged([(r["s"], r["e"]) for r in side]))
         opt_end = max(r["e"] for r in step if mine(r))
         rows.append({"body": last - s0, "busy": busy, "idle": idle, "late": late, "gemm": gemm, "other": other, "copies": copies,
                      "tail": o0 - last, "optimizer": opt_end - o0, "side_n": len(side),
-                     "side": sum(r["e"] - r["s"] for r in side), "step": s1 - s0})
+                     "side": sum(r["e"] - r["s"] for r in side), "side_alone": side_alone, "step": s1 - s0})
     if not rows:
         raise SystemExit(f"trace_step_parts: {path}: no step with both '{a.gemm}' and '{a.optimizer}' kernels")
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
@@ -86,13 +107,13 @@ def main():
     ms = lambda ns: f"{ns / 1e6:7.2f}"
     print(f"# medians per step, ms (scripts/trace_step_parts.py; marks '{a.mark}', first {a.skip} left out)")
     print(f"# {'file':40s} steps    step    body    busy    idle    late    gemm   other  copies    tail     opt"
-          "  side kernels")
+          "  side kernels  alone")
     for path in a.records:
         n, m, has_api = parts(path, a)
         late = ms(m["late"]) if has_api else f"{'-':>7s}"
         print(f"  {path[-40:]:40s} {n:5d} {ms(m['step'])} {ms(m['body'])} {ms(m['busy'])} {ms(m['idle'])} {late} "
               f"{ms(m['gemm'])} {ms(m['other'])} {ms(m['copies'])} {ms(m['tail'])} {ms(m['optimizer'])} "
-              f"{m['side_n']:5.0f} {ms(m['side'])}")
+              f"{m['side_n']:5.0f} {ms(m['side'])} {ms(m['side_alone'])}")
 
 
 if __name__ == "__main__":

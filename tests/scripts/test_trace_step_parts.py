@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """CPU test of scripts/trace_step_parts.py on synthetic record files whose parts are known: four
 steps of 1000 us, each a mark kernel, two GEMMs with an idle gap and a copy between them (launched
-50 us into the gap), a side kernel on another stream, a tail kernel, the optimizer, and a GEMM of
-another GPU on a stream of the same number (to be left out); once without launch-call records and
-once with the copy's. Exits non-zero on any mismatch."""
+50 us into the gap), side kernels on other streams (40 us of them with nothing on the compute
+stream), a tail kernel, the optimizer, and a GEMM of another GPU on a stream of the same number (to
+be left out); once without launch-call records and once with the copy's. Exits non-zero on any
+mismatch."""
 import json
 import os
 import subprocess
@@ -40,7 +41,9 @@ def records(with_api):
         if with_api:                      # ... whose launch call returned 50 us into that gap
             lines.append({"t": "a", "s": t0 + 340 * us, "e": t0 + 350 * us, "c": c, "n": 9, "h": 1})
         rec(t0, "k", 2, 450, 600)         # the last GEMM: the body ends here
-        rec(t0, "k", 3, 100, 200, q=9)    # beside, on another stream
+        rec(t0, "k", 3, 100, 200, q=9)    # beside, on another stream, while the GEMM runs
+        rec(t0, "k", 3, 280, 330, q=9)    # ... 30 us of it while the compute stream runs nothing
+        rec(t0, "k", 3, 320, 340, q=11)   # ... and another stream's, 10 us more of that
         rec(t0, "k", 4, 600, 650)         # tail
         rec(t0, "k", 5, 700, 800)         # optimizer
         rec(t0, "k", 2, 620, 690, dev=1)  # another GPU's stream 7: not this lane's
@@ -64,8 +67,9 @@ with tempfile.TemporaryDirectory() as d:
             fails.append(f"api={with_api}: exit {r.returncode}, rows {rows!r}, {r.stderr}")
             continue
         cells = rows[0].split()[1:]
-        # steps, step, body, busy, idle, late, gemm, other, copies, tail, optimizer, side n, side ms
-        want = [3, 1.00, 0.60, 0.49, 0.11, 0.05 if with_api else "-", 0.43, 0.01, 0.05, 0.10, 0.10, 1, 0.10]
+        # steps, step, body, busy, idle, late, gemm, other, copies, tail, optimizer, side n, side ms,
+        # side alone
+        want = [3, 1.00, 0.60, 0.49, 0.11, 0.05 if with_api else "-", 0.43, 0.01, 0.05, 0.10, 0.10, 3, 0.17, 0.04]
         if len(cells) != len(want):
             fails.append(f"api={with_api}: {len(cells)} cells, want {len(want)}: {rows[0]}")
             continue
