@@ -421,6 +421,9 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
           return true;
         };
         auto ready = [&](int r, const Op& op) {
+          // A call starts once the previous one has ended (its join on the caller's stream). The
+          // runtime keeps that order whatever streams the calls are on (CeComm::OrderAfterLastCall);
+          // without this line the simulation fails at once (a pull finds another call's chunk).
           const auto prev = std::make_pair(r, op.call - 1);
           if (op.call > 0 && join_done[prev] != join_total[prev]) return false;
           const bool ph = call_phased[op.call];
