@@ -291,7 +291,6 @@ class CeComm {
   Status OrderAfterLastCall(cudaStream_t s);
   Status MarkCallEnd(cudaStream_t s);
   cudaEvent_t ev_call_end_ = nullptr;
-  bool any_call_ = false;  // ev_call_end_ was recorded (the calling thread's)
   std::vector<cudaEvent_t> ev_done_;
   std::vector<cudaEvent_t> ev_phase_;  // one per copy stream: the ends of a phase (CeConfig::phases)
   int reduce_priority_ = 0;  // the reductions' (CeConfig::reduce_least_priority): the device's greatest or least

@@ -113,14 +113,11 @@ CeComm::~CeComm() {
 
 Status CeComm::MarkCallEnd(cudaStream_t s) {
   CUDACHECK(cudaEventRecord(ev_call_end_, s));
-  any_call_ = true;
   return Status::Ok();
 }
 
 Status CeComm::OrderAfterLastCall(cudaStream_t s) {
-  // The enqueue thread's stream holds every call (without the thread enq_stream_ is null, which is
-  // also the legacy default stream's handle: that one waits like any other).
-  if (!any_call_ || (enq_stream_ && s == enq_stream_)) return Status::Ok();
+  // Before the first call the event was never recorded: it stands for no work, so this waits for nothing.
   CUDACHECK(cudaStreamWaitEvent(s, ev_call_end_, 0));
   return Status::Ok();
 }
