@@ -3,6 +3,8 @@
 //
 // Protocol (one communicator, R ranks, S staging slots, L copy lanes). Every chunk of every call
 // gets the next sequence number q (1, 2, ...; all ranks issue the same calls, so they agree).
+// Sequence numbers are 64-bit on the host (CeSeq: they never wrap); a flag word holds the low 32
+// bits (CeFlagValue) and every wait compares cyclically, so the words may wrap (below).
 //  - Reduce-scatter step: rank r pushes slice p of chunk q into rank p's staging slot
 //    Slot(q) (row PeerIndex(p, r)) on copy lane Lane(q), then writes q to p's flag
 //    rs_ready[r][Lane(q)]. Each flag word has one writer stream per kind of call (the (lane, peer)
@@ -36,6 +38,16 @@ namespace corun {
 
 enum class CeOp { kAllReduce, kReduceScatter, kAllGather };
 const char* CeOpName(CeOp op);
+
+// A chunk's sequence number on the host: 64-bit, so slots and lanes (q modulo their count) and
+// "this slot was never used" follow from it alone, for any slot or lane count.
+using CeSeq = uint64_t;
+// What a flag word holds for chunk q: the low 32 bits. Stream waits compare cyclically
+// (CU_STREAM_WAIT_VALUE_GEQ: (int32_t)(word - value) >= 0), exact while the values compared are
+// less than 2^31 apart: a wait is never more than a few calls' chunks ahead of its word.
+inline uint32_t CeFlagValue(CeSeq q) { return static_cast<uint32_t>(q); }
+// Cyclic "word >= value", as the stream wait evaluates it.
+inline bool CeFlagReached(uint32_t word, uint32_t value) { return static_cast<int32_t>(word - value) >= 0; }
 
 struct CeConfig {
   // Defaults from the configuration sweep on 2x H200 (results/2026-11-27_H200_4gpu_ce_signal):
@@ -142,6 +154,10 @@ struct CeConfig {
   // ms/step against 36.17 on 4 GPUs and 27.96 against 28.08 on 2 (results/2026-11-27_H200_ce_caller,
   // run3, run4). Off by default; it helps a program whose own thread is what the GPU waits for.
   bool enqueue_thread = false;
+  // The sequence number the communicator's chunks count from: chunk first_seq + 1 comes first and
+  // every flag word starts at CeFlagValue(first_seq). Tests set it just below 2^32 so that a few
+  // calls cross the flag words' wrap, which at DDP rates comes after days of training; 0 otherwise.
+  uint64_t first_seq = 0;
 };
 // The all-gather form pull_by_ranks picks: pulls on 2 ranks unless direct copies in bulk are on
 // (they need the push form, the faster one there), pushes on more (pulls there moved 130-195 GB/s
@@ -194,22 +210,23 @@ CeRange CeBulkPart(uint64_t count, int nranks, int j, uint64_t piece, int a, int
 
 // The slots of chunks [q, q + n) (n <= slots) as runs of adjacent slots: (first chunk, chunks)
 // each, one run or two where the ring wraps (the second starting at slot 0).
-std::vector<std::pair<uint32_t, int>> CeSlotRuns(uint32_t q, int n, int slots);
+std::vector<std::pair<CeSeq, int>> CeSlotRuns(CeSeq q, int n, int slots);
 
 // Protocol indexes (q >= 1).
-inline int CeSlot(uint32_t q, int slots) { return static_cast<int>(q % static_cast<uint32_t>(slots)); }
-inline int CeLane(uint32_t q, int lanes) { return static_cast<int>(q % static_cast<uint32_t>(lanes)); }
+inline int CeSlot(CeSeq q, int slots) { return static_cast<int>(q % static_cast<CeSeq>(slots)); }
+inline int CeLane(CeSeq q, int lanes) { return static_cast<int>(q % static_cast<CeSeq>(lanes)); }
 // Row of source `src` in the staging of rank `dst` (its own row does not exist).
 inline int CePeerIndex(int src, int dst) { return src < dst ? src : src - 1; }
 // Before writing chunk q into a slot, its previous user (chunk q - slots) must be consumed;
-// 0 = no wait needed (the slot was never used).
-inline uint32_t CeFreeWaitValue(uint32_t q, int slots) {
-  return q > static_cast<uint32_t>(slots) ? q - static_cast<uint32_t>(slots) : 0;
+// 0 = no wait needed (the slot was never used). With CeConfig::first_seq the first chunks wait
+// for chunks that never ran, whose values the flag words already hold.
+inline CeSeq CeFreeWaitValue(CeSeq q, int slots) {
+  return q > static_cast<CeSeq>(slots) ? q - static_cast<CeSeq>(slots) : 0;
 }
-// Value that satisfies every wait (GEQ, wrap-aware) issued up to sequence `seq` and beyond.
-inline uint32_t CeReleaseValue(uint32_t seq) { return seq + (1u << 30); }
+// Flag value that satisfies every wait (cyclic GEQ) issued up to sequence `seq` and beyond.
+inline uint32_t CeReleaseValue(CeSeq seq) { return CeFlagValue(seq) + (1u << 30); }
 // Last sequence number of each lane among chunks [q_first, q_last] (0 = lane unused).
-std::vector<uint32_t> CeLastPerLane(uint32_t q_first, uint32_t q_last, int lanes);
+std::vector<CeSeq> CeLastPerLane(CeSeq q_first, CeSeq q_last, int lanes);
 
 // Batches: consecutive chunk indexes [begin, end) reduced by one kernel. Never more than half the
 // slots, so the pushes of the next batch proceed while one is being reduced.

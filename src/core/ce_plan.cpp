@@ -50,12 +50,12 @@ CeRange CeBulkPart(uint64_t count, int nranks, int j, uint64_t piece, int a, int
   return {region.first + lo, hi - lo};
 }
 
-std::vector<std::pair<uint32_t, int>> CeSlotRuns(uint32_t q, int n, int slots) {
-  std::vector<std::pair<uint32_t, int>> runs;
+std::vector<std::pair<CeSeq, int>> CeSlotRuns(CeSeq q, int n, int slots) {
+  std::vector<std::pair<CeSeq, int>> runs;
   if (n <= 0 || slots <= 0) return runs;
   const int first = std::min(n, slots - CeSlot(q, slots));
   runs.push_back({q, first});
-  if (n > first) runs.push_back({q + static_cast<uint32_t>(first), n - first});
+  if (n > first) runs.push_back({q + static_cast<CeSeq>(first), n - first});
   return runs;
 }
 
@@ -65,9 +65,11 @@ uint64_t CeSliceCapacity(uint64_t chunk_elems, int nranks, int elem_bytes) {
   return cap;
 }
 
-std::vector<uint32_t> CeLastPerLane(uint32_t q_first, uint32_t q_last, int lanes) {
-  std::vector<uint32_t> last(lanes, 0);
-  for (uint64_t q = q_first; q <= q_last; ++q) last[CeLane(static_cast<uint32_t>(q), lanes)] = static_cast<uint32_t>(q);
+std::vector<CeSeq> CeLastPerLane(CeSeq q_first, CeSeq q_last, int lanes) {
+  std::vector<CeSeq> last(lanes, 0);
+  // The last `lanes` chunks of the range are enough: every lane's last one is among them.
+  const CeSeq from = q_last - q_first >= static_cast<CeSeq>(lanes) ? q_last - static_cast<CeSeq>(lanes) + 1 : q_first;
+  for (CeSeq q = from; q <= q_last; ++q) last[CeLane(q, lanes)] = q;
   return last;
 }
 
@@ -125,6 +127,7 @@ std::string CeConfigError(const CeConfig& cfg) {
   if (cfg.reduce_sms < 0 || cfg.reduce_sms > 1024) return "reduce_sms must be in [0, 1024]";
   if (cfg.direct_wait_us > 10000000) return "direct_wait_us must be in [0, 10000000]";
   if (cfg.bulk_round < 0 || cfg.bulk_round > 64) return "bulk_round must be in [0, 64]";
+  if (cfg.first_seq >= (1ull << 62)) return "first_seq must be below 2^62";
   return "";
 }
 

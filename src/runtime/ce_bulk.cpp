@@ -25,16 +25,17 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
   const int R = nranks_, r = rank_, L = cfg_.lanes, S = cfg_.slots;
   const uint64_t piece = slot_bytes_ / eb;  // elements of one slot
   const int n = CeBulkChunks(count, R, piece, eb);
-  const uint32_t qr0 = rs_seq_ + 1, qa0 = ag_seq_ + 1;
-  rs_seq_ += static_cast<uint32_t>(n);
-  ag_seq_ += static_cast<uint32_t>(n);
-  CE_DLOG("bulk call: count %llu, %d chunks, rs seq %u, ag seq %u", static_cast<unsigned long long>(count), n, qr0, qa0);
-  auto QR = [&](int i) { return qr0 + static_cast<uint32_t>(i); };
-  auto QA = [&](int i) { return qa0 + static_cast<uint32_t>(i); };
+  const CeSeq qr0 = rs_seq_ + 1, qa0 = ag_seq_ + 1;
+  rs_seq_ += static_cast<CeSeq>(n);
+  ag_seq_ += static_cast<CeSeq>(n);
+  CE_DLOG("bulk call: count %llu, %d chunks, rs seq %llu, ag seq %llu", static_cast<unsigned long long>(count), n,
+          static_cast<unsigned long long>(qr0), static_cast<unsigned long long>(qa0));
+  auto QR = [&](int i) { return qr0 + static_cast<CeSeq>(i); };
+  auto QA = [&](int i) { return qa0 + static_cast<CeSeq>(i); };
   // Each lane's flag gets the lane's last chunk of the range (lanes without one: nothing).
-  auto lane_writes = [&](uint32_t* (CeComm::*flag)(uint32_t*, int, int) const, uint32_t* base, int src, uint32_t q_first,
-                         uint32_t q_last, std::vector<std::pair<uint32_t*, uint32_t>>* w) {
-    const std::vector<uint32_t> last = CeLastPerLane(q_first, q_last, L);
+  auto lane_writes = [&](uint32_t* (CeComm::*flag)(uint32_t*, int, int) const, uint32_t* base, int src, CeSeq q_first,
+                         CeSeq q_last, std::vector<CeFlagOp>* w) {
+    const std::vector<CeSeq> last = CeLastPerLane(q_first, q_last, L);
     for (int lane = 0; lane < L; ++lane)
       if (last[lane]) w->push_back({(this->*flag)(base, src, lane), last[lane]});
   };
@@ -62,14 +63,14 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
   const int per_round = cfg_.bulk_round > 0 ? std::min(cfg_.bulk_round, S) : S;
   for (const auto& [a, e] : CeRounds(n, per_round, true)) {
     // The round's slots, alike in every row: one run, or two where the ring wraps.
-    const std::vector<std::pair<uint32_t, int>> runs = CeSlotRuns(QR(a), e - a, S);
+    const std::vector<std::pair<CeSeq, int>> runs = CeSlotRuns(QR(a), e - a, S);
     // Reduce-scatter: every peer's part of the round into its staging row of this rank.
     CORUN_CHECK(use(rs_st));
     if (gate && cfg_.phases) CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(rs_st, gate, 0)));
     for (int step = 1; step < R; ++step) {
       const int p = (r + step) % R;
       cudaStream_t st = rs_st;
-      const uint32_t fw = CeFreeWaitValue(QR(e - 1), S);  // every slot of the round was reduced
+      const CeSeq fw = CeFreeWaitValue(QR(e - 1), S);  // every slot of the round was reduced
       if (fw) CORUN_CHECK(Wait(st, {{RsFree(flags_, p), fw}}));
       // Into the peer's staging row of this rank: one copy per run of adjacent slots.
       const CeRange part = CeBulkPart(count, R, p, piece, a, e, eb);
@@ -81,13 +82,13 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
                                                   in + part.first * eb + done, bytes, cudaMemcpyDeviceToDevice, st)));
         done += bytes;
       }
-      std::vector<std::pair<uint32_t*, uint32_t>> w;
+      std::vector<CeFlagOp> w;
       lane_writes(&CeComm::RsReady, peers_[p].flags, r, QR(a), QR(e - 1), &w);
       CORUN_CHECK(WriteMany(st, RsBox(0, first), w));
     }
     // This rank's part: own + every peer's, once every peer's part is in.
     CORUN_CHECK(use(red_st));
-    std::vector<std::pair<uint32_t*, uint32_t>> waits;
+    std::vector<CeFlagOp> waits;
     for (int p = 0; p < R; ++p)
       if (p != r) lane_writes(&CeComm::RsReady, flags_, p, QR(a), QR(e - 1), &waits);
     CORUN_CHECK(Wait(red_st, waits));
@@ -108,7 +109,7 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
       off += elems;
     }
     CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, sms_, red_st, priority)));
-    std::vector<std::pair<uint32_t*, uint32_t>> frees;
+    std::vector<CeFlagOp> frees;
     for (int p = 0; p < R; ++p)
       if (p != r) frees.push_back({RsFree(peers_[p].flags, r), QR(e - 1)});
     CORUN_CHECK(WriteMany(red_st, ReduceBox(), frees));
@@ -125,7 +126,7 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
       if (own.count)
         CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(peer_out_[p] + own.first * eb, out + own.first * eb, own.count * eb,
                                                 cudaMemcpyDeviceToDevice, st)));
-      std::vector<std::pair<uint32_t*, uint32_t>> w;
+      std::vector<CeFlagOp> w;
       lane_writes(&CeComm::AgReady, peers_[p].flags, r, QA(a), QA(e - 1), &w);
       CORUN_CHECK(WriteMany(st, AgBox(0, first), w));
     }
@@ -137,7 +138,7 @@ Status CeComm::LaunchBulk(const char* in, char* out, uint64_t count, DType t, cu
   // The call ends once every peer's part of every chunk is in this rank's output; the frees keep
   // the all-gather sequence of later staging calls (their pushes wait for them).
   CORUN_CHECK(use(end_st));
-  std::vector<std::pair<uint32_t*, uint32_t>> waits, frees;
+  std::vector<CeFlagOp> waits, frees;
   for (int j = 0; j < R; ++j)
     if (j != r) {
       lane_writes(&CeComm::AgReady, flags_, j, QA(0), QA(n - 1), &waits);

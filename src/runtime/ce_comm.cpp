@@ -66,15 +66,15 @@ Status MemOps(cudaStream_t st, const std::vector<CUstreamBatchMemOpParams>& ops)
 
 // Rows (sources) outermost: the slots of consecutive chunks from one source are adjacent, so a
 // bulk round lands with one copy (two where the ring wraps).
-char* CeComm::Slot(char* staging, uint32_t q, int row) const {
+char* CeComm::Slot(char* staging, CeSeq q, int row) const {
   return staging + (static_cast<size_t>(row) * cfg_.slots + CeSlot(q, cfg_.slots)) * slot_bytes_;
 }
 
-Status CeComm::Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits) {
+Status CeComm::Wait(cudaStream_t st, const std::vector<CeFlagOp>& waits) {
   if (waits.empty()) return Status::Ok();
   if (waits.size() == 1) {
-    CE_T(kCeMemOp, CUCHECK(Driver().cuStreamWaitValue32(reinterpret_cast<CUstream>(st), Dev(waits[0].first), waits[0].second,
-                                         CU_STREAM_WAIT_VALUE_GEQ)));
+    CE_T(kCeMemOp, CUCHECK(Driver().cuStreamWaitValue32(reinterpret_cast<CUstream>(st), Dev(waits[0].first),
+                                                        CeFlagValue(waits[0].second), CU_STREAM_WAIT_VALUE_GEQ)));
     return Status::Ok();
   }
   std::vector<CUstreamBatchMemOpParams> ops(waits.size());
@@ -82,13 +82,14 @@ Status CeComm::Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint
     std::memset(&ops[i], 0, sizeof(ops[i]));
     ops[i].waitValue.operation = CU_STREAM_MEM_OP_WAIT_VALUE_32;
     ops[i].waitValue.address = Dev(waits[i].first);
-    ops[i].waitValue.value = waits[i].second;
+    ops[i].waitValue.value = CeFlagValue(waits[i].second);
     ops[i].waitValue.flags = CU_STREAM_WAIT_VALUE_GEQ;
   }
   return MemOps(st, ops);
 }
 
-Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
+Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, CeSeq q) {
+  const uint32_t v = CeFlagValue(q);
   if (!signal_copy_) {
     // Straight into the peer's mapped flag: no copy-engine work. The write's default memory
     // barrier orders it after the stream's earlier copies, as the copy below would be.
@@ -103,7 +104,7 @@ Status CeComm::Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v) {
   return Status::Ok();
 }
 
-Status CeComm::WriteMany(cudaStream_t st, int outbox, const std::vector<std::pair<uint32_t*, uint32_t>>& writes) {
+Status CeComm::WriteMany(cudaStream_t st, int outbox, const std::vector<CeFlagOp>& writes) {
   if (signal_copy_ || writes.size() < 2) {
     for (const auto& w : writes) CORUN_CHECK(Write(st, outbox, w.first, w.second));
     return Status::Ok();
@@ -114,7 +115,7 @@ Status CeComm::WriteMany(cudaStream_t st, int outbox, const std::vector<std::pai
     std::memset(&ops[i], 0, sizeof(ops[i]));
     ops[i].writeValue.operation = CU_STREAM_MEM_OP_WRITE_VALUE_32;
     ops[i].writeValue.address = Dev(writes[i].first);
-    ops[i].writeValue.value = writes[i].second;
+    ops[i].writeValue.value = CeFlagValue(writes[i].second);
   }
   return MemOps(st, ops);
 }

@@ -148,9 +148,9 @@ class CeComm {
   void Drain();
   // The flag block as text (debugging a stuck call; bounded wait, never blocks for long).
   std::string DumpFlags() const;
-  // Chunks numbered so far by the reduce-scatter and the all-gather phases.
-  uint32_t rs_seq() const { return rs_seq_.load(); }
-  uint32_t ag_seq() const { return ag_seq_.load(); }
+  // Chunks numbered so far by the reduce-scatter and the all-gather phases (from CeConfig::first_seq).
+  CeSeq rs_seq() const { return rs_seq_.load(); }
+  CeSeq ag_seq() const { return ag_seq_.load(); }
   // Allreduce calls queued with their all-gather copies straight between the outputs
   // (CeConfig::direct), and those queued through the staging although direct copies were on
   // (CORUN_CE_DEBUG=1 says why). Counted once a call's every copy and wait is queued.
@@ -179,7 +179,7 @@ class CeComm {
     return f + 2 * nranks_ * cfg_.lanes + nranks_ + src * cfg_.lanes + lane;
   }
   size_t FlagWords() const { return 3 * static_cast<size_t>(nranks_) * cfg_.lanes + nranks_; }
-  char* Slot(char* staging, uint32_t q, int src_row) const;
+  char* Slot(char* staging, CeSeq q, int src_row) const;
 
   enum class Kind { kAllReduce, kReduceScatter, kAllGather };
   // A call: queued for the enqueue thread (CeConfig::enqueue_thread; ce_enqueue.cpp) or put on
@@ -188,16 +188,18 @@ class CeComm {
   Status LaunchNow(Kind k, const void* send, void* recv, uint64_t count, DType t, cudaStream_t s);
   // A direct allreduce in the push form, in bulk (CeConfig::bulk; ce_bulk.cpp).
   Status LaunchBulk(const char* in, char* out, uint64_t count, DType t, cudaStream_t s);
-  Status Wait(cudaStream_t st, const std::vector<std::pair<uint32_t*, uint32_t>>& waits);
+  // A flag word and the chunk it is waited for or written with: the word holds CeFlagValue(q).
+  using CeFlagOp = std::pair<uint32_t*, CeSeq>;
+  Status Wait(cudaStream_t st, const std::vector<CeFlagOp>& waits);
   // The caller's stream continues when every stream a call used is done (events, so the runtime
   // sees the order too). An allreduce's reduce-scatter streams are left out: each push it made
   // was reduced by its peer before the peer released the all-gather copy of that chunk (pull: its
   // ready flag; push form: its push into this rank's staging or output), so the all-gather
   // streams, which the caller's stream waits for, end after them.
   Status Join(cudaStream_t s, const std::vector<cudaStream_t>& used, bool allreduce);
-  Status Write(cudaStream_t st, int outbox, uint32_t* addr, uint32_t v);
+  Status Write(cudaStream_t st, int outbox, uint32_t* addr, CeSeq q);
   // Several flag writes on one stream, in one driver call where flags are stream writes.
-  Status WriteMany(cudaStream_t st, int outbox, const std::vector<std::pair<uint32_t*, uint32_t>>& writes);
+  Status WriteMany(cudaStream_t st, int outbox, const std::vector<CeFlagOp>& writes);
   struct Copy {
     void* dst;
     const void* src;
@@ -296,7 +298,7 @@ class CeComm {
   int reduce_priority_ = 0;  // the reductions' (CeConfig::reduce_least_priority): the device's greatest or least
   int sms_ = 0;  // SMs the reductions are sized for: the device's, or CeConfig::reduce_sms if fewer
   // Written by the rank's thread, read by Abort() on a watchdog's thread.
-  std::atomic<uint32_t> rs_seq_{0}, ag_seq_{0};
+  std::atomic<CeSeq> rs_seq_{0}, ag_seq_{0};
   std::atomic<bool> aborted_{false};
   std::string node_key_;  // ranks in other processes: the node barrier's key (empty: all in this one)
   // Liveness of the ranks in other processes (names empty for ranks of this process).

@@ -48,13 +48,14 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   // Each step (reduce-scatter, all-gather) numbers its own chunks: a slot's free flag advances
   // only in calls that use that staging, so "free >= q - slots" must count the chunks of that step
   // alone (a reduce-scatter followed by an all-gather would otherwise wait for frees that never come).
-  const uint32_t qr0 = rs_seq_ + 1, qa0 = ag_seq_ + 1;
-  if (has_rs) rs_seq_ += static_cast<uint32_t>(n);
-  if (has_ag) ag_seq_ += static_cast<uint32_t>(n);
-  CE_DLOG("call: kind %d, count %llu, %d chunks, rs seq %u, ag seq %u", static_cast<int>(k),
-          static_cast<unsigned long long>(count), n, has_rs ? qr0 : 0, has_ag ? qa0 : 0);
-  auto QR = [&](int i) { return qr0 + static_cast<uint32_t>(i); };
-  auto QA = [&](int i) { return qa0 + static_cast<uint32_t>(i); };
+  const CeSeq qr0 = rs_seq_ + 1, qa0 = ag_seq_ + 1;
+  if (has_rs) rs_seq_ += static_cast<CeSeq>(n);
+  if (has_ag) ag_seq_ += static_cast<CeSeq>(n);
+  CE_DLOG("call: kind %d, count %llu, %d chunks, rs seq %llu, ag seq %llu", static_cast<int>(k),
+          static_cast<unsigned long long>(count), n, static_cast<unsigned long long>(has_rs ? qr0 : 0),
+          static_cast<unsigned long long>(has_ag ? qa0 : 0));
+  auto QR = [&](int i) { return qr0 + static_cast<CeSeq>(i); };
+  auto QA = [&](int i) { return qa0 + static_cast<CeSeq>(i); };
 
   // Geometry per collective: what goes to peer p in the reduce-scatter step, what this rank
   // reduces, what it sends in the all-gather step and where a peer j's part lands here.
@@ -149,8 +150,8 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   // Before chunk q's all-gather buffer is written (push: in the peers' staging; pull: in this
   // rank's staging, which the peers read), every reader of chunk q - S has released the slot.
   // `only`: the one reader that matters (push form: each peer's staging is its own), -1: all.
-  auto ag_free_waits = [&](uint32_t q, std::vector<std::pair<uint32_t*, uint32_t>>* w, int only = -1) {
-    const uint32_t fw = CeFreeWaitValue(q, S);
+  auto ag_free_waits = [&](CeSeq q, std::vector<CeFlagOp>* w, int only = -1) {
+    const CeSeq fw = CeFreeWaitValue(q, S);
     if (!fw) return;
     for (int p = 0; p < R; ++p)
       if (p != r && (only < 0 || p == only)) w->push_back({AgFree(flags_, p, CeLane(fw, L)), fw});
@@ -158,7 +159,7 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   // Push form, chunk i: this rank's part into every peer's all-gather staging, each peer on its
   // own stream. `after`: an event the streams wait for first (the batch's reduction), or null.
   auto ag_push = [&](int i, cudaEvent_t after) -> Status {
-    const uint32_t q = QA(i);
+    const CeSeq q = QA(i);
     const int lane = CeLane(q, L);
     const Part src = ag_src(chunks[i]);
     for (int step = 1; step < R; ++step) {
@@ -166,7 +167,7 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
       cudaStream_t st = AgStream(lane, p);
       CORUN_CHECK(enter(st));
       if (after) CE_T(kCeEvent, CUDACHECK(cudaStreamWaitEvent(st, after, 0)));
-      std::vector<std::pair<uint32_t*, uint32_t>> w;
+      std::vector<CeFlagOp> w;
       // Direct: the peer's output is free once the peer is in this call, which the reduction
       // this push follows waited for (the peer's reduce-scatter push of this chunk).
       if (!direct) ag_free_waits(q, &w, p);
@@ -181,17 +182,17 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   // Pull form, all-gather: this rank's part of chunk i into its own staging (row 0), then every
   // peer is told (on the reduce-scatter lanes, which an all-gather does not otherwise use).
   auto ag_fill = [&](int i) -> Status {
-    const uint32_t q = QA(i);
+    const CeSeq q = QA(i);
     const int lane = CeLane(q, L);
     const int first = (r + 1) % R;
     cudaStream_t st = RsStream(lane, first);
     CE_USE(st);
-    std::vector<std::pair<uint32_t*, uint32_t>> w;
+    std::vector<CeFlagOp> w;
     ag_free_waits(q, &w);
     CORUN_CHECK(Wait(st, w));
     const Part src = ag_src(chunks[i]);
     if (src.bytes) CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(Slot(ag_staging_, q, 0), src.src, src.bytes, cudaMemcpyDeviceToDevice, st)));
-    std::vector<std::pair<uint32_t*, uint32_t>> tell;
+    std::vector<CeFlagOp> tell;
     for (int p = 0; p < R; ++p)
       if (p != r) tell.push_back({AgReady(peers_[p].flags, r, lane), q});
     CORUN_CHECK(WriteMany(st, RsBox(lane, first), tell));
@@ -203,18 +204,18 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   // copy in one batch on the first peer's stream, after all the waits.
   struct PeerStep {
     int peer;
-    std::pair<uint32_t*, uint32_t> wait;
+    CeFlagOp wait;
     Copy copy;
     uint32_t* flag;
   };
-  auto exchange = [&](bool ag, int lane, uint32_t q, const std::vector<PeerStep>& steps) -> Status {
+  auto exchange = [&](bool ag, int lane, CeSeq q, const std::vector<PeerStep>& steps) -> Status {
     auto stream = [&](int p) { return ag ? AgStream(lane, p) : RsStream(lane, p); };
     auto box = [&](int p) { return ag ? AgBox(lane, p) : RsBox(lane, p); };
     if (cfg_.batch_copies) {
       const int first = steps.front().peer;
       cudaStream_t st = stream(first);
       CORUN_CHECK(enter(st));
-      std::vector<std::pair<uint32_t*, uint32_t>> w, writes;
+      std::vector<CeFlagOp> w, writes;
       std::vector<Copy> copies;
       for (const PeerStep& x : steps) {
         if (x.wait.first) w.push_back(x.wait);
@@ -238,9 +239,9 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   // Reduce-scatter step of chunk i: its slices pushed into the peers' staging, once each slot
   // is free again.
   auto rs_push = [&](int i) -> Status {
-    const uint32_t q = QR(i);
+    const CeSeq q = QR(i);
     const int lane = CeLane(q, L);
-    const uint32_t fw = CeFreeWaitValue(q, S);
+    const CeSeq fw = CeFreeWaitValue(q, S);
     std::vector<PeerStep> steps;
     for (int step = 1; step < R; ++step) {
       const int p = (r + step) % R;
@@ -253,8 +254,8 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   };
   // One reduction kernel for chunks [b.first, b.second).
   auto reduce_batch = [&](std::pair<int, int> b) -> Status {
-    const std::vector<uint32_t> last = CeLastPerLane(QR(b.first), QR(b.second - 1), L);
-    std::vector<std::pair<uint32_t*, uint32_t>> waits;
+    const std::vector<CeSeq> last = CeLastPerLane(QR(b.first), QR(b.second - 1), L);
+    std::vector<CeFlagOp> waits;
     for (int p = 0; p < R; ++p)
       for (int lane = 0; lane < L && p != r; ++lane)
         if (last[lane]) waits.push_back({RsReady(flags_, p, lane), last[lane]});
@@ -280,11 +281,11 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
       it.count = own.bytes / eb;
     }
     CE_T(kCeLaunch, CORUN_CHECK(CeReduceLaunch(rb, t, sms_, reduce_)));
-    std::vector<std::pair<uint32_t*, uint32_t>> writes;
+    std::vector<CeFlagOp> writes;
     for (int p = 0; p < R; ++p)
       if (p != r) writes.push_back({RsFree(peers_[p].flags, r), QR(b.second - 1)});
     if (fill) {
-      const std::vector<uint32_t> last_ag = CeLastPerLane(QA(b.first), QA(b.second - 1), L);
+      const std::vector<CeSeq> last_ag = CeLastPerLane(QA(b.first), QA(b.second - 1), L);
       for (int lane = 0; lane < L; ++lane)
         for (int p = 0; p < R && last_ag[lane]; ++p)
           if (p != r) writes.push_back({AgReady(peers_[p].flags, r, lane), last_ag[lane]});
@@ -299,7 +300,7 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   // All-gather step of chunk i, pull form: each peer's part straight from its staging into the
   // output once the peer says it is there.
   auto ag_pull = [&](int i) -> Status {
-    const uint32_t q = QA(i);
+    const CeSeq q = QA(i);
     const int lane = CeLane(q, L);
     std::vector<PeerStep> steps;
     for (int step = 1; step < R; ++step) {
@@ -339,8 +340,8 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
     if (direct) {
       // The peers read this rank's output: the call ends once every peer has pulled every chunk
       // (the frees they write after each pull), so the caller cannot overwrite it sooner.
-      const std::vector<uint32_t> last = CeLastPerLane(QA(0), QA(n - 1), L);
-      std::vector<std::pair<uint32_t*, uint32_t>> waits;
+      const std::vector<CeSeq> last = CeLastPerLane(QA(0), QA(n - 1), L);
+      std::vector<CeFlagOp> waits;
       for (int p = 0; p < R; ++p)
         for (int lane = 0; lane < L && p != r; ++lane)
           if (last[lane]) waits.push_back({AgFree(flags_, p, lane), last[lane]});
@@ -350,9 +351,9 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
   } else if (has_ag) {
     // Unpack, in chunk order, from this rank's staging.
     for (int i = 0; i < n; ++i) {
-      const uint32_t q = QA(i);
+      const CeSeq q = QA(i);
       const int lane = CeLane(q, L);
-      std::vector<std::pair<uint32_t*, uint32_t>> waits;
+      std::vector<CeFlagOp> waits;
       for (int j = 0; j < R; ++j)
         if (j != r) waits.push_back({AgReady(flags_, j, lane), q});
       CE_USE(unpack_);
@@ -364,7 +365,7 @@ Status CeComm::LaunchNow(Kind k, const void* send, void* recv, uint64_t count, D
           CE_T(kCeCopy, CUDACHECK(cudaMemcpyAsync(dst.dst, Slot(ag_staging_, q, CePeerIndex(j, r)), dst.bytes,
                                     cudaMemcpyDeviceToDevice, unpack_)));
       }
-      std::vector<std::pair<uint32_t*, uint32_t>> frees;
+      std::vector<CeFlagOp> frees;
       for (int j = 0; j < R; ++j)
         if (j != r) frees.push_back({AgFree(peers_[j].flags, r, lane), q});
       CORUN_CHECK(WriteMany(unpack_, UnpackBox(), frees));

@@ -42,7 +42,7 @@ struct Desc {
   cudaIpcMemHandle_t rs_h = {}, ag_h = {}, flags_h = {};
   // The protocol's shape: every rank must use the same (CORUN_CE_* alike on every rank).
   // min_bytes too: ranks that route a call differently (CE here, NCCL there) would hang.
-  uint64_t chunk_bytes = 0, min_bytes = 0;
+  uint64_t chunk_bytes = 0, min_bytes = 0, first_seq = 0;
   int32_t slots = 0, lanes = 0, batch = 0, ag_pull = 0, bulk = 0, bulk_round = 0, phases = 0;
 };
 
@@ -83,6 +83,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   const std::string bad = CeConfigError(cfg);
   if (!bad.empty()) CORUN_FAIL("CeComm: bad configuration: " + bad);
   cfg_ = cfg;
+  rs_seq_ = ag_seq_ = cfg_.first_seq;
   const CeNccl& nccl_api = CeNcclApi();
   if (!nccl_api.CommUserRank || !nccl_api.CommCount || !nccl_api.CommCuDevice || !nccl_api.AllGather ||
       !nccl_api.AllReduce || !nccl_api.GetErrorString)
@@ -124,7 +125,9 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
       (void)cudaGetLastError();
       local_ok = false;
     } else {
-      CUDACHECK(cudaMemset(flags_, 0, FlagWords() * sizeof(uint32_t)));
+      // Every word starts at the value of "chunk first_seq done" (0 unless a test starts near the wrap).
+      const std::vector<uint32_t> start(FlagWords(), CeFlagValue(cfg_.first_seq));
+      CUDACHECK(cudaMemcpy(flags_, start.data(), FlagWords() * sizeof(uint32_t), cudaMemcpyHostToDevice));
       CUDACHECK(cudaMemset(outbox_, 0, OutboxWords() * sizeof(uint32_t)));
     }
   }
@@ -137,6 +140,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   mine.flags = reinterpret_cast<uint64_t>(flags_);
   mine.process = ProcessToken();
   mine.chunk_bytes = cfg_.chunk_bytes;
+  mine.first_seq = cfg_.first_seq;
   mine.min_bytes = cfg_.min_bytes;
   mine.slots = cfg_.slots;
   mine.lanes = cfg_.lanes;
@@ -231,7 +235,7 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
     if (all[p].chunk_bytes != mine.chunk_bytes || all[p].min_bytes != mine.min_bytes || all[p].slots != mine.slots ||
         all[p].lanes != mine.lanes ||
         all[p].batch != mine.batch || all[p].ag_pull != mine.ag_pull || all[p].bulk != mine.bulk ||
-        all[p].bulk_round != mine.bulk_round || all[p].phases != mine.phases)
+        all[p].bulk_round != mine.bulk_round || all[p].phases != mine.phases || all[p].first_seq != mine.first_seq)
       why = "unsupported: rank " + std::to_string(p) +
             "'s copy-engine configuration differs from this rank's (set CORUN_CE_* alike on every rank)";
   // Peer access, where every rank lives in this process and could allocate (the same condition on

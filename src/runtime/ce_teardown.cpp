@@ -126,8 +126,15 @@ void CeComm::Abort() {
   if (aborted_.exchange(true) || !flags_ || !abort_stream_) return;
   // Every wait is on a local flag in device memory: overwrite them with a value that satisfies
   // all pending waits, on a stream of its own (no CE stream is needed for it to run).
-  const uint32_t v = CeReleaseValue(std::max(rs_seq_.load(), ag_seq_.load()));
-  for (size_t i = 0; i < FlagWords(); ++i) release_host_[i] = v;
+  // Each word is waited for with values of its own step's sequence (the two steps' counts can
+  // drift apart by more than the release's margin in a long run).
+  const uint32_t rs = CeReleaseValue(rs_seq_.load()), ag = CeReleaseValue(ag_seq_.load());
+  for (size_t i = 0; i < FlagWords(); ++i) release_host_[i] = ag;
+  uint32_t* const words = release_host_;  // laid out as a flag block
+  for (int src = 0; src < nranks_; ++src) {
+    for (int lane = 0; lane < cfg_.lanes; ++lane) *RsReady(words, src, lane) = rs;
+    *RsFree(words, src) = rs;
+  }
   cudaSetDevice(device_);
   const int lost = lost_rank_.load();
   auto release = [&] {

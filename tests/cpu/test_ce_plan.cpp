@@ -81,19 +81,19 @@ TEST(CePlan, BulkPartsCoverEveryElementOnce) {
 // run, each run's slots adjacent (slot of chunk q0 + i is slot(q0) + i).
 TEST(CePlan, SlotRunsSplitOnlyWhereTheRingWraps) {
   for (int S : {2, 5, 16})
-    for (uint32_t q = 1; q < 40; ++q)
+    for (CeSeq q : {CeSeq{1}, CeSeq{17}, CeSeq{39}, (CeSeq{1} << 32) - 3})
       for (int n = 1; n <= S; ++n) {
         const auto runs = CeSlotRuns(q, n, S);
         ASSERT_GE(runs.size(), 1u);
         ASSERT_LE(runs.size(), 2u);
-        uint32_t next = q;
+        CeSeq next = q;
         for (const auto& [q0, k] : runs) {
           ASSERT_EQ(q0, next);
           ASSERT_GE(k, 1);
           ASSERT_LE(CeSlot(q0, S) + k, S) << "a run crosses the end of the ring";
-          next += static_cast<uint32_t>(k);
+          next += static_cast<CeSeq>(k);
         }
-        ASSERT_EQ(next, q + static_cast<uint32_t>(n));
+        ASSERT_EQ(next, q + static_cast<CeSeq>(n));
         EXPECT_EQ(runs.size() == 2, CeSlot(q, S) + n > S) << "S " << S << " q " << q << " n " << n;
         if (runs.size() == 2) EXPECT_EQ(CeSlot(runs[1].first, S), 0);
       }
@@ -113,10 +113,22 @@ TEST(CePlan, ProtocolIndexes) {
   const auto one = CeLastPerLane(7, 7, 4);
   EXPECT_EQ(one[3], 7u);
   EXPECT_EQ(one[0], 0u);
+  // Across the flag words' wrap (2^32 chunks): every lane keeps its last chunk, none reads as
+  // unused, and slots and lanes continue the ring whatever their count.
+  const CeSeq wrap = CeSeq{1} << 32;
+  const auto across = CeLastPerLane(wrap - 2, wrap + 1, 3);
+  EXPECT_EQ(across, (std::vector<CeSeq>{wrap - 1, wrap, wrap + 1}));
+  EXPECT_EQ(CeLastPerLane(wrap - 1, wrap - 1, 2), (std::vector<CeSeq>{0, wrap - 1}));
+  for (int n : {3, 5, 6, 7})
+    EXPECT_EQ(CeSlot(wrap, n), (CeSlot(wrap - 1, n) + 1) % n) << n << " slots";
+  EXPECT_EQ(CeFreeWaitValue(wrap + 1, 8), wrap - 7);
+  EXPECT_EQ(CeFlagValue(wrap + 5), 5u);
+  EXPECT_TRUE(CeFlagReached(CeFlagValue(wrap + 1), CeFlagValue(wrap - 1)));
+  EXPECT_FALSE(CeFlagReached(CeFlagValue(wrap - 1), CeFlagValue(wrap + 1)));
   // The release value satisfies a wrap-aware GEQ wait for anything issued near seq.
-  for (uint32_t seq : {0u, 100u, 0xFFFFFFF0u}) {
+  for (CeSeq seq : {CeSeq{0}, CeSeq{100}, wrap - 16, wrap + 5}) {
     const uint32_t v = CeReleaseValue(seq);
-    for (uint32_t w : {seq, seq + 1000u, seq - 1000u}) EXPECT_GE(static_cast<int32_t>(v - w), 0);
+    for (CeSeq w : {seq, seq + 1000, seq > 1000 ? seq - 1000 : 0}) EXPECT_TRUE(CeFlagReached(v, CeFlagValue(w)));
   }
   const auto b = CeBatches(10, 4, 8);
   ASSERT_EQ(b.size(), 3u);
@@ -127,16 +139,20 @@ TEST(CePlan, ProtocolIndexes) {
 
 // Simulates R ranks running the protocol with lanes finishing in arbitrary order: a slot is never
 // overwritten before its owner consumed it, and every wait is eventually satisfied (no deadlock).
+// Chunk numbers from `base` (CeConfig::first_seq): 0, and just below 2^32, where the flag words
+// (the low 32 bits) wrap in the middle of the run.
 TEST(CePlan, SimulatedProtocolReusesSlotsSafely) {
+ for (const CeSeq base : {CeSeq{0}, (CeSeq{1} << 32) - 9}) {
   const int R = 3, S = 4, L = 2, B = 2, N = 23;
-  std::map<std::pair<int, int>, uint32_t> slot_holder;  // (dst, slot*R + src) -> q written, 0 = free
-  std::vector<std::vector<uint32_t>> ready(R, std::vector<uint32_t>(R * L, 0));  // at dst: [src][lane]
-  std::vector<std::vector<uint32_t>> freed(R, std::vector<uint32_t>(R, 0));      // at src: [dst]
+  std::map<std::pair<int, int>, CeSeq> slot_holder;  // (dst, slot*R + src) -> q written, 0 = free
+  const uint32_t start = CeFlagValue(base);
+  std::vector<std::vector<uint32_t>> ready(R, std::vector<uint32_t>(R * L, start));  // at dst: [src][lane]
+  std::vector<std::vector<uint32_t>> freed(R, std::vector<uint32_t>(R, start));      // at src: [dst]
   std::vector<int> next_push(R * L, 0);  // per (rank, lane): index into that lane's chunk list
   std::vector<int> next_batch(R, 0);
   const auto batches = CeBatches(N, B, S);
-  std::vector<std::vector<uint32_t>> lane_q(L);
-  for (uint32_t q = 1; q <= N; ++q) lane_q[CeLane(q, L)].push_back(q);
+  std::vector<std::vector<CeSeq>> lane_q(L);
+  for (CeSeq q = base + 1; q <= base + N; ++q) lane_q[CeLane(q, L)].push_back(q);
   uint32_t seed = 12345;
   int progress_idle = 0;
   while (progress_idle < 1000) {
@@ -146,18 +162,18 @@ TEST(CePlan, SimulatedProtocolReusesSlotsSafely) {
     if ((seed >> 4) % 2 == 0) {  // a lane push (all peers)
       int& k = next_push[rank * L + lane];
       if (k < static_cast<int>(lane_q[lane].size())) {
-        const uint32_t q = lane_q[lane][k];
-        const uint32_t fw = CeFreeWaitValue(q, S);
+        const CeSeq q = lane_q[lane][k];
+        const CeSeq fw = CeFreeWaitValue(q, S);
         bool can = true;
         for (int p = 0; p < R; ++p)
-          if (p != rank && static_cast<int32_t>(freed[rank][p] - fw) < 0) can = false;
+          if (p != rank && fw && !CeFlagReached(freed[rank][p], CeFlagValue(fw))) can = false;
         if (can) {
           for (int p = 0; p < R; ++p) {
             if (p == rank) continue;
-            uint32_t& h = slot_holder[{p, CeSlot(q, S) * R + rank}];
+            CeSeq& h = slot_holder[{p, CeSlot(q, S) * R + rank}];
             ASSERT_EQ(h, 0u) << "slot overwritten before it was consumed: q " << q;
             h = q;
-            ready[p][rank * L + lane] = q;
+            ready[p][rank * L + lane] = CeFlagValue(q);
           }
           ++k;
           moved = true;
@@ -165,31 +181,33 @@ TEST(CePlan, SimulatedProtocolReusesSlotsSafely) {
       }
     } else if (next_batch[rank] < static_cast<int>(batches.size())) {  // the reduce of the next batch
       const auto b = batches[next_batch[rank]];
-      const auto last = CeLastPerLane(b.first + 1, b.second, L);
+      const auto last = CeLastPerLane(base + b.first + 1, base + b.second, L);
       bool can = true;
       for (int p = 0; p < R; ++p)
         for (int l = 0; l < L; ++l)
-          if (p != rank && last[l] && static_cast<int32_t>(ready[rank][p * L + l] - last[l]) < 0) can = false;
+          if (p != rank && last[l] && !CeFlagReached(ready[rank][p * L + l], CeFlagValue(last[l]))) can = false;
       if (can) {
         for (int i = b.first; i < b.second; ++i) {
-          const uint32_t q = i + 1;
+          const CeSeq q = base + i + 1;
           for (int p = 0; p < R; ++p) {
             if (p == rank) continue;
-            uint32_t& h = slot_holder[{rank, CeSlot(q, S) * R + p}];
+            CeSeq& h = slot_holder[{rank, CeSlot(q, S) * R + p}];
             ASSERT_EQ(h, q) << "reduced a slot that does not hold chunk " << q;
             h = 0;
           }
         }
         for (int p = 0; p < R; ++p)
-          if (p != rank) freed[p][rank] = b.second;
+          if (p != rank) freed[p][rank] = CeFlagValue(base + b.second);
         ++next_batch[rank];
         moved = true;
       }
     }
     progress_idle = moved ? 0 : progress_idle + 1;
   }
-  for (int r = 0; r < R; ++r) EXPECT_EQ(next_batch[r], static_cast<int>(batches.size())) << "rank " << r << " stuck";
-  for (int i = 0; i < R * L; ++i) EXPECT_EQ(next_push[i], static_cast<int>(lane_q[i % L].size()));
+  for (int r = 0; r < R; ++r)
+    EXPECT_EQ(next_batch[r], static_cast<int>(batches.size())) << "base " << base << ": rank " << r << " stuck";
+  for (int i = 0; i < R * L; ++i) EXPECT_EQ(next_push[i], static_cast<int>(lane_q[i % L].size())) << "base " << base;
+ }
 }
 
 // The all-gather step in its pull form (CeConfig::ag_pull): each rank fills its own staging slot
@@ -197,16 +215,18 @@ TEST(CePlan, SimulatedProtocolReusesSlotsSafely) {
 // pulls on the chunk's lane, lanes in arbitrary order, and frees per (reader, lane). A slot is
 // never refilled while a reader still needs it, and every wait is eventually satisfied.
 TEST(CePlan, SimulatedPullAllGatherReusesSlotsSafely) {
+ for (const CeSeq base : {CeSeq{0}, (CeSeq{1} << 32) - 17}) {  // CeConfig::first_seq; the second crosses the wrap
   for (const auto& [R, S, L, B] : std::vector<std::array<int, 4>>{{2, 2, 1, 1}, {2, 8, 2, 4}, {3, 4, 3, 2}, {4, 6, 4, 3}}) {
     const int N = 41;
     // Per rank, per slot: the chunk it holds and the peers that have not pulled it yet.
-    std::vector<std::vector<std::pair<uint32_t, std::set<int>>>> slot(R, std::vector<std::pair<uint32_t, std::set<int>>>(S));
-    std::vector<std::vector<uint32_t>> ready(R, std::vector<uint32_t>(R * L, 0));  // at reader: [src][lane]
-    std::vector<std::vector<uint32_t>> freed(R, std::vector<uint32_t>(R * L, 0));  // at owner: [reader][lane]
+    std::vector<std::vector<std::pair<CeSeq, std::set<int>>>> slot(R, std::vector<std::pair<CeSeq, std::set<int>>>(S));
+    const uint32_t start = CeFlagValue(base);
+    std::vector<std::vector<uint32_t>> ready(R, std::vector<uint32_t>(R * L, start));  // at reader: [src][lane]
+    std::vector<std::vector<uint32_t>> freed(R, std::vector<uint32_t>(R * L, start));  // at owner: [reader][lane]
     const auto batches = CeBatches(N, B, S);
     std::vector<int> next_batch(R, 0);
-    std::vector<std::vector<uint32_t>> lane_q(L);
-    for (uint32_t q = 1; q <= static_cast<uint32_t>(N); ++q) lane_q[CeLane(q, L)].push_back(q);
+    std::vector<std::vector<CeSeq>> lane_q(L);
+    for (CeSeq q = base + 1; q <= base + N; ++q) lane_q[CeLane(q, L)].push_back(q);
     std::vector<std::pair<int, int>> pull_pos(R * L, {0, 1});  // per (rank, lane): chunk index, peer step
     uint32_t seed = 777u + R * 31u + S;
     int idle = 0;
@@ -218,36 +238,36 @@ TEST(CePlan, SimulatedPullAllGatherReusesSlotsSafely) {
         const auto b = batches[next_batch[rank]];
         bool can = true;
         for (int i = b.first; i < b.second; ++i) {
-          const uint32_t fw = CeFreeWaitValue(i + 1, S);
+          const CeSeq fw = CeFreeWaitValue(base + i + 1, S);
           for (int p = 0; p < R && fw; ++p)
-            if (p != rank && static_cast<int32_t>(freed[rank][p * L + CeLane(fw, L)] - fw) < 0) can = false;
+            if (p != rank && !CeFlagReached(freed[rank][p * L + CeLane(fw, L)], CeFlagValue(fw))) can = false;
         }
         if (can) {
           for (int i = b.first; i < b.second; ++i) {
-            auto& sl = slot[rank][CeSlot(i + 1, S)];
-            ASSERT_TRUE(sl.second.empty()) << "R " << R << ": slot refilled with chunk " << i + 1 << " while chunk "
-                                           << sl.first << " is still read";
-            sl.first = i + 1;
+            auto& sl = slot[rank][CeSlot(base + i + 1, S)];
+            ASSERT_TRUE(sl.second.empty()) << "R " << R << ": slot refilled with chunk " << base + i + 1
+                                           << " while chunk " << sl.first << " is still read";
+            sl.first = base + i + 1;
             for (int p = 0; p < R; ++p)
               if (p != rank) sl.second.insert(p);
           }
-          const auto last = CeLastPerLane(b.first + 1, b.second, L);
+          const auto last = CeLastPerLane(base + b.first + 1, base + b.second, L);
           for (int p = 0; p < R; ++p)
             for (int l = 0; l < L; ++l)
-              if (p != rank && last[l]) ready[p][rank * L + l] = last[l];
+              if (p != rank && last[l]) ready[p][rank * L + l] = CeFlagValue(last[l]);
           ++next_batch[rank];
           moved = true;
         }
       } else {  // the next pull of one lane
         auto& [k, step] = pull_pos[rank * L + lane];
         if (k < static_cast<int>(lane_q[lane].size())) {
-          const uint32_t q = lane_q[lane][k];
+          const CeSeq q = lane_q[lane][k];
           const int j = (rank + step) % R;
-          if (static_cast<int32_t>(ready[rank][j * L + lane] - q) >= 0) {
+          if (CeFlagReached(ready[rank][j * L + lane], CeFlagValue(q))) {
             auto& sl = slot[j][CeSlot(q, S)];
             ASSERT_EQ(sl.first, q) << "R " << R << ": pulled a slot that does not hold chunk " << q;
             ASSERT_EQ(sl.second.erase(rank), 1u);
-            freed[j][rank * L + lane] = q;
+            freed[j][rank * L + lane] = CeFlagValue(q);
             if (++step == R) {
               step = 1;
               ++k;
@@ -258,10 +278,13 @@ TEST(CePlan, SimulatedPullAllGatherReusesSlotsSafely) {
       }
       idle = moved ? 0 : idle + 1;
     }
-    for (int r = 0; r < R; ++r) EXPECT_EQ(next_batch[r], static_cast<int>(batches.size())) << "R " << R << " rank " << r;
+    for (int r = 0; r < R; ++r)
+      EXPECT_EQ(next_batch[r], static_cast<int>(batches.size())) << "base " << base << " R " << R << " rank " << r;
     for (int i = 0; i < R * L; ++i)
-      EXPECT_EQ(pull_pos[i].first, static_cast<int>(lane_q[i % L].size())) << "R " << R << " rank " << i / L << " lane " << i % L;
+      EXPECT_EQ(pull_pos[i].first, static_cast<int>(lane_q[i % L].size()))
+          << "base " << base << " R " << R << " rank " << i / L << " lane " << i % L;
   }
+ }
 }
 
 // The schedule CeComm::Launch issues, run on the CPU: per rank, reduce-scatter pushes on a stream
@@ -282,11 +305,11 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
   struct Op {
     enum Kind { kPush, kReduce, kPull, kAgPush, kUnpack, kFill, kDirectEnd, kBulkPush, kBulkReduce, kBulkAg, kBulkEnd } kind;
     int call, round, peer;
-    uint32_t q;                 // reduce-scatter ops: the chunk's qr; all-gather ops: its qa
-    std::pair<int, int> batch;  // reduce: qr range [first, second]
-    uint32_t qa_first;          // reduce of an allreduce: the qa of batch.first
-    uint32_t qr;                // all-gather copy of an allreduce: the chunk's qr (its reduction first), else 0
-    std::vector<uint32_t> last;  // direct end: the call's last qa per lane
+    CeSeq q;                        // reduce-scatter ops: the chunk's qr; all-gather ops: its qa
+    std::pair<CeSeq, CeSeq> batch;  // reduce: qr range [first, second]
+    CeSeq qa_first;                 // reduce of an allreduce: the qa of batch.first
+    CeSeq qr;                       // all-gather copy of an allreduce: the chunk's qr (its reduction first), else 0
+    std::vector<CeSeq> last;        // direct end: the call's last qa per lane
   };
   const std::vector<std::pair<CallKind, int>> calls = {{kAR, 13}, {kAR, 1}, {kAR, 7}, {kRS, 5}, {kAG, 4},
                                                        {kAR, 1},  {kAG, 3}, {kRS, 2}, {kAR, 7}, {kAG, 1},
@@ -294,6 +317,10 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
   // Direct copies (CeConfig::direct): two of every three allreduces, as the per-call agreement
   // may mix them, read the owner's output (pull form) or write the peer's (push form; in bulk,
   // ce_bulk.cpp, a round per copy: rounds of `slots` chunks, or of 2, CeConfig::bulk_round).
+  // Chunk numbers from `base` (CeConfig::first_seq): 0, and just below 2^32, so that the flag
+  // words (the low 32 bits of a chunk's number; every assignment to them below truncates) wrap
+  // in the middle of the calls.
+  for (const CeSeq base : {CeSeq{0}, (CeSeq{1} << 32) - 29})
   for (const bool push_form : {false, true})
    for (const bool with_direct : {false, true})
     for (const int bulk_round : {-1, 0, 2})
@@ -308,15 +335,16 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
                                  (bulk_round >= 0 ? " bulk round " + std::to_string(bulk_round) : "") +
                                  (phased ? " phased" : " unphased") + (on_caller ? " on the caller's stream" : "") +
                                  " R " + std::to_string(R) + " S " + std::to_string(S) + " L " + std::to_string(L) +
-                                 " B " + std::to_string(B);
-        auto grid3 = [&] { return std::vector<std::vector<std::vector<uint32_t>>>(R, std::vector<std::vector<uint32_t>>(R, std::vector<uint32_t>(L, 0))); };
+                                 " B " + std::to_string(B) + " base " + std::to_string(base);
+        const uint32_t start = CeFlagValue(base);  // every flag word's first value (CeComm::Init)
+        auto grid3 = [&] { return std::vector<std::vector<std::vector<uint32_t>>>(R, std::vector<std::vector<uint32_t>>(R, std::vector<uint32_t>(L, start))); };
         auto rs_ready = grid3(), ag_ready = grid3(), ag_free = grid3();
-        std::vector<std::vector<uint32_t>> rs_free(R, std::vector<uint32_t>(R, 0));
-        std::vector<std::vector<std::vector<std::pair<uint32_t, bool>>>> rs(
-            R, std::vector<std::vector<std::pair<uint32_t, bool>>>(S, std::vector<std::pair<uint32_t, bool>>(R, {0, true})));
+        std::vector<std::vector<uint32_t>> rs_free(R, std::vector<uint32_t>(R, start));
+        std::vector<std::vector<std::vector<std::pair<CeSeq, bool>>>> rs(
+            R, std::vector<std::vector<std::pair<CeSeq, bool>>>(S, std::vector<std::pair<CeSeq, bool>>(R, {0, true})));
         auto agp = rs;  // push form: agp[reader][slot][owner] = (chunk, unpacked)
-        std::vector<std::vector<std::pair<uint32_t, std::set<int>>>> ag(R, std::vector<std::pair<uint32_t, std::set<int>>>(S));
-        std::vector<std::set<uint32_t>> reduced(R);
+        std::vector<std::vector<std::pair<CeSeq, std::set<int>>>> ag(R, std::vector<std::pair<CeSeq, std::set<int>>>(S));
+        std::vector<std::set<CeSeq>> reduced(R);
         const int nstreams = 2 * L * R + 2, unpack = 2 * L * R + 1;
         std::vector<std::vector<std::vector<Op>>> prog(R, std::vector<std::vector<Op>>(nstreams));
         std::map<std::tuple<int, int, int, int>, int> total, done;
@@ -328,7 +356,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
         std::map<std::pair<int, int>, int> direct_in;  // push form: (rank, call) -> chunks written into its output
         const int ag_kind = push_form ? Op::kAgPush : Op::kPull;
         for (int r = 0; r < R; ++r) {
-          uint32_t q0r = 0, q0a = 0;
+          CeSeq q0r = base, q0a = base;
           for (int c = 0; c < static_cast<int>(calls.size()); ++c) {
             const CallKind kind = calls[c].first;  // no structured binding: lambdas below (clang)
             const int n = calls[c].second;
@@ -344,7 +372,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               if (!(kind == kAR && rs_push)) ++join_total[std::make_pair(r, c)];
               if (rs_push) ++push_total[std::make_pair(r, c)];
             };
-            auto ag_stream = [&](uint32_t qa, int p) { return L * R + 1 + CeLane(qa, L) * R + p; };
+            auto ag_stream = [&](CeSeq qa, int p) { return L * R + 1 + CeLane(qa, L) * R + p; };
             int last_round = 0;
             if (bulk(c)) {  // one stream each way (lane 0, the first peer's), peers in step order
               // On the caller's stream: every op of the call on one stream, in issue order.
@@ -354,7 +382,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               const auto rounds = CeRounds(n, per, true);
               for (int k = 0; k < static_cast<int>(rounds.size()); ++k) {
                 const auto [a, e] = rounds[k];
-                const std::pair<int, int> qr{static_cast<int>(q0r) + a + 1, static_cast<int>(q0r) + e};
+                const std::pair<CeSeq, CeSeq> qr{q0r + a + 1, q0r + e};
                 for (int step = 1; step < R; ++step)
                   add(rs_s, Op{Op::kBulkPush, c, k, (r + step) % R, 0, qr, 0, 0, {}});
                 add(red_s, Op{Op::kBulkReduce, c, k, -1, 0, qr, q0a + a + 1, 0, {}});
@@ -409,13 +437,13 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
           }
         }
         std::vector<std::vector<size_t>> head(R, std::vector<size_t>(nstreams, 0));
-        auto ge = [](uint32_t v, uint32_t w) { return static_cast<int32_t>(v - w) >= 0; };
+        auto ge = [](CeSeq v, CeSeq w) { return CeFlagReached(CeFlagValue(v), CeFlagValue(w)); };  // as a stream wait
         auto all_done = [&](int r, int c, int k, int kind) {
           const auto key = std::make_tuple(r, c, k, kind);
           return done[key] == total[key];
         };
-        auto frees_from_all = [&](int r, uint32_t qa) {  // every reader of slot(qa - S) has released it
-          const uint32_t fw = CeFreeWaitValue(qa, S);
+        auto frees_from_all = [&](int r, CeSeq qa) {  // every reader of slot(qa - S) has released it
+          const CeSeq fw = CeFreeWaitValue(qa, S);
           for (int p = 0; p < R && fw; ++p)
             if (p != r && !ge(ag_free[r][p][CeLane(fw, L)], fw)) return false;
           return true;
@@ -434,7 +462,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
             return false;
           switch (op.kind) {
             case Op::kPush: {
-              const uint32_t fw = CeFreeWaitValue(op.q, S);
+              const CeSeq fw = CeFreeWaitValue(op.q, S);
               return !fw || ge(rs_free[r][op.peer], fw);
             }
             case Op::kReduce: {
@@ -443,7 +471,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
                 for (int l = 0; l < L && p != r; ++l)
                   if (last[l] && !ge(rs_ready[r][p][l], last[l])) return false;
               if (!push_form && op.qa_first && !direct[op.call])
-                for (uint32_t qr = op.batch.first; qr <= static_cast<uint32_t>(op.batch.second); ++qr)
+                for (CeSeq qr = op.batch.first; qr <= op.batch.second; ++qr)
                   if (!frees_from_all(r, op.qa_first + (qr - op.batch.first))) return false;
               return true;
             }
@@ -451,11 +479,11 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               return ge(ag_ready[r][op.peer][CeLane(op.q, L)], op.q);
             case Op::kAgPush: {
               if (op.qr && !reduced[r].count(op.qr)) return false;
-              const uint32_t fw = CeFreeWaitValue(op.q, S);
+              const CeSeq fw = CeFreeWaitValue(op.q, S);
               return direct[op.call] || !fw || ge(ag_free[r][op.peer][CeLane(fw, L)], fw);
             }
             case Op::kBulkPush: {  // the round's slots were all reduced by the peer
-              const uint32_t fw = CeFreeWaitValue(op.batch.second, S);
+              const CeSeq fw = CeFreeWaitValue(op.batch.second, S);
               return !fw || ge(rs_free[r][op.peer], fw);
             }
             case Op::kBulkReduce: {
@@ -466,7 +494,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               return true;
             }
             case Op::kBulkAg:  // after the round's reduction (an event)
-              for (uint32_t q = op.batch.first; q <= static_cast<uint32_t>(op.batch.second); ++q)
+              for (CeSeq q = op.batch.first; q <= op.batch.second; ++q)
                 if (!reduced[r].count(q)) return false;
               return true;
             case Op::kBulkEnd:
@@ -484,7 +512,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
           }
           return false;
         };
-        auto fill = [&](int r, uint32_t qa) {
+        auto fill = [&](int r, CeSeq qa) {
           auto& out = ag[r][CeSlot(qa, S)];
           ASSERT_TRUE(out.second.empty()) << what << ": chunk " << qa << " filled over unread chunk " << out.first;
           out.first = qa;
@@ -501,7 +529,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               break;
             }
             case Op::kReduce: {
-              for (uint32_t qr = op.batch.first; qr <= static_cast<uint32_t>(op.batch.second); ++qr) {
+              for (CeSeq qr = op.batch.first; qr <= op.batch.second; ++qr) {
                 for (int p = 0; p < R; ++p) {
                   if (p == r) continue;
                   auto& cell = rs[r][CeSlot(qr, S)][p];
@@ -516,7 +544,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               for (int p = 0; p < R; ++p)
                 if (p != r) rs_free[p][r] = op.batch.second;
               if (!push_form && op.qa_first) {
-                const uint32_t qa_last = op.qa_first + (op.batch.second - op.batch.first);
+                const CeSeq qa_last = op.qa_first + (op.batch.second - op.batch.first);
                 const auto last = CeLastPerLane(op.qa_first, qa_last, L);
                 for (int p = 0; p < R; ++p)
                   for (int l = 0; l < L && p != r; ++l)
@@ -582,7 +610,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
             case Op::kDirectEnd:
               break;
             case Op::kBulkPush: {
-              for (uint32_t q = op.batch.first; q <= static_cast<uint32_t>(op.batch.second); ++q) {
+              for (CeSeq q = op.batch.first; q <= op.batch.second; ++q) {
                 auto& cell = rs[op.peer][CeSlot(q, S)][r];
                 ASSERT_TRUE(cell.second) << what << ": bulk chunk " << q << " overwrote unreduced chunk " << cell.first;
                 cell = {q, false};
@@ -596,7 +624,7 @@ TEST(CePlan, SimulatedCallsFinishAndReuseSlotsSafely) {
               break;
             }
             case Op::kBulkReduce:
-              for (uint32_t q = op.batch.first; q <= static_cast<uint32_t>(op.batch.second); ++q) {
+              for (CeSeq q = op.batch.first; q <= op.batch.second; ++q) {
                 for (int p = 0; p < R; ++p) {
                   if (p == r) continue;
                   auto& cell = rs[r][CeSlot(q, S)][p];

@@ -99,6 +99,11 @@ void RankCases(int rank, int n, ncclComm_t nccl, cudaStream_t s, const CeConfig&
   const bool on_caller = cfg.direct && cfg.bulk && !ce.ag_pull() && cfg.bulk_on_caller && cfg.phases;
   RANK_EXPECT(ce.caller_stream_calls() == (on_caller ? ce.direct_calls() : 0),
               ce.caller_stream_calls() << " of " << ce.direct_calls() << " direct calls on the caller's stream");
+  // Started just below the flag words' wrap (CeConfig::first_seq): both steps' chunks crossed it.
+  const CeSeq wrap = CeSeq{1} << 32;
+  if (cfg.first_seq && cfg.first_seq < wrap)
+    RANK_EXPECT(ce.rs_seq() > wrap && ce.ag_seq() > wrap,
+                "chunks ended at " << ce.rs_seq() << " / " << ce.ag_seq() << ", below the wrap at " << wrap);
 }
 
 std::vector<Case> AllCases(bool big) {
@@ -264,6 +269,41 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
 
 // Rank 1 never enters the collective: rank 0's waits hang until Abort() releases them; then the
 // stream drains and the error is reported.
+// Chunk numbers past 2^32, where the flag words (their low 32 bits) wrap: at the DDP example's
+// rate, about 4,000 chunks a second, that comes after some 12 days of training. Each configuration
+// starts a few chunks before it (CeConfig::first_seq): the defaults (direct bulk allreduces on 2
+// ranks), pulls through the staging, and small chunks on 3 lanes and 2 or 16 slots, whose ring
+// positions (q modulo 3 or 2) are not continuous across 2^32 in 32-bit arithmetic.
+TEST(CeCollMultiGpu, SequenceNumbersCrossTheFlagWrap) {
+  const int n = Gpus();
+  if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
+  const CeSeq wrap = CeSeq{1} << 32;
+  const std::vector<Case> cases = {{Collective::kAllReduce, DType::kBf16, 1000003},
+                                   {Collective::kReduceScatter, DType::kFp32, 300007},
+                                   {Collective::kAllGather, DType::kBf16, 300007},
+                                   {Collective::kAllReduce, DType::kFp32, (100ull << 20) / 4 + 3}};
+  CeConfig defaults;
+  defaults.first_seq = wrap - 3;  // 32 MiB chunks: the cases take a few chunks per step
+  CeConfig pull;
+  pull.ag_pull = true;
+  pull.pull_by_ranks = false;
+  pull.direct = false;
+  pull.chunk_bytes = 1 << 20;
+  pull.first_seq = wrap - 40;
+  CeConfig small = pull;
+  small.ag_pull = false;
+  small.chunk_bytes = 64 << 10;
+  small.slots = 2;
+  small.lanes = 3;
+  small.batch = 1;
+  CeConfig bulk = small;
+  bulk.direct = true;
+  bulk.slots = 16;
+  bulk.bulk_round = 3;
+  for (const CeConfig& cfg : {defaults, pull, small, bulk})
+    Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+}
+
 TEST(CeCollMultiGpu, AbortEndsACollectiveWhosePeerNeverCame) {
   if (Gpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
   std::atomic<bool> rank0_done{false};
