@@ -11,8 +11,11 @@
 namespace corun {
 
 // In the order they are checked; kServe: the CE path serves the call.
-enum class CeRoute { kServe, kUntracked, kNonBlocking, kRanks, kGroup, kCapture, kDtype, kOp, kSmall, kUnusable, kCount };
-// "served", "untracked", "nonblocking", "ranks", "group", "capture", "dtype", "op", "small", "unusable".
+enum class CeRoute {
+  kServe, kUntracked, kNonBlocking, kRanks, kGroup, kCapture, kDtype, kOp, kSmall, kChunks, kUnusable, kCount
+};
+// "served", "untracked", "nonblocking", "ranks", "group", "capture", "dtype", "op", "small",
+// "chunks" (more than kCeMaxCallChunks), "unusable".
 const char* CeRouteName(CeRoute r);
 
 // The copy-engine communicator beside an NCCL one: not created yet (it is created collectively at

@@ -119,6 +119,11 @@ std::string CeCallDecision(const std::string& dtype, const std::string& op, uint
   return "";
 }
 
+uint64_t CeCallChunksBound(uint64_t bytes, const CeConfig& cfg) {
+  const uint64_t chunk = cfg.chunk_bytes > 2048 ? cfg.chunk_bytes - 1024 : 1024;
+  return (bytes + chunk - 1) / chunk;
+}
+
 std::string CeConfigError(const CeConfig& cfg) {
   if (cfg.chunk_bytes < 4096) return "chunk_bytes must be at least 4096";
   if (cfg.slots < 2 || cfg.slots > 64) return "slots must be in [2, 64]";

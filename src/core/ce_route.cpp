@@ -14,6 +14,7 @@ const char* CeRouteName(CeRoute r) {
     case CeRoute::kDtype: return "dtype";
     case CeRoute::kOp: return "op";
     case CeRoute::kSmall: return "small";
+    case CeRoute::kChunks: return "chunks";
     case CeRoute::kUnusable: return "unusable";
     case CeRoute::kCount: break;
   }
@@ -36,6 +37,7 @@ CeRoute CeRouteCall(const CeCallFacts& f, const CeConfig& cfg) {
     if (!CeCallDecision(f.dtype, f.op, ~uint64_t{0}, cfg).empty()) return CeRoute::kOp;
     return CeRoute::kSmall;
   }
+  if (CeCallChunksBound(f.bytes, cfg) > kCeMaxCallChunks) return CeRoute::kChunks;
   if (f.state == CeState::kUnusable) return CeRoute::kUnusable;
   return CeRoute::kServe;
 }

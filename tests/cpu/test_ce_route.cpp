@@ -54,6 +54,9 @@ TEST(CeRoute, EachReason) {
   EXPECT_EQ(with([](CeCallFacts& f) { f.op = "max"; }), CeRoute::kOp);
   EXPECT_EQ(with([](CeCallFacts& f) { f.op = "avg"; }), CeRoute::kOp);
   EXPECT_EQ(with([](CeCallFacts& f) { f.bytes = kCeInterposeMinBytes - 1; }), CeRoute::kSmall);
+  // Chunks: at the default 32 MiB a call of 4.5 GiB is served, one of 6 GiB goes to NCCL.
+  EXPECT_EQ(with([](CeCallFacts& f) { f.bytes = 9ull << 29; }), CeRoute::kServe);
+  EXPECT_EQ(with([](CeCallFacts& f) { f.bytes = 6ull << 30; }), CeRoute::kChunks);
   EXPECT_EQ(with([](CeCallFacts& f) { f.state = CeState::kUnusable; }), CeRoute::kUnusable);
 }
 
@@ -68,7 +71,8 @@ TEST(CeRoute, OrderOfReasons) {
   f.bytes = 1;
   f.state = CeState::kUnusable;
   const CeRoute order[] = {CeRoute::kUntracked, CeRoute::kNonBlocking, CeRoute::kRanks, CeRoute::kGroup, CeRoute::kCapture,
-                           CeRoute::kDtype,     CeRoute::kOp,          CeRoute::kSmall, CeRoute::kUnusable};
+                           CeRoute::kDtype,     CeRoute::kOp,          CeRoute::kSmall, CeRoute::kChunks,
+                           CeRoute::kUnusable};
   for (CeRoute want : order) {
     ASSERT_EQ(CeRouteCall(f, Cfg()), want) << CeRouteName(want);
     switch (want) {
@@ -79,7 +83,8 @@ TEST(CeRoute, OrderOfReasons) {
       case CeRoute::kCapture: f.capturing = false; break;
       case CeRoute::kDtype: f.dtype = "bf16"; break;
       case CeRoute::kOp: f.op = "sum"; break;
-      case CeRoute::kSmall: f.bytes = 1 << 30; break;
+      case CeRoute::kSmall: f.bytes = 1ull << 40; break;
+      case CeRoute::kChunks: f.bytes = 1 << 30; break;
       case CeRoute::kUnusable: f.state = CeState::kUsable; break;
       default: break;
     }

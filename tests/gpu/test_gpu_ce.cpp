@@ -271,37 +271,47 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
 // stream drains and the error is reported.
 // Chunk numbers past 2^32, where the flag words (their low 32 bits) wrap: at the DDP example's
 // rate, about 4,000 chunks a second, that comes after some 12 days of training. Each configuration
-// starts a few chunks before it (CeConfig::first_seq): the defaults (direct bulk allreduces on 2
-// ranks), pulls through the staging, and small chunks on 3 lanes and 2 or 16 slots, whose ring
-// positions (q modulo 3 or 2) are not continuous across 2^32 in 32-bit arithmetic.
-TEST(CeCollMultiGpu, SequenceNumbersCrossTheFlagWrap) {
+// starts a few chunks before it (CeConfig::first_seq; RankCases checks that both steps crossed it):
+// the defaults (direct bulk allreduces on 2 ranks), pulls through the staging, and small chunks on
+// 3 lanes and 2 or 16 slots, whose ring positions (q modulo 3 or 2) are not continuous across 2^32
+// in 32-bit arithmetic.
+void CrossTheWrap(CeConfig cfg, CeSeq before) {
   const int n = Gpus();
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
-  const CeSeq wrap = CeSeq{1} << 32;
-  const std::vector<Case> cases = {{Collective::kAllReduce, DType::kBf16, 1000003},
-                                   {Collective::kReduceScatter, DType::kFp32, 300007},
-                                   {Collective::kAllGather, DType::kBf16, 300007},
-                                   {Collective::kAllReduce, DType::kFp32, (100ull << 20) / 4 + 3}};
-  CeConfig defaults;
-  defaults.first_seq = wrap - 3;  // 32 MiB chunks: the cases take a few chunks per step
-  CeConfig pull;
-  pull.ag_pull = true;
-  pull.pull_by_ranks = false;
-  pull.direct = false;
-  pull.chunk_bytes = 1 << 20;
-  pull.first_seq = wrap - 40;
-  CeConfig small = pull;
-  small.ag_pull = false;
-  small.chunk_bytes = 64 << 10;
-  small.slots = 2;
-  small.lanes = 3;
-  small.batch = 1;
-  CeConfig bulk = small;
-  bulk.direct = true;
-  bulk.slots = 16;
-  bulk.bulk_round = 3;
-  for (const CeConfig& cfg : {defaults, pull, small, bulk})
-    Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+  cfg.first_seq = (CeSeq{1} << 32) - before;
+  std::vector<Case> cases = {{Collective::kAllReduce, DType::kBf16, 1000003},
+                             {Collective::kReduceScatter, DType::kFp32, 300007},
+                             {Collective::kAllGather, DType::kBf16, 300007}};
+  // A 100 MiB allreduce where chunks are 1 MiB or more (at 64 KiB it is 1,601 chunks in one call).
+  if (cfg.chunk_bytes >= (1u << 20)) cases.push_back({Collective::kAllReduce, DType::kFp32, (100ull << 20) / 4 + 3});
+  Threads(n, [&](int r, ncclComm_t c, cudaStream_t s) { RankCases(r, n, c, s, cfg, cases); });
+}
+CeConfig PullThroughStaging() {
+  CeConfig c;
+  c.ag_pull = true;
+  c.pull_by_ranks = false;
+  c.direct = false;
+  c.chunk_bytes = 1 << 20;
+  return c;
+}
+CeConfig SmallChunks() {
+  CeConfig c = PullThroughStaging();
+  c.ag_pull = false;
+  c.chunk_bytes = 64 << 10;
+  c.slots = 2;
+  c.lanes = 3;
+  c.batch = 1;
+  return c;
+}
+TEST(CeCollMultiGpu, FlagWrapDefaults) { CrossTheWrap(CeConfig{}, 3); }  // 32 MiB chunks: a few per step
+TEST(CeCollMultiGpu, FlagWrapPullThroughStaging) { CrossTheWrap(PullThroughStaging(), 40); }
+TEST(CeCollMultiGpu, FlagWrapSmallChunks) { CrossTheWrap(SmallChunks(), 40); }
+TEST(CeCollMultiGpu, FlagWrapBulkRounds) {
+  CeConfig c = SmallChunks();
+  c.direct = true;
+  c.slots = 16;
+  c.bulk_round = 3;
+  CrossTheWrap(c, 40);
 }
 
 TEST(CeCollMultiGpu, AbortEndsACollectiveWhosePeerNeverCame) {
