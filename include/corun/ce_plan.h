@@ -167,11 +167,11 @@ bool CePullByRanks(const CeConfig& cfg, int nranks);
 int CeSlotsToHold(const CeConfig& cfg, uint64_t bytes);
 // min_bytes in the interposer (CORUN_CE_MIN_BYTES overrides it): below it NCCL's latency wins.
 constexpr uint64_t kCeInterposeMinBytes = 1ull << 20;
-// Most chunks one call may take in the interposer (more go to NCCL). With 64 KiB chunks, 2 slots
-// and 3 lanes on 2 GPUs as threads of one process, an allreduce of 161 chunks (10 MiB) passed and
-// one of 1,601 (100 MiB) stopped, through the staging and in bulk alike, with chunk numbers from 0
-// (results/2026-11-27_ce_seq_wrap/run4; the cause is not established). At the default 32 MiB
-// chunks the bound is a call of about 5 GiB.
+// Most chunks one call may take in the interposer (more go to NCCL). With 64 KiB chunks and 3 lanes
+// on 2 GPUs as threads of one process (2 slots through the staging; 16 in bulk rounds of 3), an
+// allreduce of 161 chunks (10 MiB) passed and one of 1,601 (100 MiB) stopped, both ways, with chunk
+// numbers from 0 (results/2026-11-27_ce_seq_wrap/run4; the cause is not established). At the
+// default 32 MiB chunks the bound is a call of about 5 GiB.
 constexpr uint64_t kCeMaxCallChunks = 160;
 // At least as many chunks as any form of a call of `bytes` (the whole buffer, as CeCallFacts counts
 // it) takes: the chunk is rounded down by at most 16 bytes per rank (CeChunks), so this divides by

@@ -411,8 +411,8 @@ Status CeComm::Init(ncclComm_t nccl, const CeConfig& cfg, cudaStream_t s) {
   for (int p = 0; p < nranks_ && !signal_copy_; ++p) {
     if (p == rank_) continue;
     // The word's own start value: anything else would read as chunks done (or never done) there.
-    const CUresult e = Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(s), Dev(RsReady(peers_[p].flags, rank_, 0)),
-                                                     CeFlagValue(cfg_.first_seq), 0);
+    const CUresult e = Driver().cuStreamWriteValue32(reinterpret_cast<CUstream>(s),
+                                                     Dev(RsReady(peers_[p].flags, rank_, 0)), CeFlagValue(cfg_.first_seq), 0);
     if (e != CUDA_SUCCESS) {
       CE_DLOG("init: stream write into rank %d's flags refused (%d): flags by copies", p, static_cast<int>(e));
       signal_copy_ = true;
