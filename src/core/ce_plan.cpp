@@ -67,6 +67,7 @@ uint64_t CeSliceCapacity(uint64_t chunk_elems, int nranks, int elem_bytes) {
 
 std::vector<CeSeq> CeLastPerLane(CeSeq q_first, CeSeq q_last, int lanes) {
   std::vector<CeSeq> last(lanes, 0);
+  if (q_last < q_first) return last;  // an empty range
   // The last `lanes` chunks of the range are enough: every lane's last one is among them.
   const CeSeq from = q_last - q_first >= static_cast<CeSeq>(lanes) ? q_last - static_cast<CeSeq>(lanes) + 1 : q_first;
   for (CeSeq q = from; q <= q_last; ++q) last[CeLane(q, lanes)] = q;

@@ -119,6 +119,7 @@ TEST(CePlan, ProtocolIndexes) {
   const auto across = CeLastPerLane(wrap - 2, wrap + 1, 3);
   EXPECT_EQ(across, (std::vector<CeSeq>{wrap - 1, wrap, wrap + 1}));
   EXPECT_EQ(CeLastPerLane(wrap - 1, wrap - 1, 2), (std::vector<CeSeq>{0, wrap - 1}));
+  EXPECT_EQ(CeLastPerLane(wrap + 1, wrap, 2), (std::vector<CeSeq>{0, 0})) << "an empty range";
   for (int n : {3, 5, 6, 7})
     EXPECT_EQ(CeSlot(wrap, n), (CeSlot(wrap - 1, n) + 1) % n) << n << " slots";
   EXPECT_EQ(CeFreeWaitValue(wrap + 1, 8), wrap - 7);

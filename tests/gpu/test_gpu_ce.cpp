@@ -267,8 +267,6 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
   }
 }
 
-// Rank 1 never enters the collective: rank 0's waits hang until Abort() releases them; then the
-// stream drains and the error is reported.
 // Chunk numbers past 2^32, where the flag words (their low 32 bits) wrap: at the DDP example's
 // rate, about 4,000 chunks a second, that comes after some 12 days of training. Each configuration
 // starts a few chunks before it (CeConfig::first_seq; RankCases checks that both steps crossed it):
@@ -314,6 +312,8 @@ TEST(CeCollMultiGpu, FlagWrapBulkRounds) {
   CrossTheWrap(c, 40);
 }
 
+// Rank 1 never enters the collective: rank 0's waits hang until Abort() releases them; then the
+// stream drains and the error is reported.
 TEST(CeCollMultiGpu, AbortEndsACollectiveWhosePeerNeverCame) {
   if (Gpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
   std::atomic<bool> rank0_done{false};
