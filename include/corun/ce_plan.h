@@ -177,6 +177,9 @@ constexpr uint64_t kCeMaxCallChunks = 160;
 // it) takes: the chunk is rounded down by at most 16 bytes per rank (CeChunks), so this divides by
 // chunk_bytes less 1 KiB.
 uint64_t CeCallChunksBound(uint64_t bytes, const CeConfig& cfg);
+// The one chunk rule of the interposer's route, the bench's rows and CeComm's calls: "" or
+// "unsupported: ... chunks ..." naming the bound and the remedy.
+std::string CeChunksDecision(uint64_t bytes, const CeConfig& cfg);
 // Largest communicator the interposer serves (CORUN_CE_MAX_RANKS overrides it, up to 8). The
 // protocol passes its tests with 4 processes and serves PyTorch's collectives exactly on 4 ranks,
 // but the DDP example under `corun -p ce` on 4 GPUs ran 28% slower than stock (48.03 vs 37.60

@@ -113,12 +113,9 @@ Status Rank::SetupCe(const Workload& w, PolicyCtx* c) {
   } else if (!ce_->Serves(w.coll)) {
     c->skip = std::string("ce does not serve ") + CollectiveName(w.coll) + " (NCCL's own zero-CTA path is not wired yet)";
   } else {
-    const std::string why = CeCallDecision(dtype_ == DType::kFp32 ? "fp32" : "bf16", "sum", w.bytes, ce_cfg_);
+    std::string why = CeCallDecision(dtype_ == DType::kFp32 ? "fp32" : "bf16", "sum", w.bytes, ce_cfg_);
+    if (why.empty()) why = CeChunksDecision(w.bytes, ce_cfg_);  // the interposer's chunk bound too
     if (!why.empty()) c->skip = "ce " + why;
-    // The interposer's bound too (kCeMaxCallChunks: a call of 1,601 chunks stopped).
-    else if (CeCallChunksBound(w.bytes, ce_cfg_) > kCeMaxCallChunks)
-      c->skip = "ce: more than " + std::to_string(kCeMaxCallChunks) + " chunks of " +
-                std::to_string(ce_cfg_.chunk_bytes) + " B in one call (set a larger CORUN_CE_CHUNK)";
   }
   if (c->skip.empty()) c->note += (c->note.empty() ? "" : "; ") + std::string("copy engines, no NCCL");
   return Status::Ok();

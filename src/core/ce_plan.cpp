@@ -125,6 +125,13 @@ uint64_t CeCallChunksBound(uint64_t bytes, const CeConfig& cfg) {
   return (bytes + chunk - 1) / chunk;
 }
 
+std::string CeChunksDecision(uint64_t bytes, const CeConfig& cfg) {
+  if (CeCallChunksBound(bytes, cfg) <= kCeMaxCallChunks) return "";
+  return "unsupported: a call of " + std::to_string(bytes) + " bytes takes more than " +
+         std::to_string(kCeMaxCallChunks) + " chunks of " + std::to_string(cfg.chunk_bytes) +
+         " bytes (a larger CORUN_CE_CHUNK serves it)";
+}
+
 std::string CeConfigError(const CeConfig& cfg) {
   if (cfg.chunk_bytes < 4096) return "chunk_bytes must be at least 4096";
   if (cfg.slots < 2 || cfg.slots > 64) return "slots must be in [2, 64]";

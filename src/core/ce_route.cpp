@@ -37,7 +37,7 @@ CeRoute CeRouteCall(const CeCallFacts& f, const CeConfig& cfg) {
     if (!CeCallDecision(f.dtype, f.op, ~uint64_t{0}, cfg).empty()) return CeRoute::kOp;
     return CeRoute::kSmall;
   }
-  if (CeCallChunksBound(f.bytes, cfg) > kCeMaxCallChunks) return CeRoute::kChunks;
+  if (!CeChunksDecision(f.bytes, cfg).empty()) return CeRoute::kChunks;
   if (f.state == CeState::kUnusable) return CeRoute::kUnusable;
   return CeRoute::kServe;
 }

@@ -178,6 +178,8 @@ class CeComm {
   uint32_t* AgFree(uint32_t* f, int src, int lane) const {
     return f + 2 * nranks_ * cfg_.lanes + nranks_ + src * cfg_.lanes + lane;
   }
+  // After the peers are mapped (Init): how flags travel, the call streams, events, priorities.
+  Status SetUpSignalsAndStreams(cudaStream_t s);
   size_t FlagWords() const { return 3 * static_cast<size_t>(nranks_) * cfg_.lanes + nranks_; }
   char* Slot(char* staging, CeSeq q, int src_row) const;
 

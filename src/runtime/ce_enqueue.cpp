@@ -31,9 +31,8 @@ Status CeComm::Launch(Kind k, const void* send, void* recv, uint64_t count, DTyp
   // Refused before anything is queued, alike on every rank (it depends on the call alone): a call
   // of 1,601 chunks stopped (kCeMaxCallChunks). The interposer routes such calls to NCCL first.
   const uint64_t whole = count * DTypeSize(t) * (k == Kind::kAllReduce ? 1 : static_cast<uint64_t>(nranks_));
-  if (CeCallChunksBound(whole, cfg_) > kCeMaxCallChunks)
-    CORUN_FAIL("CeComm: a call of " + std::to_string(whole) + " B takes more than " + std::to_string(kCeMaxCallChunks) +
-               " chunks of " + std::to_string(cfg_.chunk_bytes) + " B (a larger CeConfig::chunk_bytes serves it)");
+  const std::string chunks = CeChunksDecision(whole, cfg_);
+  if (!chunks.empty()) CORUN_FAIL("CeComm: " + chunks);
   if (!enq_stream_) return LaunchNow(k, send, recv, count, t, s);
   if (count == 0) return Status::Ok();
   cudaEvent_t ev = nullptr;

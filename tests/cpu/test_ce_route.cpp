@@ -57,6 +57,9 @@ TEST(CeRoute, EachReason) {
   // Chunks: at the default 32 MiB a call of 4.5 GiB is served, one of 6 GiB goes to NCCL.
   EXPECT_EQ(with([](CeCallFacts& f) { f.bytes = 9ull << 29; }), CeRoute::kServe);
   EXPECT_EQ(with([](CeCallFacts& f) { f.bytes = 6ull << 30; }), CeRoute::kChunks);
+  EXPECT_NE(CeChunksDecision(6ull << 30, Cfg()).find("more than 160 chunks of 33554432 bytes"), std::string::npos)
+      << CeChunksDecision(6ull << 30, Cfg());
+  EXPECT_EQ(CeChunksDecision(9ull << 29, Cfg()), "");
   EXPECT_EQ(with([](CeCallFacts& f) { f.state = CeState::kUnusable; }), CeRoute::kUnusable);
 }
 

@@ -27,6 +27,20 @@ struct Case {
 
 using FailFn = std::function<void(const std::string&)>;
 
+// The stressed protocol: 64 KiB chunks through two slots on three lanes, one chunk per reduction,
+// all-gather by pulls (ag_pull given explicitly: pull_by_ranks off), so every slot is reused many
+// times in one call. Tests change what they vary from here.
+inline CeConfig StressedConfig() {
+  CeConfig c;
+  c.ag_pull = true;
+  c.pull_by_ranks = false;
+  c.chunk_bytes = 64 << 10;
+  c.slots = 2;
+  c.lanes = 3;
+  c.batch = 1;
+  return c;
+}
+
 // Loads every kernel the cases launch (fill, verify per dtype and mode, memset) before any CE
 // call is in flight: a lazy module load behind stream waits on a peer can block this thread
 // while the peer's thread waits for it (ce_comm.h, ordering rule).

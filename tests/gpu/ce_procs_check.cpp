@@ -159,13 +159,7 @@ int Run(const Options& o) {
         cases.push_back({col, t, c});
   // The default configuration, then a stressed one (tiny chunks, two slots: every slot reused) in
   // the pull form whatever the rank count (the default pushes: CePullByRanks).
-  CeConfig stressed;
-  stressed.ag_pull = true;
-  stressed.pull_by_ranks = false;
-  stressed.chunk_bytes = 64 << 10;
-  stressed.slots = 2;
-  stressed.lanes = 3;
-  stressed.batch = 1;
+  CeConfig stressed = cecheck::StressedConfig();
   // The pull form at the default chunks whatever the rank count (CORUN_CE_PULL=1 on 4 ranks).
   CeConfig pull;
   pull.ag_pull = true;

@@ -230,13 +230,8 @@ TEST(CeCollMultiGpu, StressedProtocolConfiguration) {
   const int n = Gpus();
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs";
   for (bool pull : {false, true}) {
-    CeConfig cfg;
+    CeConfig cfg = cecheck::StressedConfig();
     cfg.ag_pull = pull;
-    cfg.pull_by_ranks = false;
-    cfg.chunk_bytes = 64 << 10;
-    cfg.slots = 2;
-    cfg.lanes = 3;
-    cfg.batch = 1;
     cfg.direct = false;  // the allreduces through the staging first, then straight between the outputs
     std::vector<Case> cases = {{Collective::kAllReduce, DType::kBf16, 1000003},
                                {Collective::kReduceScatter, DType::kFp32, 300007},
@@ -292,13 +287,10 @@ CeConfig PullThroughStaging() {
   c.chunk_bytes = 1 << 20;
   return c;
 }
-CeConfig SmallChunks() {
-  CeConfig c = PullThroughStaging();
+CeConfig SmallChunks() {  // the stressed protocol in the push form, through the staging
+  CeConfig c = cecheck::StressedConfig();
   c.ag_pull = false;
-  c.chunk_bytes = 64 << 10;
-  c.slots = 2;
-  c.lanes = 3;
-  c.batch = 1;
+  c.direct = false;
   return c;
 }
 TEST(CeCollMultiGpu, FlagWrapDefaults) { CrossTheWrap(CeConfig{}, 3); }  // 32 MiB chunks: a few per step
